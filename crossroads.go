@@ -1,0 +1,227 @@
+// Package crossroads holds the domain types of the Crossroads hub and the
+// narrow interfaces through which the rest of the code reaches storage, the
+// audit trail and the network. Everything here is plain data: no I/O.
+package crossroads
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Status values shared by participants and authorisations.
+const (
+	StatusActive    = "active"
+	StatusSuspended = "suspended"
+	StatusRevoked   = "revoked" // authorisations only
+)
+
+// Participant kinds.
+const (
+	KindInstitution     = "institution"      // a client institution that consumes services
+	KindAuthenticSource = "authentic-source" // a provider of services
+	KindNationalBackend = "national-backend" // a peer hub (federation profile)
+	KindOperator        = "operator"         // runs the hub; uses the admin API
+	KindAuditor         = "auditor"          // reads the audit trail
+)
+
+// Participant is an institution, national backend or operator of the network.
+type Participant struct {
+	ID              string `json:"id" yaml:"id"`
+	Name            string `json:"name" yaml:"name"`
+	Kind            string `json:"kind" yaml:"kind"`
+	Status          string `json:"status" yaml:"status"`
+	IncidentContact string `json:"incidentContact,omitempty" yaml:"incidentContact,omitempty"`
+}
+
+// Service is an offering of an authentic source, reached through the hub.
+type Service struct {
+	ID             string `json:"id" yaml:"id"`
+	Provider       string `json:"provider" yaml:"provider"`
+	BaseURL        string `json:"baseUrl" yaml:"baseUrl"`
+	Description    string `json:"description,omitempty" yaml:"description,omitempty"`
+	Classification int    `json:"classification" yaml:"classification"` // data classification 0–4 (seed 001)
+	// Fields lists, as JSON pointers (RFC 6901), what the service may return.
+	Fields         []string `json:"fields" yaml:"fields"`
+	ConcernsPerson bool     `json:"concernsPerson" yaml:"concernsPerson"`
+}
+
+// Capacity is the role in which a participant holds a file on a person,
+// e.g. sector "17" (unemployment) capacity "beneficiary".
+type Capacity struct {
+	Sector string `json:"sector" yaml:"sector"`
+	Code   string `json:"code" yaml:"code"`
+}
+
+// WholePayload, as a permitted field, grants the entire response (the only
+// way a non-JSON response can pass).
+const WholePayload = ""
+
+// Authorisation is a public deliberation or data permit.
+type Authorisation struct {
+	ID        string   `json:"id" yaml:"id"`
+	Reference string   `json:"reference" yaml:"reference"` // public reference, e.g. deliberation number
+	Grantee   string   `json:"grantee" yaml:"grantee"`
+	Services  []string `json:"services" yaml:"services"`
+	Purposes  []string `json:"purposes" yaml:"purposes"`
+	// Fields maps a service id to the JSON pointers the grantee may receive.
+	// A pointer of "" (WholePayload) grants the whole response.
+	Fields     map[string][]string `json:"fields" yaml:"fields"`
+	Capacities []Capacity          `json:"capacities,omitempty" yaml:"capacities,omitempty"`
+	ValidFrom  time.Time           `json:"validFrom" yaml:"validFrom"`
+	ValidTo    time.Time           `json:"validTo" yaml:"validTo"` // exclusive; zero means open-ended
+	Status     string              `json:"status" yaml:"status"`
+	Limits     *Limits             `json:"limits,omitempty" yaml:"limits,omitempty"`
+}
+
+// Limits bound the traffic a participant or authorisation may send.
+type Limits struct {
+	RatePerSecond float64 `json:"ratePerSecond,omitempty" yaml:"ratePerSecond,omitempty"`
+	Burst         int     `json:"burst,omitempty" yaml:"burst,omitempty"`
+	MaxConcurrent int     `json:"maxConcurrent,omitempty" yaml:"maxConcurrent,omitempty"`
+}
+
+// ActiveAt reports whether the authorisation is active at t.
+func (a *Authorisation) ActiveAt(t time.Time) bool {
+	return a.Status == StatusActive && !t.Before(a.ValidFrom) && (a.ValidTo.IsZero() || t.Before(a.ValidTo))
+}
+
+// Integration records that a participant has a file on a person in a
+// capacity for a period: one row of the reference directory (seed 001).
+type Integration struct {
+	Person      string    `json:"person" yaml:"person"` // canonical person id
+	Participant string    `json:"participant" yaml:"participant"`
+	Sector      string    `json:"sector" yaml:"sector"`
+	Capacity    string    `json:"capacity" yaml:"capacity"`
+	From        time.Time `json:"from" yaml:"from"`
+	To          time.Time `json:"to,omitempty" yaml:"to,omitempty"` // exclusive; zero means open-ended
+}
+
+// ActiveAt reports whether the integration's period contains t.
+func (i *Integration) ActiveAt(t time.Time) bool {
+	return !t.Before(i.From) && (i.To.IsZero() || t.Before(i.To))
+}
+
+// Reason explains a decision or a refusal. The set is part of the public API.
+type Reason string
+
+// Decision and refusal reasons.
+const (
+	ReasonAllowed                Reason = "allowed"
+	ReasonUnknownService         Reason = "unknown-service"
+	ReasonNoAuthorisation        Reason = "no-authorisation"
+	ReasonPurposeNotCovered      Reason = "purpose-not-covered"
+	ReasonAuthorisationNotActive Reason = "authorisation-not-active"
+	ReasonNoIntegration          Reason = "no-integration"
+	ReasonCapacityNotCovered     Reason = "capacity-not-covered"
+	ReasonParticipantSuspended   Reason = "participant-suspended"
+	ReasonProviderSuspended      Reason = "provider-suspended"
+	ReasonUnknownParticipant     Reason = "unknown-participant"
+
+	// Bad input (400).
+	ReasonInvalidSubject   Reason = "invalid-subject"
+	ReasonMissingSubject   Reason = "missing-subject"
+	ReasonMissingPurpose   Reason = "missing-purpose"
+	ReasonMissingUser      Reason = "missing-user"
+	ReasonInvalidHeader    Reason = "invalid-header"
+	ReasonInvalidPath      Reason = "invalid-path"
+	ReasonBodyTooLarge     Reason = "body-too-large"
+	ReasonInvalidBody      Reason = "invalid-body"
+	ReasonCertificateError Reason = "certificate-required"
+
+	// Failures after an allowed decision.
+	ReasonProviderError       Reason = "provider-error"       // 502
+	ReasonProviderTimeout     Reason = "provider-timeout"     // 504
+	ReasonProviderUnreachable Reason = "provider-unreachable" // 502
+	ReasonResponseNotGranted  Reason = "response-not-granted" // 502: non-JSON without whole-payload grant
+	ReasonAuditUnavailable    Reason = "audit-unavailable"    // 503
+	ReasonRateLimited         Reason = "rate-limited"         // 429
+	ReasonOverloaded          Reason = "overloaded"           // 503
+)
+
+// Decision is the result of the preventive check.
+type Decision struct {
+	Allowed       bool
+	Reason        Reason
+	Authorisation *Authorisation // the covering authorisation, when one was found
+	Fields        []string       // permitted JSON pointers for the service
+}
+
+// Outcome of an exchange, as recorded in the audit trail.
+const (
+	OutcomeAllowed = "allowed" // decided allowed and released
+	OutcomeDenied  = "denied"  // refused by the preventive check or input validation
+	OutcomeFailed  = "failed"  // allowed, but the provider or the hub failed
+)
+
+// AuditRecord is what the hub records of every exchange, allowed, denied or
+// failed. It holds personal data (the subject), so it is stored encrypted.
+type AuditRecord struct {
+	ExchangeID       string    `json:"exchangeId"`
+	Time             time.Time `json:"time"`
+	Requester        string    `json:"requester"`
+	User             string    `json:"user,omitempty"`
+	Service          string    `json:"service,omitempty"`
+	Provider         string    `json:"provider,omitempty"`
+	Subject          string    `json:"subject,omitempty"`
+	Purpose          string    `json:"purpose,omitempty"`
+	AuthorisationID  string    `json:"authorisationId,omitempty"`
+	AuthorisationRef string    `json:"authorisationRef,omitempty"`
+	CorrelationID    string    `json:"correlationId,omitempty"`
+	Method           string    `json:"method,omitempty"`
+	Outcome          string    `json:"outcome"`
+	Reason           Reason    `json:"reason"`
+	ProviderStatus   int       `json:"providerStatus,omitempty"`
+	RequestDigest    string    `json:"requestDigest,omitempty"`  // "sha-256=:base64:" of the request body
+	ResponseDigest   string    `json:"responseDigest,omitempty"` // of the released (minimised) body
+	LatencyMicros    int64     `json:"latencyMicros"`
+}
+
+// Receipt is the hub's signed promise that a record will be included in the
+// verifiable log (design §3).
+type Receipt struct {
+	ExchangeID string `json:"exchangeId"`
+	// Token is the compact, signed form sent in the Crossroads-Receipt header.
+	Token string `json:"token"`
+}
+
+// AuditLog makes audit records durable. Commit returns only once rec is
+// durable; the caller must not release anything before that. An error means
+// the record is not durable and nothing may be released.
+type AuditLog interface {
+	Commit(ctx context.Context, rec *AuditRecord) (Receipt, error)
+}
+
+// Network is a set of register entries: the content of a network.yaml, or
+// a snapshot of the registers.
+type Network struct {
+	Participants   []Participant   `json:"participants,omitempty" yaml:"participants,omitempty"`
+	Services       []Service       `json:"services,omitempty" yaml:"services,omitempty"`
+	Authorisations []Authorisation `json:"authorisations,omitempty" yaml:"authorisations,omitempty"`
+	Integrations   []Integration   `json:"integrations,omitempty" yaml:"integrations,omitempty"`
+}
+
+// RegisterStore persists the registers. Every method is atomic.
+type RegisterStore interface {
+	// Registers returns all participants, services and authorisations.
+	Registers(ctx context.Context) (*Network, error)
+	// Apply upserts every entry of n (integrations included) in one
+	// transaction: all or nothing.
+	Apply(ctx context.Context, n *Network) error
+	// PutIntegration inserts or replaces the integration with the same
+	// (person, participant, sector, capacity, from).
+	PutIntegration(ctx context.Context, in Integration) error
+	// DeleteIntegration removes it; ErrNotFound when absent.
+	DeleteIntegration(ctx context.Context, in Integration) error
+	// Integrations lists integrations, filtered by participant and/or person when non-empty.
+	Integrations(ctx context.Context, participant, person string) ([]Integration, error)
+	// EachIntegration streams every integration (to build the in-memory index at start).
+	EachIntegration(ctx context.Context, fn func(Integration) error) error
+}
+
+// Common errors. Wrap them; test with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid")
+)
