@@ -225,3 +225,26 @@ var (
 	ErrConflict = errors.New("conflict")
 	ErrInvalid  = errors.New("invalid")
 )
+
+// Certificate is a certificate issued by the network CA to a participant.
+type Certificate struct {
+	Serial           string    `json:"serial"` // lowercase hex, no separators
+	Participant      string    `json:"participant"`
+	NotBefore        time.Time `json:"notBefore"`
+	NotAfter         time.Time `json:"notAfter"`
+	RevokedAt        time.Time `json:"revokedAt,omitzero"` // zero when not revoked
+	RevocationReason string    `json:"revocationReason,omitempty"`
+	PEM              string    `json:"pem,omitempty"`
+}
+
+// CertificateStore records issued certificates and their revocation.
+type CertificateStore interface {
+	RecordCertificate(ctx context.Context, c Certificate) error
+	// RevokeCertificate marks the certificate revoked; ErrNotFound if unknown.
+	// Revoking twice keeps the first time.
+	RevokeCertificate(ctx context.Context, serial string, at time.Time, reason string) error
+	Certificates(ctx context.Context) ([]Certificate, error)
+	// RevokedSince returns the serials revoked after cursor (0 for all) and
+	// the new cursor; cheap enough to poll several times a second.
+	RevokedSince(ctx context.Context, cursor int64) (serials []string, next int64, err error)
+}
