@@ -248,3 +248,16 @@ type CertificateStore interface {
 	// the new cursor; cheap enough to poll several times a second.
 	RevokedSince(ctx context.Context, cursor int64) (serials []string, next int64, err error)
 }
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying the authenticated participant.
+func WithCaller(ctx context.Context, p *Participant) context.Context {
+	return context.WithValue(ctx, callerKey{}, p)
+}
+
+// CallerFrom returns the authenticated participant of a request, if any.
+func CallerFrom(ctx context.Context) (*Participant, bool) {
+	p, ok := ctx.Value(callerKey{}).(*Participant)
+	return p, ok && p != nil
+}

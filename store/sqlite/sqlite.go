@@ -1,0 +1,121 @@
+// Package sqlite is the embedded store: SQLite through modernc.org/sqlite
+// (pure Go), one database file per concern in the data directory, schemas
+// evolved by numbered, embedded migrations.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations
+var migrationsFS embed.FS
+
+// conn is a pair of pools over one database file: a single writer (SQLite
+// allows one at a time; queuing in Go is cheaper than SQLITE_BUSY) and
+// several readers (WAL lets them run beside the writer).
+type conn struct {
+	w *sql.DB
+	r *sql.DB
+}
+
+// openDB opens (creating if needed) the database at file and applies the
+// migrations under migrations/<schema>/ that it has not yet applied.
+func openDB(ctx context.Context, file, schema string) (*conn, error) {
+	dsn := "file:" + file + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", file, err)
+	}
+	w.SetMaxOpenConns(1)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", file, err)
+	}
+	if err := migrate(ctx, w, schema); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn+"&mode=ro")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s for reading: %w", file, err)
+	}
+	r.SetMaxOpenConns(8)
+	return &conn{w: w, r: r}, nil
+}
+
+func (c *conn) close() error {
+	return errors.Join(c.r.Close(), c.w.Close())
+}
+
+// migrate applies migrations/<schema>/NNNN_name.sql in order, each in its
+// own transaction together with its row in schema_migrations.
+func migrate(ctx context.Context, db *sql.DB, schema string) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))`); err != nil {
+		return fmt.Errorf("migrations table: %w", err)
+	}
+	dir := path.Join("migrations", schema)
+	entries, err := fs.ReadDir(migrationsFS, dir)
+	if err != nil {
+		return fmt.Errorf("read migrations %s: %w", schema, err)
+	}
+	type mig struct {
+		version int
+		name    string
+	}
+	var migs []mig
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".sql") {
+			continue
+		}
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return fmt.Errorf("migration %s: name must start with a number and '_'", name)
+		}
+		migs = append(migs, mig{v, name})
+	}
+	sort.Slice(migs, func(i, j int) bool { return migs[i].version < migs[j].version })
+	for _, m := range migs {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := fs.ReadFile(migrationsFS, path.Join(dir, m.name))
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, name) VALUES (?, ?)`, m.version, m.name); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
