@@ -1,0 +1,275 @@
+// Package directory keeps the registers and the person directory in memory
+// for the preventive check, in front of a durable crossroads.RegisterStore.
+//
+// Writes go to the store first and reach memory only once durable, so the
+// check never allows on the strength of something a crash would forget.
+// Reads take no lock on the registers (an immutable snapshot behind an
+// atomic pointer) and a shard read-lock on the person directory.
+package directory
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/crossroads-hub/crossroads"
+)
+
+// Directory answers policy.View from memory and writes through to a store.
+type Directory struct {
+	store crossroads.RegisterStore
+	regs  atomic.Pointer[registers]
+
+	writeMu sync.Mutex // serialises writes so memory follows the store's order
+	seed    maphash.Seed
+	shards  [shardCount]shard
+}
+
+const shardCount = 256
+
+type key struct{ person, participant string }
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[key][]crossroads.Integration // slices are replaced, never modified in place
+}
+
+// registers is an immutable snapshot of participants, services and
+// authorisations, indexed for the check.
+type registers struct {
+	net          *crossroads.Network
+	participants map[string]*crossroads.Participant
+	services     map[string]*crossroads.Service
+	byGrant      map[grant][]*crossroads.Authorisation
+	byID         map[string]*crossroads.Authorisation
+}
+
+type grant struct{ grantee, service string }
+
+// Open loads the registers and every integration from store.
+func Open(ctx context.Context, store crossroads.RegisterStore) (*Directory, error) {
+	d := &Directory{store: store, seed: maphash.MakeSeed()}
+	for i := range d.shards {
+		d.shards[i].m = make(map[key][]crossroads.Integration)
+	}
+	if err := d.reloadRegisters(ctx); err != nil {
+		return nil, err
+	}
+	err := store.EachIntegration(ctx, func(in crossroads.Integration) error {
+		d.put(in)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load integrations: %w", err)
+	}
+	return d, nil
+}
+
+func (d *Directory) reloadRegisters(ctx context.Context) error {
+	n, err := d.store.Registers(ctx)
+	if err != nil {
+		return fmt.Errorf("load registers: %w", err)
+	}
+	d.regs.Store(index(n))
+	return nil
+}
+
+func index(n *crossroads.Network) *registers {
+	r := &registers{
+		net:          n,
+		participants: make(map[string]*crossroads.Participant, len(n.Participants)),
+		services:     make(map[string]*crossroads.Service, len(n.Services)),
+		byGrant:      make(map[grant][]*crossroads.Authorisation),
+		byID:         make(map[string]*crossroads.Authorisation, len(n.Authorisations)),
+	}
+	for i := range n.Participants {
+		r.participants[n.Participants[i].ID] = &n.Participants[i]
+	}
+	for i := range n.Services {
+		r.services[n.Services[i].ID] = &n.Services[i]
+	}
+	for i := range n.Authorisations {
+		a := &n.Authorisations[i]
+		r.byID[a.ID] = a
+		for _, s := range a.Services {
+			g := grant{a.Grantee, s}
+			r.byGrant[g] = append(r.byGrant[g], a)
+		}
+	}
+	return r
+}
+
+func (d *Directory) shard(person string) *shard {
+	return &d.shards[maphash.String(d.seed, person)%shardCount]
+}
+
+// put adds or replaces in in memory (same identity: person, participant,
+// sector, capacity, from).
+func (d *Directory) put(in crossroads.Integration) {
+	s := d.shard(in.Person)
+	k := key{in.Person, in.Participant}
+	s.mu.Lock()
+	old := s.m[k]
+	next := make([]crossroads.Integration, 0, len(old)+1)
+	for _, o := range old {
+		if !sameIntegration(o, in) {
+			next = append(next, o)
+		}
+	}
+	s.m[k] = append(next, in)
+	s.mu.Unlock()
+}
+
+func (d *Directory) remove(in crossroads.Integration) {
+	s := d.shard(in.Person)
+	k := key{in.Person, in.Participant}
+	s.mu.Lock()
+	old := s.m[k]
+	next := make([]crossroads.Integration, 0, len(old))
+	for _, o := range old {
+		if !sameIntegration(o, in) {
+			next = append(next, o)
+		}
+	}
+	if len(next) == 0 {
+		delete(s.m, k)
+	} else {
+		s.m[k] = next
+	}
+	s.mu.Unlock()
+}
+
+func sameIntegration(a, b crossroads.Integration) bool {
+	return a.Person == b.Person && a.Participant == b.Participant && a.Sector == b.Sector &&
+		a.Capacity == b.Capacity && a.From.Equal(b.From)
+}
+
+// Participant implements policy.View.
+func (d *Directory) Participant(id string) (*crossroads.Participant, bool) {
+	p, ok := d.regs.Load().participants[id]
+	return p, ok
+}
+
+// Service implements policy.View.
+func (d *Directory) Service(id string) (*crossroads.Service, bool) {
+	s, ok := d.regs.Load().services[id]
+	return s, ok
+}
+
+// Authorisations implements policy.View.
+func (d *Directory) Authorisations(grantee, service string) []*crossroads.Authorisation {
+	return d.regs.Load().byGrant[grant{grantee, service}]
+}
+
+// Authorisation returns an authorisation by id.
+func (d *Directory) Authorisation(id string) (*crossroads.Authorisation, bool) {
+	a, ok := d.regs.Load().byID[id]
+	return a, ok
+}
+
+// Integrations implements policy.View.
+func (d *Directory) Integrations(person, participant string) []crossroads.Integration {
+	s := d.shard(person)
+	s.mu.RLock()
+	v := s.m[key{person, participant}]
+	s.mu.RUnlock()
+	return v
+}
+
+// Snapshot returns the registers (participants, services, authorisations)
+// as last loaded; callers must not modify it.
+func (d *Directory) Snapshot() *crossroads.Network {
+	return d.regs.Load().net
+}
+
+// Capacities returns the capacities that participant's authorisations name
+// (any status), the only ones in which it may register integrations.
+func (d *Directory) Capacities(participant string) []crossroads.Capacity {
+	var out []crossroads.Capacity
+	for _, a := range d.regs.Load().net.Authorisations {
+		if a.Grantee != participant {
+			continue
+		}
+		for _, c := range a.Capacities {
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Sector != out[j].Sector {
+			return out[i].Sector < out[j].Sector
+		}
+		return out[i].Code < out[j].Code
+	})
+	return out
+}
+
+// Store returns the directory as a crossroads.RegisterStore: writes go to
+// the underlying store and, once durable, to memory. Use it for every write
+// (apply, the admin API, participants managing their integrations).
+func (d *Directory) Store() crossroads.RegisterStore { return writeThrough{d} }
+
+type writeThrough struct{ d *Directory }
+
+var _ crossroads.RegisterStore = writeThrough{}
+
+// Registers implements crossroads.RegisterStore from memory.
+func (w writeThrough) Registers(ctx context.Context) (*crossroads.Network, error) {
+	return w.d.regs.Load().net, nil
+}
+
+// Apply implements crossroads.RegisterStore.
+func (w writeThrough) Apply(ctx context.Context, n *crossroads.Network) error {
+	d := w.d
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	if err := d.store.Apply(ctx, n); err != nil {
+		return err
+	}
+	for _, in := range n.Integrations {
+		d.put(in)
+	}
+	if len(n.Participants)+len(n.Services)+len(n.Authorisations) > 0 {
+		return d.reloadRegisters(ctx)
+	}
+	return nil
+}
+
+// PutIntegration implements crossroads.RegisterStore.
+func (w writeThrough) PutIntegration(ctx context.Context, in crossroads.Integration) error {
+	d := w.d
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	if err := d.store.PutIntegration(ctx, in); err != nil {
+		return err
+	}
+	d.put(in)
+	return nil
+}
+
+// DeleteIntegration implements crossroads.RegisterStore.
+func (w writeThrough) DeleteIntegration(ctx context.Context, in crossroads.Integration) error {
+	d := w.d
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	if err := d.store.DeleteIntegration(ctx, in); err != nil {
+		return err
+	}
+	d.remove(in)
+	return nil
+}
+
+// Integrations implements crossroads.RegisterStore (listing from the store).
+func (w writeThrough) Integrations(ctx context.Context, participant, person string) ([]crossroads.Integration, error) {
+	return w.d.store.Integrations(ctx, participant, person)
+}
+
+// EachIntegration implements crossroads.RegisterStore.
+func (w writeThrough) EachIntegration(ctx context.Context, fn func(crossroads.Integration) error) error {
+	return w.d.store.EachIntegration(ctx, fn)
+}
