@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,9 +33,22 @@ type conn struct {
 
 // openDB opens (creating if needed) the database at file and applies the
 // migrations under migrations/<schema>/ that it has not yet applied.
+//
+// It first checks that the directory exists and that the file and the
+// directory are writable (SQLite needs to create -wal and -shm files beside
+// the database), so that a missing, read-only or unwritable data directory
+// is reported as such rather than as SQLite's "unable to open database file".
 func openDB(ctx context.Context, file, schema string) (*conn, error) {
-	dsn := "file:" + file + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
-	w, err := sql.Open("sqlite", dsn)
+	if err := checkWritable(file); err != nil {
+		return nil, fmt.Errorf("open %s database: %w", schema, err)
+	}
+	// In SQLite URIs, '?' and '#' end the path and '%' starts an escape.
+	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(file)
+	const pragmas = "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
+	// The writer takes the write lock when a transaction begins (no
+	// upgrade deadlocks); readers use deferred transactions, as a read-only
+	// connection cannot take the write lock.
+	w, err := sql.Open("sqlite", uri+pragmas+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", file, err)
 	}
@@ -44,15 +59,39 @@ func openDB(ctx context.Context, file, schema string) (*conn, error) {
 	}
 	if err := migrate(ctx, w, schema); err != nil {
 		w.Close()
-		return nil, err
+		return nil, fmt.Errorf("open %s: %w", file, err)
 	}
-	r, err := sql.Open("sqlite", dsn+"&mode=ro")
+	r, err := sql.Open("sqlite", uri+pragmas+"&_txlock=deferred&mode=ro")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open %s for reading: %w", file, err)
 	}
 	r.SetMaxOpenConns(8)
 	return &conn{w: w, r: r}, nil
+}
+
+// checkWritable reports, with the operating system's reason, why the
+// database file cannot be created or written.
+func checkWritable(file string) error {
+	dir := filepath.Dir(file)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("data directory %s: not a directory", dir)
+	}
+	probe, err := os.CreateTemp(dir, ".crossroads-probe-*")
+	if err != nil {
+		return fmt.Errorf("data directory %s is not writable: %w", dir, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("database file is not writable: %w", err)
+	}
+	return f.Close()
 }
 
 func (c *conn) close() error {
