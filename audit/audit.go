@@ -1,0 +1,405 @@
+// Package audit is the verifiable audit trail of the hub (design §3).
+//
+// Every exchange's AuditRecord is made durable in an encrypted store before
+// the hub releases anything (Trail.Commit, with group commit), then, in the
+// background, committed as a leaf of an append-only Merkle log (Tessera,
+// POSIX driver) whose checkpoints, tiles and entry bundles can be published
+// in the C2SP tlog-tiles / tlog-checkpoint formats and verified with
+// standard libraries (see package audit/verify).
+//
+// Leaves hold no personal data: a version byte, the record time truncated
+// to the hour, and the hiding commitment SHA-256(nonce ‖ canonical record).
+// Records are stored as AES-256-GCM ciphertext under a data key per day,
+// wrapped by a key-encryption key of a KeyProvider; the subject is only
+// searchable through a keyed blind index.
+package audit
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/crossroads-hub/crossroads"
+	"github.com/transparency-dev/tessera"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// ErrClosed is returned by Commit after Close.
+var ErrClosed = errors.New("audit: trail closed")
+
+// ErrNotIntegrated is returned for a record not yet covered by a published
+// checkpoint.
+var ErrNotIntegrated = errors.New("audit: record not yet in a published checkpoint")
+
+// Config configures a Trail.
+type Config struct {
+	// Dir is the data directory: the Merkle log lives in Dir/log, the
+	// default key files in Dir/audit-keys and Dir/audit-note.key.
+	Dir string
+	// Store persists the records (required).
+	Store Store
+	// KeyProvider wraps data keys; default FileKeys in Dir/audit-keys.
+	KeyProvider KeyProvider
+	// NoteSigner is the note private key ("PRIVATE+KEY+origin+…", Ed25519)
+	// that signs checkpoints and receipts; its name is the log origin.
+	// Default: Dir/audit-note.key, created when absent.
+	NoteSigner string
+	// Origin names a generated note key (default DefaultOrigin).
+	Origin string
+	// MaxMergeDelay is the promised delay within which a committed record is
+	// in a published checkpoint (default 2 s).
+	MaxMergeDelay time.Duration
+	// MaxBatch bounds the records written in one store transaction
+	// (default 4096).
+	MaxBatch int
+	// Logger receives operational messages (never personal data).
+	Logger *slog.Logger
+
+	// test hooks
+	noIntegrate bool         // never integrate into the log
+	beforeMark  func() error // called between integration and marking
+}
+
+// Trail is the audit trail. It implements crossroads.AuditLog.
+type Trail struct {
+	cfg      Config
+	store    Store
+	keys     KeyProvider
+	indexKey []byte
+	signer   note.Signer
+	vkey     string
+	verifier note.Verifier
+	log      *slog.Logger
+
+	dkMu sync.RWMutex
+	dks  map[string]cipher.AEAD
+
+	mu         sync.RWMutex // guards closed and sends on queue
+	closed     bool
+	queue      chan *pending
+	writerDone chan struct{}
+
+	lg *merkleLog
+}
+
+var _ crossroads.AuditLog = (*Trail)(nil)
+
+type pending struct {
+	row  *Row
+	done chan error
+}
+
+// Open opens the trail: keys, store, Merkle log (reconciling it with the
+// store after a crash) and the background writer and integrator.
+func Open(ctx context.Context, cfg Config) (*Trail, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("audit: Config.Store is required")
+	}
+	if cfg.Dir == "" {
+		return nil, errors.New("audit: Config.Dir is required")
+	}
+	if cfg.MaxMergeDelay <= 0 {
+		cfg.MaxMergeDelay = 2 * time.Second
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 4096
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	t := &Trail{
+		cfg:        cfg,
+		store:      cfg.Store,
+		keys:       cfg.KeyProvider,
+		log:        cfg.Logger.With("component", "audit"),
+		dks:        map[string]cipher.AEAD{},
+		queue:      make(chan *pending, cfg.MaxBatch),
+		writerDone: make(chan struct{}),
+	}
+	if t.keys == nil {
+		fk, err := OpenFileKeys(filepath.Join(cfg.Dir, "audit-keys"))
+		if err != nil {
+			return nil, err
+		}
+		t.keys = fk
+	}
+	ik, err := t.keys.IndexKey(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit: index key: %w", err)
+	}
+	t.indexKey = ik
+	skey := cfg.NoteSigner
+	if skey == "" {
+		if skey, err = LoadOrCreateNoteKey(cfg.Dir, cfg.Origin); err != nil {
+			return nil, err
+		}
+	}
+	if t.signer, err = note.NewSigner(skey); err != nil {
+		return nil, fmt.Errorf("audit: note signer: %w", err)
+	}
+	if t.vkey, err = VerifierKey(skey); err != nil {
+		return nil, err
+	}
+	if t.verifier, err = note.NewVerifier(t.vkey); err != nil {
+		return nil, fmt.Errorf("audit: note verifier: %w", err)
+	}
+	if t.lg, err = openLog(ctx, t); err != nil {
+		return nil, err
+	}
+	go t.writer()
+	return t, nil
+}
+
+// Origin returns the log origin (the note key name).
+func (t *Trail) Origin() string { return t.signer.Name() }
+
+// VerifierKey returns the note verifier key of checkpoints and receipts.
+func (t *Trail) VerifierKey() string { return t.vkey }
+
+// Commit makes rec durable and returns a signed receipt promising its
+// inclusion in the log within MaxMergeDelay. It returns only once the
+// record is durable; on error nothing may be released. A zero rec.Time is
+// taken as now.
+func (t *Trail) Commit(ctx context.Context, rec *crossroads.AuditRecord) (crossroads.Receipt, error) {
+	if rec == nil || rec.ExchangeID == "" || rec.Requester == "" || rec.Outcome == "" {
+		return crossroads.Receipt{}, fmt.Errorf("audit: record needs exchange id, requester and outcome: %w", crossroads.ErrInvalid)
+	}
+	r := *rec
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
+	r.Time = r.Time.UTC()
+	row, err := t.seal(ctx, &r)
+	if err != nil {
+		return crossroads.Receipt{}, err
+	}
+	p := &pending{row: row, done: make(chan error, 1)}
+	t.mu.RLock()
+	if t.closed {
+		t.mu.RUnlock()
+		return crossroads.Receipt{}, ErrClosed
+	}
+	select {
+	case t.queue <- p:
+		t.mu.RUnlock()
+	case <-ctx.Done():
+		t.mu.RUnlock()
+		return crossroads.Receipt{}, fmt.Errorf("audit: commit: %w", ctx.Err())
+	}
+	select {
+	case err = <-p.done:
+	case <-ctx.Done():
+		return crossroads.Receipt{}, fmt.Errorf("audit: commit: %w", ctx.Err())
+	}
+	if err != nil {
+		return crossroads.Receipt{}, err
+	}
+	if row.Seq == 0 {
+		return crossroads.Receipt{}, fmt.Errorf("audit: exchange already recorded: %w", crossroads.ErrConflict)
+	}
+	lh := LeafHash(row.Leaf)
+	tok, err := signReceipt(t.signer, &ReceiptClaims{
+		Version:       1,
+		Log:           t.signer.Name(),
+		ExchangeID:    r.ExchangeID,
+		LeafHash:      lh[:],
+		Time:          time.Now().UTC().Truncate(time.Millisecond),
+		MaxMergeDelay: int64((t.cfg.MaxMergeDelay + time.Second - 1) / time.Second),
+	})
+	if err != nil {
+		// The record is durable; a receipt is a courtesy.
+		t.log.Error("audit receipt", "err", err)
+	}
+	return crossroads.Receipt{ExchangeID: r.ExchangeID, Token: tok}, nil
+}
+
+// seal turns a record into a storable row: canonical bytes, commitment,
+// leaf, ciphertext and blind index.
+func (t *Trail) seal(ctx context.Context, r *crossroads.AuditRecord) (*Row, error) {
+	canon, err := Canonical(r)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	c := Commitment(nonce, canon)
+	per := period(r.Time)
+	aead, err := t.dataKey(ctx, per)
+	if err != nil {
+		return nil, err
+	}
+	ct := make([]byte, aead.NonceSize(), aead.NonceSize()+len(canon)+aead.Overhead())
+	rand.Read(ct)
+	ct = aead.Seal(ct, ct, canon, recordAAD(r.ExchangeID))
+	return &Row{
+		ExchangeID:   r.ExchangeID,
+		Time:         r.Time,
+		Requester:    r.Requester,
+		Provider:     r.Provider,
+		Service:      r.Service,
+		Purpose:      r.Purpose,
+		Outcome:      r.Outcome,
+		Reason:       string(r.Reason),
+		SubjectIndex: blindIndex(t.indexKey, r.Subject),
+		Period:       per,
+		Nonce:        nonce,
+		Ciphertext:   ct,
+		Leaf:         Leaf(r.Time, c),
+		Index:        -1,
+	}, nil
+}
+
+// dataKey returns the AEAD of a period's data key, creating, wrapping and
+// storing the key on first use.
+func (t *Trail) dataKey(ctx context.Context, per string) (cipher.AEAD, error) {
+	t.dkMu.RLock()
+	a, ok := t.dks[per]
+	t.dkMu.RUnlock()
+	if ok {
+		return a, nil
+	}
+	t.dkMu.Lock()
+	defer t.dkMu.Unlock()
+	if a, ok := t.dks[per]; ok {
+		return a, nil
+	}
+	dk, err := t.store.Key(ctx, per)
+	if errors.Is(err, crossroads.ErrNotFound) {
+		raw := make([]byte, 32)
+		rand.Read(raw)
+		kek, wrapped, werr := t.keys.Wrap(ctx, raw)
+		if werr != nil {
+			return nil, fmt.Errorf("audit: wrap data key: %w", werr)
+		}
+		dk, err = t.store.PutKey(ctx, DataKey{Period: per, KEKID: kek, Wrapped: wrapped})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit: data key %s: %w", per, err)
+	}
+	raw, err := t.keys.Unwrap(ctx, dk.KEKID, dk.Wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("audit: unwrap data key %s: %w", per, err)
+	}
+	a, err = newGCM(raw)
+	if err != nil {
+		return nil, err
+	}
+	t.dks[per] = a
+	return a, nil
+}
+
+// writer is the single group-commit goroutine: it takes every queued
+// record, writes them in one transaction and wakes their callers.
+func (t *Trail) writer() {
+	defer close(t.writerDone)
+	batch := make([]*pending, 0, t.cfg.MaxBatch)
+	rows := make([]*Row, 0, t.cfg.MaxBatch)
+	for p := range t.queue {
+		batch = append(batch[:0], p)
+	fill:
+		for len(batch) < t.cfg.MaxBatch {
+			select {
+			case p, ok := <-t.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		rows = rows[:0]
+		for _, p := range batch {
+			rows = append(rows, p.row)
+		}
+		err := t.store.InsertBatch(context.Background(), rows)
+		if err != nil {
+			t.log.Error("audit store write failed", "records", len(rows), "err", err)
+			err = fmt.Errorf("audit: store: %w", err)
+		}
+		for _, p := range batch {
+			p.done <- err
+		}
+		if err == nil {
+			t.lg.notify()
+		}
+	}
+}
+
+// Close stops accepting records, waits for the queued ones to be written,
+// integrates what is durable into the log and publishes a checkpoint.
+func (t *Trail) Close(ctx context.Context) error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	close(t.queue)
+	t.mu.Unlock()
+	<-t.writerDone
+	return t.lg.close(ctx)
+}
+
+// decrypt returns the record of a row.
+func (t *Trail) decrypt(ctx context.Context, row *Row) (*crossroads.AuditRecord, []byte, error) {
+	aead, err := t.dataKey(ctx, row.Period)
+	if err != nil {
+		return nil, nil, err
+	}
+	ns := aead.NonceSize()
+	if len(row.Ciphertext) < ns+aead.Overhead() {
+		return nil, nil, errors.New("audit: ciphertext too short")
+	}
+	canon, err := aead.Open(nil, row.Ciphertext[:ns], row.Ciphertext[ns:], recordAAD(row.ExchangeID))
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit: decrypt record: %w", err)
+	}
+	var rec crossroads.AuditRecord
+	if err := json.Unmarshal(canon, &rec); err != nil {
+		return nil, nil, fmt.Errorf("audit: decode record: %w", err)
+	}
+	return &rec, canon, nil
+}
+
+// Rewrap rewraps every data key not wrapped under the KeyProvider's current
+// KEK (after a KEK rotation) and returns how many it rewrapped.
+func (t *Trail) Rewrap(ctx context.Context) (int, error) {
+	cur, err := t.keys.CurrentKEK(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("audit: rewrap: %w", err)
+	}
+	dks, err := t.store.Keys(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("audit: rewrap: %w", err)
+	}
+	n := 0
+	for _, dk := range dks {
+		if dk.KEKID == cur {
+			continue
+		}
+		raw, err := t.keys.Unwrap(ctx, dk.KEKID, dk.Wrapped)
+		if err != nil {
+			return n, fmt.Errorf("audit: rewrap %s: %w", dk.Period, err)
+		}
+		kek, wrapped, err := t.keys.Wrap(ctx, raw)
+		if err != nil {
+			return n, fmt.Errorf("audit: rewrap %s: %w", dk.Period, err)
+		}
+		if err := t.store.ReplaceKey(ctx, DataKey{Period: dk.Period, KEKID: kek, Wrapped: wrapped}); err != nil {
+			return n, fmt.Errorf("audit: rewrap %s: %w", dk.Period, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// tesseraEntry builds the log entry of a row.
+func tesseraEntry(row *Row) *tessera.Entry { return tessera.NewEntry(row.Leaf) }

@@ -1,0 +1,11 @@
+package audit
+
+// Test hooks for the external tests (package audit_test).
+
+// SetNoIntegrate makes the trail never integrate records into the log, as
+// if it crashed right after making them durable.
+func SetNoIntegrate(c *Config) { c.noIntegrate = true }
+
+// SetBeforeMark installs a hook called between integrating records into
+// the log and recording their indexes; an error simulates a crash there.
+func SetBeforeMark(c *Config, f func() error) { c.beforeMark = f }

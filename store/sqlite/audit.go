@@ -1,0 +1,278 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/audit"
+)
+
+// AuditFile is the audit database's file name in the data directory.
+const AuditFile = "audit.db"
+
+// AuditStore implements audit.Store on its own database file.
+type AuditStore struct {
+	c *conn
+}
+
+var _ audit.Store = (*AuditStore)(nil)
+
+// OpenAudit opens (creating if needed) dir/audit.db.
+func OpenAudit(ctx context.Context, dir string) (*AuditStore, error) {
+	c, err := openDB(ctx, filepath.Join(dir, AuditFile), "audit")
+	if err != nil {
+		return nil, err
+	}
+	return &AuditStore{c: c}, nil
+}
+
+// Close closes the database.
+func (s *AuditStore) Close() error { return s.c.close() }
+
+const auditCols = `seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf, log_index`
+
+// InsertBatch implements audit.Store.
+func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err error) {
+	tx, err := s.c.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("audit insert: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+			for _, r := range rows {
+				r.Seq = 0
+			}
+		}
+	}()
+	st, err := tx.PrepareContext(ctx, `INSERT INTO audit_records
+		(exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(exchange_id) DO NOTHING RETURNING seq`)
+	if err != nil {
+		return fmt.Errorf("audit insert: %w", err)
+	}
+	defer st.Close()
+	for _, r := range rows {
+		r.Seq = 0
+		err := st.QueryRowContext(ctx, r.ExchangeID, r.Time.UnixMicro(), r.Requester, r.Provider, r.Service,
+			r.Purpose, r.Outcome, r.Reason, nullBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf).Scan(&r.Seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // duplicate exchange id
+		}
+		if err != nil {
+			return fmt.Errorf("audit insert: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("audit insert: %w", err)
+	}
+	return nil
+}
+
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// MarkIntegrated implements audit.Store.
+func (s *AuditStore) MarkIntegrated(ctx context.Context, marks []audit.Mark) (err error) {
+	tx, err := s.c.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("audit mark: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	st, err := tx.PrepareContext(ctx, `UPDATE audit_records SET log_index = ? WHERE seq = ?`)
+	if err != nil {
+		return fmt.Errorf("audit mark: %w", err)
+	}
+	defer st.Close()
+	for _, m := range marks {
+		if _, err := st.ExecContext(ctx, m.Index, m.Seq); err != nil {
+			return fmt.Errorf("audit mark: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("audit mark: %w", err)
+	}
+	return nil
+}
+
+// Rows implements audit.Store.
+func (s *AuditStore) Rows(ctx context.Context, afterSeq int64, limit int, unintegrated bool) ([]audit.Row, error) {
+	q := `SELECT ` + auditCols + ` FROM audit_records WHERE seq > ?`
+	if unintegrated {
+		q += ` AND log_index IS NULL`
+	}
+	q += ` ORDER BY seq LIMIT ?`
+	return s.query(ctx, q, afterSeq, limit)
+}
+
+// MaxIndex implements audit.Store.
+func (s *AuditStore) MaxIndex(ctx context.Context) (int64, error) {
+	var n sql.NullInt64
+	if err := s.c.r.QueryRowContext(ctx, `SELECT max(log_index) FROM audit_records WHERE log_index IS NOT NULL`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("audit max index: %w", err)
+	}
+	if !n.Valid {
+		return -1, nil
+	}
+	return n.Int64, nil
+}
+
+// Get implements audit.Store.
+func (s *AuditStore) Get(ctx context.Context, exchangeID string) (audit.Row, error) {
+	rows, err := s.query(ctx, `SELECT `+auditCols+` FROM audit_records WHERE exchange_id = ?`, exchangeID)
+	if err != nil {
+		return audit.Row{}, err
+	}
+	if len(rows) == 0 {
+		return audit.Row{}, fmt.Errorf("audit record %q: %w", exchangeID, crossroads.ErrNotFound)
+	}
+	return rows[0], nil
+}
+
+// Search implements audit.Store.
+func (s *AuditStore) Search(ctx context.Context, q audit.StoreQuery) ([]audit.Row, error) {
+	var where []string
+	var args []any
+	add := func(cond string, a ...any) {
+		where = append(where, cond)
+		args = append(args, a...)
+	}
+	if q.Participant != "" {
+		add(`(requester = ? OR provider = ?)`, q.Participant, q.Participant)
+	}
+	if q.Service != "" {
+		add(`service = ?`, q.Service)
+	}
+	if q.Purpose != "" {
+		add(`purpose = ?`, q.Purpose)
+	}
+	if q.Outcome != "" {
+		add(`outcome = ?`, q.Outcome)
+	}
+	if q.SubjectIndex != nil {
+		add(`subject_index = ?`, q.SubjectIndex)
+	}
+	if !q.From.IsZero() {
+		add(`time >= ?`, q.From.UnixMicro())
+	}
+	if !q.To.IsZero() {
+		add(`time < ?`, q.To.UnixMicro())
+	}
+	if q.BeforeSeq > 0 {
+		add(`seq < ?`, q.BeforeSeq)
+	}
+	sqlq := `SELECT ` + auditCols + ` FROM audit_records`
+	if len(where) > 0 {
+		sqlq += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	sqlq += ` ORDER BY seq DESC LIMIT ?`
+	args = append(args, limit)
+	return s.query(ctx, sqlq, args...)
+}
+
+func (s *AuditStore) query(ctx context.Context, q string, args ...any) ([]audit.Row, error) {
+	rs, err := s.c.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit query: %w", err)
+	}
+	defer rs.Close()
+	var out []audit.Row
+	for rs.Next() {
+		var r audit.Row
+		var t int64
+		var idx sql.NullInt64
+		if err := rs.Scan(&r.Seq, &r.ExchangeID, &t, &r.Requester, &r.Provider, &r.Service, &r.Purpose,
+			&r.Outcome, &r.Reason, &r.SubjectIndex, &r.Period, &r.Nonce, &r.Ciphertext, &r.Leaf, &idx); err != nil {
+			return nil, fmt.Errorf("audit query: %w", err)
+		}
+		r.Time = time.UnixMicro(t).UTC()
+		r.Index = -1
+		if idx.Valid {
+			r.Index = idx.Int64
+		}
+		out = append(out, r)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("audit query: %w", err)
+	}
+	return out, nil
+}
+
+// Key implements audit.Store.
+func (s *AuditStore) Key(ctx context.Context, period string) (audit.DataKey, error) {
+	k := audit.DataKey{Period: period}
+	err := s.c.r.QueryRowContext(ctx, `SELECT kek_id, wrapped FROM audit_keys WHERE period = ?`, period).Scan(&k.KEKID, &k.Wrapped)
+	if errors.Is(err, sql.ErrNoRows) {
+		return k, fmt.Errorf("audit key %s: %w", period, crossroads.ErrNotFound)
+	}
+	if err != nil {
+		return k, fmt.Errorf("audit key %s: %w", period, err)
+	}
+	return k, nil
+}
+
+// PutKey implements audit.Store.
+func (s *AuditStore) PutKey(ctx context.Context, k audit.DataKey) (audit.DataKey, error) {
+	if _, err := s.c.w.ExecContext(ctx, `INSERT INTO audit_keys(period, kek_id, wrapped) VALUES (?, ?, ?) ON CONFLICT(period) DO NOTHING`,
+		k.Period, k.KEKID, k.Wrapped); err != nil {
+		return k, fmt.Errorf("audit put key %s: %w", k.Period, err)
+	}
+	var out audit.DataKey
+	out.Period = k.Period
+	if err := s.c.w.QueryRowContext(ctx, `SELECT kek_id, wrapped FROM audit_keys WHERE period = ?`, k.Period).Scan(&out.KEKID, &out.Wrapped); err != nil {
+		return k, fmt.Errorf("audit put key %s: %w", k.Period, err)
+	}
+	return out, nil
+}
+
+// Keys implements audit.Store.
+func (s *AuditStore) Keys(ctx context.Context) ([]audit.DataKey, error) {
+	rs, err := s.c.r.QueryContext(ctx, `SELECT period, kek_id, wrapped FROM audit_keys ORDER BY period`)
+	if err != nil {
+		return nil, fmt.Errorf("audit keys: %w", err)
+	}
+	defer rs.Close()
+	var out []audit.DataKey
+	for rs.Next() {
+		var k audit.DataKey
+		if err := rs.Scan(&k.Period, &k.KEKID, &k.Wrapped); err != nil {
+			return nil, fmt.Errorf("audit keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("audit keys: %w", err)
+	}
+	return out, nil
+}
+
+// ReplaceKey implements audit.Store.
+func (s *AuditStore) ReplaceKey(ctx context.Context, k audit.DataKey) error {
+	res, err := s.c.w.ExecContext(ctx, `UPDATE audit_keys SET kek_id = ?, wrapped = ? WHERE period = ?`, k.KEKID, k.Wrapped, k.Period)
+	if err != nil {
+		return fmt.Errorf("audit replace key %s: %w", k.Period, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("audit replace key %s: %w", k.Period, crossroads.ErrNotFound)
+	}
+	return nil
+}
