@@ -235,7 +235,7 @@ func (r *Report) Table() string {
 	}
 	fmt.Fprintf(w, "target\t%s\n", r.Target)
 	fmt.Fprintf(w, "mode\t%s, %s, connections %s\n", mode, r.Protocol, conns)
-	fmt.Fprintf(w, "window\t%s measured (%s elapsed) after %s warm-up\n", r.Duration, r.Elapsed.Round(time.Millisecond), r.Warmup)
+	fmt.Fprintf(w, "window\t%s measured after %s warm-up (planned %s)\n", r.Elapsed.Round(time.Millisecond), r.Warmup, r.Duration)
 	fmt.Fprintf(w, "machine\t%s\n", r.Machine)
 	fmt.Fprintf(w, "requests\t%d sent, %d responses\n", r.Requests, r.Responses)
 	fmt.Fprintf(w, "throughput\t%.1f req/s\n", r.Throughput)

@@ -194,7 +194,11 @@ func (g *generator) prepare() error {
 			ForceAttemptHTTP2:   g.cfg.HTTP2,
 			Protocols:           p,
 		}
-		if !g.cfg.HTTP2 {
+		if g.cfg.HTTP2 {
+			// One multiplexed connection per transport; without the cap,
+			// the first concurrent requests would each dial their own.
+			t.MaxConnsPerHost = 1
+		} else {
 			t.MaxConnsPerHost = g.cfg.Connections
 			t.MaxIdleConnsPerHost = idle
 		}
