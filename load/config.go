@@ -90,8 +90,8 @@ type Config struct {
 
 	// Connections is the size of the keep-alive pool. HTTP/1.1: at most that
 	// many connections (0: Concurrency in closed mode, unbounded in open
-	// mode). HTTP/2: that many connections, requests spread round-robin
-	// (0: 1).
+	// mode). HTTP/2: that many connections, requests spread round-robin,
+	// more only when a server's stream limit is reached (0: 1).
 	Connections int
 	// HTTP2 negotiates HTTP/2 instead of HTTP/1.1.
 	HTTP2 bool
