@@ -3,12 +3,15 @@ package audit_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/audit"
+	"github.com/crossroads-hub/crossroads/audit/verify"
 	"github.com/crossroads-hub/crossroads/store/sqlite"
+	"golang.org/x/mod/sumdb/note"
 )
 
 func testRecord(i int) *crossroads.AuditRecord {
@@ -78,6 +81,60 @@ func commitN(t testing.TB, tr *audit.Trail, from, n int) []crossroads.Receipt {
 			t.Fatalf("commit %d: %v", from+i, err)
 		}
 		out[i] = r
+	}
+	return out
+}
+
+// waitSize waits until the published checkpoint covers n leaves and
+// returns it (a wait, not a timing assertion: the bound only stops a hung
+// test).
+func waitSize(t testing.TB, tr *audit.Trail, n int64) []byte {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cp, err := tr.Checkpoint(context.Background())
+		if err == nil {
+			c, err := verify.OpenCheckpoint(cp, mustVerifier(t, tr.VerifierKey()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.N >= n {
+				return cp
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint does not reach size %d", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func mustVerifier(t testing.TB, vkey string) note.Verifier {
+	t.Helper()
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func commitParallel(t testing.TB, tr *audit.Trail, from, n int) []crossroads.Receipt {
+	t.Helper()
+	out := make([]crossroads.Receipt, n)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				out[i], errs[i] = tr.Commit(context.Background(), testRecord(from+i))
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("commit %d: %v", from+i, err)
+		}
 	}
 	return out
 }

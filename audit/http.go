@@ -1,0 +1,231 @@
+package audit
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/audit/verify"
+	"github.com/transparency-dev/tessera/api/layout"
+)
+
+// LogHandler serves the Merkle log read-only in the C2SP tlog-tiles layout
+// under /v1/log/: checkpoint, tile/L/N[.p/W], tile/entries/N[.p/W], and
+// key (the note verifier key). Mount it at "/v1/log/".
+func (t *Trail) LogHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/log/checkpoint", func(w http.ResponseWriter, r *http.Request) {
+		cp, err := t.lg.reader.ReadCheckpoint(r.Context())
+		if err != nil {
+			t.log.Error("audit read checkpoint", "err", err)
+			problem(w, http.StatusServiceUnavailable, "Checkpoint unavailable", "")
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Write(cp)
+	})
+	mux.HandleFunc("GET /v1/log/key", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, t.vkey)
+	})
+	mux.HandleFunc("GET /v1/log/tile/entries/{index...}", func(w http.ResponseWriter, r *http.Request) {
+		idx, p, err := layout.ParseTileIndexPartial(r.PathValue("index"))
+		if err != nil {
+			problem(w, http.StatusNotFound, "Not found", "")
+			return
+		}
+		b, err := t.lg.reader.ReadEntryBundle(r.Context(), idx, p)
+		if err == nil && p > 0 {
+			b, err = truncateBundle(b, int(p))
+		}
+		serveTile(w, b, err, p)
+	})
+	mux.HandleFunc("GET /v1/log/tile/{level}/{index...}", func(w http.ResponseWriter, r *http.Request) {
+		lvl, idx, p, err := layout.ParseTileLevelIndexPartial(r.PathValue("level"), r.PathValue("index"))
+		if err != nil {
+			problem(w, http.StatusNotFound, "Not found", "")
+			return
+		}
+		b, err := t.lg.reader.ReadTile(r.Context(), lvl, idx, p)
+		if err == nil && p > 0 {
+			// The full tile stands in for a collected partial one.
+			if len(b) < int(p)*32 {
+				err = errors.New("short tile")
+			} else {
+				b = b[:int(p)*32]
+			}
+		}
+		serveTile(w, b, err, p)
+	})
+	return mux
+}
+
+func serveTile(w http.ResponseWriter, b []byte, err error, p uint8) {
+	if err != nil {
+		problem(w, http.StatusNotFound, "Not found", "")
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if p == 0 {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		w.Header().Set("Cache-Control", "public, max-age=60")
+	}
+	w.Write(b)
+}
+
+// truncateBundle keeps the first n entries of an entry bundle.
+func truncateBundle(b []byte, n int) ([]byte, error) {
+	off := 0
+	for i := 0; i < n; i++ {
+		if off+2 > len(b) {
+			return nil, errors.New("short entry bundle")
+		}
+		off += 2 + int(binary.BigEndian.Uint16(b[off:]))
+		if off > len(b) {
+			return nil, errors.New("short entry bundle")
+		}
+	}
+	return b[:off], nil
+}
+
+// Handler serves the log (/v1/log/…), the proofs
+// (GET /v1/audit/proofs/{exchangeId}) and the record search
+// (GET /v1/audit/records). The caller is taken from crossroads.CallerFrom.
+func (t *Trail) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/log/", t.LogHandler())
+	mux.Handle("GET /v1/audit/proofs/{exchangeId}", t.ProofHandler())
+	mux.Handle("GET /v1/audit/records", t.RecordsHandler())
+	return mux
+}
+
+func privileged(p *crossroads.Participant) bool {
+	return p.Kind == crossroads.KindOperator || p.Kind == crossroads.KindAuditor
+}
+
+// ProofHandler serves GET /v1/audit/proofs/{exchangeId}: the record's C2SP
+// tlog-proof, to the requester or provider of the exchange and to
+// operators and auditors; anyone else gets 404, as for an unknown exchange.
+func (t *Trail) ProofHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		caller, ok := crossroads.CallerFrom(r.Context())
+		if !ok {
+			problem(w, http.StatusUnauthorized, "Authentication required", "")
+			return
+		}
+		id := r.PathValue("exchangeId")
+		row, err := t.store.Get(r.Context(), id)
+		if err != nil || !(privileged(caller) || caller.ID == row.Requester || (row.Provider != "" && caller.ID == row.Provider)) {
+			if err != nil && !errors.Is(err, crossroads.ErrNotFound) {
+				t.log.Error("audit proof lookup", "err", err)
+				problem(w, http.StatusServiceUnavailable, "Audit trail unavailable", "")
+				return
+			}
+			problem(w, http.StatusNotFound, "Not found", "No audit record of this exchange is available to you.")
+			return
+		}
+		var pr *verify.Proof
+		if row.Index >= 0 {
+			var p *prover
+			if p, err = t.newProver(r.Context()); err == nil {
+				pr, err = p.prove(r.Context(), &row)
+			}
+		} else {
+			err = ErrNotIntegrated
+		}
+		if errors.Is(err, ErrNotIntegrated) {
+			w.Header().Set("Retry-After", strconv.Itoa(int((t.cfg.MaxMergeDelay+time.Second-1)/time.Second)))
+			problem(w, http.StatusServiceUnavailable, "Not yet in the log", "The record is durable; its inclusion proof is available within the maximum merge delay.")
+			return
+		}
+		if err != nil {
+			t.log.Error("audit proof", "err", err)
+			problem(w, http.StatusServiceUnavailable, "Audit trail unavailable", "")
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(pr.Marshal())
+	})
+}
+
+// RecordsHandler serves GET /v1/audit/records?participant=&service=&subject=
+// &purpose=&outcome=&from=&to=&pageToken=&limit= (times in RFC 3339) to
+// operators and auditors; others get 403.
+func (t *Trail) RecordsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		caller, ok := crossroads.CallerFrom(r.Context())
+		if !ok {
+			problem(w, http.StatusUnauthorized, "Authentication required", "")
+			return
+		}
+		if !privileged(caller) {
+			problem(w, http.StatusForbidden, "Forbidden", "Only operators and auditors may search the audit trail.")
+			return
+		}
+		q, err := parseQuery(r.URL.Query())
+		if err != nil {
+			problem(w, http.StatusBadRequest, "Invalid query", err.Error())
+			return
+		}
+		p, err := t.Search(r.Context(), q)
+		if errors.Is(err, crossroads.ErrInvalid) {
+			problem(w, http.StatusBadRequest, "Invalid query", "Bad page token.")
+			return
+		}
+		if err != nil {
+			t.log.Error("audit search", "err", err)
+			problem(w, http.StatusServiceUnavailable, "Audit trail unavailable", "")
+			return
+		}
+		t.log.Info("audit search", "caller", caller.ID, "records", len(p.Records))
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(p)
+	})
+}
+
+func parseQuery(v url.Values) (Query, error) {
+	q := Query{
+		Participant: v.Get("participant"), Service: v.Get("service"), Subject: v.Get("subject"),
+		Purpose: v.Get("purpose"), Outcome: v.Get("outcome"), PageToken: v.Get("pageToken"),
+	}
+	var err error
+	if s := v.Get("from"); s != "" {
+		if q.From, err = time.Parse(time.RFC3339, s); err != nil {
+			return q, errors.New("from: want an RFC 3339 time")
+		}
+	}
+	if s := v.Get("to"); s != "" {
+		if q.To, err = time.Parse(time.RFC3339, s); err != nil {
+			return q, errors.New("to: want an RFC 3339 time")
+		}
+	}
+	if s := v.Get("limit"); s != "" {
+		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 1 || q.Limit > 1000 {
+			return q, errors.New("limit: want 1 to 1000")
+		}
+	}
+	return q, nil
+}
+
+// problem writes an RFC 9457 problem detail.
+func problem(w http.ResponseWriter, status int, title, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(struct {
+		Type   string `json:"type"`
+		Title  string `json:"title"`
+		Status int    `json:"status"`
+		Detail string `json:"detail,omitempty"`
+	}{"about:blank", title, status, detail})
+}
