@@ -119,17 +119,19 @@ const (
 	ReasonUnknownParticipant     Reason = "unknown-participant"
 
 	// Bad input (400).
-	ReasonInvalidSubject   Reason = "invalid-subject"
-	ReasonMissingSubject   Reason = "missing-subject"
-	ReasonMissingPurpose   Reason = "missing-purpose"
-	ReasonMissingUser      Reason = "missing-user"
-	ReasonInvalidHeader    Reason = "invalid-header"
-	ReasonInvalidPath      Reason = "invalid-path"
-	ReasonBodyTooLarge     Reason = "body-too-large"
-	ReasonInvalidBody      Reason = "invalid-body"
-	ReasonCertificateError Reason = "certificate-required"
+	ReasonInvalidSubject     Reason = "invalid-subject"
+	ReasonMissingSubject     Reason = "missing-subject"
+	ReasonMissingPurpose     Reason = "missing-purpose"
+	ReasonMissingUser        Reason = "missing-user"
+	ReasonInvalidHeader      Reason = "invalid-header"
+	ReasonInvalidPath        Reason = "invalid-path"
+	ReasonBodyTooLarge       Reason = "body-too-large"
+	ReasonInvalidBody        Reason = "invalid-body"
+	ReasonCertificateError   Reason = "certificate-required"
+	ReasonCertificateRevoked Reason = "certificate-revoked"
 
 	// Failures after an allowed decision.
+	ReasonProviderRejected    Reason = "provider-rejected"    // the provider's own 4xx, without its body
 	ReasonProviderError       Reason = "provider-error"       // 502
 	ReasonProviderTimeout     Reason = "provider-timeout"     // 504
 	ReasonProviderUnreachable Reason = "provider-unreachable" // 502

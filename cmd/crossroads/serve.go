@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/crossroads-hub/crossroads/hub"
+	"github.com/crossroads-hub/crossroads/pki"
+)
+
+func init() {
+	register("serve", "run the hub", runServe)
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func runServe(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	dir := fs.String("dir", "data", "data directory holding all state (env CROSSROADS_DIR)")
+	listen := fs.String("listen", "127.0.0.1:8443", "address to serve HTTPS on")
+	passEnv := fs.String("passphrase-env", "CROSSROADS_CA_PASSPHRASE", "environment variable holding the CA key passphrase")
+	passFile := fs.String("passphrase-file", "", "file holding the CA key passphrase (instead of the environment)")
+	var hosts listFlag
+	fs.Var(&hosts, "hostname", "DNS name or IP of the hub, for its certificate (repeatable; default localhost, 127.0.0.1)")
+	scheme := fs.String("person-scheme", "insz", "person identifier scheme: insz or opaque")
+	timeout := fs.Duration("provider-timeout", 10*time.Second, "time allowed to a provider to answer")
+	maxBody := fs.Int64("max-request-body", 1<<20, "largest request body accepted, in bytes")
+	merge := fs.Duration("max-merge-delay", 2*time.Second, "promised delay before an audit record is in a published checkpoint")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: crossroads serve [flags]\n\nRuns the hub over mutual TLS. Every flag can also be set as CROSSROADS_<FLAG> or in --config FILE.")
+		fs.PrintDefaults()
+	}
+	if err := parseConfig(fs, args); err != nil {
+		return err
+	}
+	pass, err := pki.Passphrase(*passEnv, *passFile)
+	if err != nil {
+		return err
+	}
+	log := newLogger(*level)
+	h, err := hub.Open(ctx, hub.Config{
+		DataDir: *dir, Passphrase: pass, Hostnames: hosts, PersonScheme: *scheme,
+		ProviderTimeout: *timeout, MaxRequestBody: *maxBody, MaxMergeDelay: *merge, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer h.Close(context.Background())
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return h.Serve(ctx, ln)
+}

@@ -1,0 +1,250 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/crossroads-hub/crossroads/pki"
+)
+
+// Step is one call of the scenario and what it must give.
+type Step struct {
+	Name       string
+	As         string // participant whose certificate is used
+	Service    string
+	Path       string
+	Purpose    string
+	Subject    string
+	WantStatus int    // 0: the connection must be refused
+	WantReason string // problem reason for denials
+	// Check inspects an allowed answer (minimisation, seal).
+	Check func(body []byte, h http.Header) error
+	// Before runs first (e.g. revoke a certificate).
+	Before func(ctx context.Context) error
+}
+
+// Result is what a step gave.
+type Result struct {
+	Step   Step
+	Status int
+	Reason string
+	Note   string
+	OK     bool
+}
+
+// Clients holds one mTLS client per participant.
+type Clients struct {
+	Base  string // https://127.0.0.1:port
+	Roots *x509.CertPool
+	certs map[string]tls.Certificate
+	http  map[string]*http.Client
+}
+
+// NewClients makes an HTTP client per participant certificate.
+func NewClients(base string, roots *x509.CertPool, certs map[string]tls.Certificate) *Clients {
+	c := &Clients{Base: base, Roots: roots, certs: certs, http: map[string]*http.Client{}}
+	for id, cert := range certs {
+		c.http[id] = &http.Client{
+			Timeout:   10 * time.Second,
+			Transport: &http.Transport{TLSClientConfig: pki.ClientTLSConfig(roots, cert), MaxIdleConnsPerHost: 4},
+		}
+	}
+	return c
+}
+
+// Client returns the participant's client.
+func (c *Clients) Client(id string) *http.Client { return c.http[id] }
+
+// Exchange performs one exchange call.
+func (c *Clients) Exchange(ctx context.Context, as, service, path, purpose, subject string) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+"/v1/exchange/"+service+"/"+path, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Crossroads-Purpose", purpose)
+	req.Header.Set("Crossroads-User", "demo-user@"+as)
+	if subject != "" {
+		req.Header.Set("Crossroads-Subject", subject)
+	}
+	cl, ok := c.http[as]
+	if !ok {
+		return nil, nil, fmt.Errorf("no certificate for %s", as)
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp, body, err
+}
+
+// Scenario returns the demo's steps: allowed exchanges with minimisation,
+// every denial reason, and a revoked certificate.
+func Scenario(people []Person, revoke func(ctx context.Context, participant string) error, roots *x509.CertPool) []Step {
+	p0, p1, p2 := people[0], people[1], people[2]
+	last := people[len(people)-1]
+	unknown := "00000000097" // valid INSZ, no file anywhere
+	return []Step{
+		{Name: "allowed, minimised to name and city", As: OCMW, Service: ServicePerson, Path: "persons/" + p0.INSZ, Purpose: "social-aid", Subject: p0.INSZ, WantStatus: 200,
+			Check: func(b []byte, h http.Header) error {
+				if err := onlyKeys(b, "name", "address"); err != nil {
+					return err
+				}
+				var v struct{ Address map[string]any }
+				json.Unmarshal(b, &v)
+				if len(v.Address) != 1 || v.Address["city"] == nil {
+					return fmt.Errorf("address should hold only the city: %v", v.Address)
+				}
+				return checkSeal(h, b, roots)
+			}},
+		{Name: "allowed, nested array minimised", As: OCMW, Service: ServiceEmployment, Path: "employments/" + p1.INSZ, Purpose: "social-aid", Subject: p1.INSZ, WantStatus: 200,
+			Check: func(b []byte, h http.Header) error {
+				if strings.Contains(string(b), "Salary") || strings.Contains(string(b), "jobTitle") {
+					return fmt.Errorf("salary or job title leaked: %s", b)
+				}
+				return onlyKeys(b, "status", "employments")
+			}},
+		{Name: "allowed, whole payload (plain text)", As: ONEM, Service: ServiceCertificate, Path: "certificates/" + p0.INSZ, Purpose: "unemployment-benefit", Subject: p0.INSZ, WantStatus: 200},
+		{Name: "non-JSON not granted whole", As: OCMW, Service: ServiceCertificate, Path: "certificates/" + p0.INSZ, Purpose: "social-aid", Subject: p0.INSZ, WantStatus: 502, WantReason: "response-not-granted"},
+		{Name: "unknown service", As: OCMW, Service: "tax-returns", Path: "x", Purpose: "social-aid", Subject: p0.INSZ, WantStatus: 404, WantReason: "unknown-service"},
+		{Name: "no authorisation", As: ONEM, Service: ServicePerson, Path: "persons/" + p0.INSZ, Purpose: "unemployment-benefit", Subject: p0.INSZ, WantStatus: 403, WantReason: "no-authorisation"},
+		{Name: "purpose not covered", As: OCMW, Service: ServicePerson, Path: "persons/" + p0.INSZ, Purpose: "marketing", Subject: p0.INSZ, WantStatus: 403, WantReason: "purpose-not-covered"},
+		{Name: "authorisation expired", As: OCMW, Service: ServiceEmployment, Path: "employments/" + p0.INSZ, Purpose: "debt-mediation", Subject: p0.INSZ, WantStatus: 403, WantReason: "authorisation-not-active"},
+		{Name: "no file on the person", As: OCMW, Service: ServicePerson, Path: "persons/" + unknown, Purpose: "social-aid", Subject: unknown, WantStatus: 403, WantReason: "no-integration"},
+		{Name: "file in a capacity not covered", As: OCMW, Service: ServicePerson, Path: "persons/" + last.INSZ, Purpose: "social-aid", Subject: last.INSZ, WantStatus: 403, WantReason: "capacity-not-covered"},
+		{Name: "ONEM has no file on this person", As: ONEM, Service: ServiceEmployment, Path: "employments/" + p2.INSZ, Purpose: "unemployment-benefit", Subject: p2.INSZ, WantStatus: 403, WantReason: "no-integration"},
+		{Name: "requester suspended", As: Suspended, Service: ServicePerson, Path: "persons/" + p1.INSZ, Purpose: "health-insurance", Subject: p1.INSZ, WantStatus: 403, WantReason: "participant-suspended"},
+		{Name: "provider suspended", As: OCMW, Service: ServiceRetired, Path: "x/" + p0.INSZ, Purpose: "social-aid", Subject: p0.INSZ, WantStatus: 403, WantReason: "provider-suspended"},
+		{Name: "invalid person id", As: OCMW, Service: ServicePerson, Path: "persons/85073003329", Purpose: "social-aid", Subject: "85073003329", WantStatus: 400, WantReason: "invalid-subject"},
+		{Name: "allowed before revocation", As: ONEM, Service: ServiceEmployment, Path: "employments/" + p0.INSZ, Purpose: "unemployment-benefit", Subject: p0.INSZ, WantStatus: 200},
+		{Name: "certificate revoked", As: ONEM, Service: ServiceEmployment, Path: "employments/" + p0.INSZ, Purpose: "unemployment-benefit", Subject: p0.INSZ, WantStatus: 0,
+			Before: func(ctx context.Context) error { return revoke(ctx, ONEM) }},
+	}
+}
+
+// Run executes the steps in order.
+func (c *Clients) Run(ctx context.Context, steps []Step) []Result {
+	out := make([]Result, 0, len(steps))
+	for _, s := range steps {
+		r := Result{Step: s}
+		if s.Before != nil {
+			if err := s.Before(ctx); err != nil {
+				r.Note = "setup failed: " + err.Error()
+				out = append(out, r)
+				continue
+			}
+		}
+		resp, body, err := c.Exchange(ctx, s.As, s.Service, s.Path, s.Purpose, s.Subject)
+		switch {
+		case err != nil && s.WantStatus == 0:
+			r.OK, r.Note = true, "refused at the TLS handshake"
+		case err != nil:
+			r.Note = "request failed: " + err.Error()
+		default:
+			r.Status = resp.StatusCode
+			var p struct{ Reason string }
+			if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
+				json.Unmarshal(body, &p)
+			}
+			r.Reason = p.Reason
+			switch {
+			case s.WantStatus == 0:
+				r.OK = resp.StatusCode == http.StatusForbidden && p.Reason == "certificate-revoked"
+				r.Note = "refused by the hub"
+			case resp.StatusCode != s.WantStatus || p.Reason != s.WantReason:
+				r.Note = fmt.Sprintf("want %d %s", s.WantStatus, s.WantReason)
+			case s.Check != nil:
+				if err := s.Check(body, resp.Header); err != nil {
+					r.Note = err.Error()
+				} else {
+					r.OK, r.Note = true, summarise(body)
+				}
+			default:
+				r.OK = true
+				if resp.StatusCode == 200 {
+					r.Note = summarise(body)
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Print writes the results as a table; it returns false if any step failed.
+func Print(w io.Writer, results []Result) bool {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tSTEP\tCALLER\tSERVICE\tSTATUS\tREASON\tRESULT\tDETAIL")
+	all := true
+	for i, r := range results {
+		status := fmt.Sprint(r.Status)
+		if r.Status == 0 {
+			status = "-"
+		}
+		verdict := "ok"
+		if !r.OK {
+			verdict, all = "FAIL", false
+		}
+		note := r.Note
+		if len(note) > 70 {
+			note = note[:67] + "..."
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, r.Step.Name, r.Step.As, r.Step.Service, status, dash(r.Reason), verdict, note)
+	}
+	tw.Flush()
+	return all
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func summarise(b []byte) string {
+	s := strings.TrimSpace(string(bytes.ReplaceAll(b, []byte("\n"), []byte(" "))))
+	return s
+}
+
+func onlyKeys(b []byte, keys ...string) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("not a JSON object: %w", err)
+	}
+	if len(m) != len(keys) {
+		return fmt.Errorf("want only %v, got %d members", keys, len(m))
+	}
+	for _, k := range keys {
+		if _, ok := m[k]; !ok {
+			return fmt.Errorf("missing %s", k)
+		}
+	}
+	return nil
+}
+
+// checkSeal verifies the hub's seal over the released body.
+func checkSeal(h http.Header, body []byte, roots *x509.CertPool) error {
+	var c pki.SealClaims
+	signer, err := pki.Verify(h.Get("Crossroads-Seal"), roots, time.Now(), &c)
+	if err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	if signer != "hub" || c.ResponseDigest != pki.Digest(body) || c.ExchangeID != h.Get("Crossroads-Exchange-Id") {
+		return fmt.Errorf("seal does not match the response")
+	}
+	if h.Get("Crossroads-Receipt") == "" {
+		return fmt.Errorf("no audit receipt")
+	}
+	return nil
+}

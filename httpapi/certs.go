@@ -1,0 +1,97 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/problem"
+)
+
+func (a *API) listCertificates(w http.ResponseWriter, r *http.Request) {
+	list, err := a.cfg.Certificates.Certificates(r.Context())
+	if err != nil {
+		a.cfg.Logger.Error("list certificates", "err", err)
+		problem.Error(w, http.StatusServiceUnavailable, "store-unavailable", "the certificate register could not be read")
+		return
+	}
+	for i := range list {
+		list[i].PEM = ""
+	}
+	if list == nil {
+		list = []crossroads.Certificate{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"certificates": list})
+}
+
+type csrBody struct {
+	Participant  string `json:"participant"`
+	CSR          string `json:"csr"` // PEM
+	ValidityDays int    `json:"validityDays,omitempty"`
+}
+
+// signCSR issues a certificate for a key that never left the institution.
+func (a *API) signCSR(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.CA == nil {
+		problem.Error(w, http.StatusNotImplemented, "ca-unavailable", "this hub does not hold the CA key")
+		return
+	}
+	var b csrBody
+	if !decodeJSON(w, r, &b) {
+		return
+	}
+	if _, ok := a.cfg.Directory.Participant(b.Participant); !ok {
+		problem.Error(w, http.StatusUnprocessableEntity, crossroads.ReasonUnknownParticipant, "register the participant before issuing its certificate")
+		return
+	}
+	validity := 365 * 24 * time.Hour
+	if b.ValidityDays > 0 && b.ValidityDays <= 825 {
+		validity = time.Duration(b.ValidityDays) * 24 * time.Hour
+	}
+	certPEM, rec, err := a.cfg.CA.SignCSR([]byte(b.CSR), b.Participant, validity)
+	if err != nil {
+		problem.Error(w, http.StatusUnprocessableEntity, crossroads.ReasonInvalidBody, "the CSR was refused: "+err.Error())
+		return
+	}
+	if err := a.cfg.Certificates.RecordCertificate(r.Context(), rec); err != nil {
+		a.cfg.Logger.Error("record certificate", "err", err)
+		problem.Error(w, http.StatusServiceUnavailable, "store-unavailable", "the certificate could not be recorded; do not use it")
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"serial": rec.Serial, "certificate": string(certPEM), "notAfter": rec.NotAfter})
+}
+
+type revokeBody struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+func (a *API) revokeCertificate(w http.ResponseWriter, r *http.Request) {
+	serial := r.PathValue("serial")
+	var b revokeBody
+	if r.ContentLength != 0 && !decodeJSON(w, r, &b) {
+		return
+	}
+	if len(b.Reason) > 200 {
+		problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidBody, "reason is too long")
+		return
+	}
+	err := a.cfg.Certificates.RevokeCertificate(r.Context(), serial, a.cfg.Now().UTC(), b.Reason)
+	if errors.Is(err, crossroads.ErrNotFound) {
+		problem.Error(w, http.StatusNotFound, "not-found", "no certificate with that serial")
+		return
+	}
+	if err != nil {
+		a.cfg.Logger.Error("revoke certificate", "err", err)
+		problem.Error(w, http.StatusServiceUnavailable, "store-unavailable", "the revocation could not be recorded")
+		return
+	}
+	if a.cfg.Revocations != nil {
+		a.cfg.Revocations.Add(serial)
+	}
+	if a.cfg.OnRevoke != nil {
+		a.cfg.OnRevoke([]string{serial})
+	}
+	a.cfg.Logger.Info("certificate revoked", "serial", serial)
+	writeJSON(w, http.StatusOK, map[string]any{"serial": serial, "revoked": true})
+}

@@ -1,0 +1,213 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/apply"
+	"github.com/crossroads-hub/crossroads/problem"
+)
+
+const maxAdminBody = 8 << 20
+
+// publicAuthorisation is an entry of the public register of authorisations
+// (seed 001: the authorisations are public). It carries no personal data.
+type publicAuthorisation struct {
+	ID         string                `json:"id"`
+	Reference  string                `json:"reference"`
+	Grantee    string                `json:"grantee"`
+	Services   []string              `json:"services"`
+	Purposes   []string              `json:"purposes"`
+	Fields     map[string][]string   `json:"fields"`
+	Capacities []crossroads.Capacity `json:"capacities,omitempty"`
+	ValidFrom  time.Time             `json:"validFrom"`
+	ValidTo    *time.Time            `json:"validTo,omitempty"`
+	Status     string                `json:"status"`
+	ActiveNow  bool                  `json:"activeNow"`
+}
+
+func (a *API) listAuthorisations(w http.ResponseWriter, r *http.Request) {
+	now := a.cfg.Now()
+	n := a.cfg.Directory.Snapshot()
+	q := r.URL.Query()
+	out := make([]publicAuthorisation, 0, len(n.Authorisations))
+	for _, au := range n.Authorisations {
+		if g := q.Get("grantee"); g != "" && g != au.Grantee {
+			continue
+		}
+		if s := q.Get("service"); s != "" && !contains(au.Services, s) {
+			continue
+		}
+		pa := publicAuthorisation{
+			ID: au.ID, Reference: au.Reference, Grantee: au.Grantee, Services: au.Services, Purposes: au.Purposes,
+			Fields: au.Fields, Capacities: au.Capacities, ValidFrom: au.ValidFrom, Status: au.Status, ActiveNow: au.ActiveAt(now),
+		}
+		if !au.ValidTo.IsZero() {
+			t := au.ValidTo
+			pa.ValidTo = &t
+		}
+		out = append(out, pa)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"authorizations": out})
+}
+
+func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
+	n := a.cfg.Directory.Snapshot()
+	out := n.Services
+	if out == nil {
+		out = []crossroads.Service{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"services": out})
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// listIntegrations lists the caller's own integrations (ManageAccess-like).
+func (a *API) listIntegrations(w http.ResponseWriter, r *http.Request) {
+	p, _ := crossroads.CallerFrom(r.Context())
+	person := ""
+	if v := r.URL.Query().Get("person"); v != "" {
+		c, err := a.cfg.Scheme.Canonical(v)
+		if err != nil {
+			problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidSubject, "person is not a valid person identifier")
+			return
+		}
+		person = c
+	}
+	list, err := a.cfg.Directory.Store().Integrations(r.Context(), p.ID, person)
+	if err != nil {
+		a.cfg.Logger.Error("list integrations", "err", err)
+		problem.Error(w, http.StatusServiceUnavailable, "store-unavailable", "the directory could not be read")
+		return
+	}
+	if list == nil {
+		list = []crossroads.Integration{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"integrations": list, "capacities": a.cfg.Directory.Capacities(p.ID)})
+}
+
+// integrationBody is the body of PUT and DELETE /v1/integrations: the
+// participant is always the caller.
+type integrationBody struct {
+	Person   string    `json:"person"`
+	Sector   string    `json:"sector"`
+	Capacity string    `json:"capacity"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to,omitzero"`
+}
+
+func (a *API) readIntegration(w http.ResponseWriter, r *http.Request) (crossroads.Integration, bool) {
+	p, _ := crossroads.CallerFrom(r.Context())
+	var b integrationBody
+	if !decodeJSON(w, r, &b) {
+		return crossroads.Integration{}, false
+	}
+	if b.From.IsZero() && r.Method == http.MethodPut {
+		b.From = a.cfg.Now().UTC().Truncate(time.Second)
+	}
+	return crossroads.Integration{Person: b.Person, Participant: p.ID, Sector: b.Sector, Capacity: b.Capacity, From: b.From, To: b.To}, true
+}
+
+func (a *API) putIntegration(w http.ResponseWriter, r *http.Request) {
+	in, ok := a.readIntegration(w, r)
+	if !ok {
+		return
+	}
+	// The same validation as the network file: person id valid, capacity
+	// named by one of the participant's authorisations, period sound.
+	plan, err := apply.Apply(r.Context(), a.cfg.Directory.Store(), &crossroads.Network{Integrations: []crossroads.Integration{in}}, a.cfg.Scheme, false)
+	if err != nil {
+		a.applyError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"integration": in, "changed": !plan.Empty()})
+}
+
+func (a *API) deleteIntegration(w http.ResponseWriter, r *http.Request) {
+	in, ok := a.readIntegration(w, r)
+	if !ok {
+		return
+	}
+	canon, err := a.cfg.Scheme.Canonical(in.Person)
+	if err != nil {
+		problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidSubject, "person is not a valid person identifier")
+		return
+	}
+	in.Person = canon
+	if err := a.cfg.Directory.Store().DeleteIntegration(r.Context(), in); err != nil {
+		if errors.Is(err, crossroads.ErrNotFound) {
+			problem.Error(w, http.StatusNotFound, "not-found", "no such integration of yours")
+			return
+		}
+		a.cfg.Logger.Error("delete integration", "err", err)
+		problem.Error(w, http.StatusServiceUnavailable, "store-unavailable", "the directory could not be written")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) getNetwork(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.cfg.Directory.Snapshot())
+}
+
+// postApply applies a network file (YAML or JSON); ?dry-run=true only
+// validates and returns the plan.
+func (a *API) postApply(w http.ResponseWriter, r *http.Request) {
+	desired, err := apply.Parse(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	if err != nil {
+		problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidBody, "the network file could not be parsed: "+err.Error())
+		return
+	}
+	dry := r.URL.Query().Get("dry-run") == "true"
+	plan, err := apply.Apply(r.Context(), a.cfg.Directory.Store(), desired, a.cfg.Scheme, dry)
+	if err != nil {
+		a.applyError(w, err)
+		return
+	}
+	a.cfg.Logger.Info("network applied", "dryRun", dry, "changes", !plan.Empty())
+	writeJSON(w, http.StatusOK, map[string]any{"dryRun": dry, "changed": !plan.Empty(), "diff": plan.String()})
+}
+
+func (a *API) applyError(w http.ResponseWriter, err error) {
+	var probs apply.Problems
+	if errors.As(err, &probs) {
+		p := problem.New(http.StatusUnprocessableEntity, "invalid-network", "the change is invalid; nothing was written")
+		for _, it := range probs {
+			p.Problems = append(p.Problems, problem.Item{Path: it.Path, Message: it.Message})
+		}
+		problem.Write(w, p)
+		return
+	}
+	a.cfg.Logger.Error("apply", "err", err)
+	problem.Error(w, http.StatusServiceUnavailable, "store-unavailable", "the registers could not be written; nothing was changed")
+}
+
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		problem.Error(w, http.StatusUnsupportedMediaType, crossroads.ReasonInvalidBody, "send application/json")
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidBody, "the body is not valid JSON for this resource")
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidBody, "the body has trailing data")
+		return false
+	}
+	return true
+}

@@ -1,0 +1,313 @@
+// Package hub assembles a running Crossroads hub from its parts: the
+// network CA, the registers and person directory, the audit trail, the
+// exchange pipeline and the HTTP API, served over mutual TLS.
+//
+// The data directory holds all state:
+//
+//	ca/ca.crt, ca/ca.key.enc   the network CA (key encrypted at rest)
+//	hub/hub.crt, hub/hub.key   the hub's own certificate (server and client)
+//	registers.db               participants, services, authorisations, integrations, certificates
+//	audit/                     audit records (audit.db), keys and the Merkle log
+package hub
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/audit"
+	"github.com/crossroads-hub/crossroads/directory"
+	"github.com/crossroads-hub/crossroads/exchange"
+	"github.com/crossroads-hub/crossroads/httpapi"
+	"github.com/crossroads-hub/crossroads/personid"
+	"github.com/crossroads-hub/crossroads/pki"
+	"github.com/crossroads-hub/crossroads/store/sqlite"
+)
+
+// HubID is the participant id in the hub's own certificate.
+const HubID = "hub"
+
+// Config configures a hub.
+type Config struct {
+	DataDir      string
+	Passphrase   []byte   // the CA key's passphrase
+	Hostnames    []string // DNS names and IPs for the hub's server certificate (default localhost, 127.0.0.1)
+	PersonScheme string   // person id scheme; default "insz"
+
+	ProviderTimeout time.Duration
+	MaxRequestBody  int64
+	RevocationPoll  time.Duration // default 250 ms
+	MaxMergeDelay   time.Duration // audit log merge delay; default 2 s
+	ShutdownTimeout time.Duration // default 10 s
+	Logger          *slog.Logger
+}
+
+// Hub is an assembled hub.
+type Hub struct {
+	cfg       Config
+	log       *slog.Logger
+	CA        *pki.CA
+	Registers *sqlite.Registers
+	Directory *directory.Directory
+	Trail     *audit.Trail
+	audits    *sqlite.AuditStore
+	Revs      *pki.Revocations
+	Tracker   *pki.ConnTracker
+	Signer    *pki.Signer
+	Cert      tls.Certificate
+	Registry  *prometheus.Registry
+	API       *httpapi.API
+	Scheme    personid.Scheme
+	Server    *http.Server
+}
+
+// Files in the data directory.
+func caDir(dir string) string  { return filepath.Join(dir, "ca") }
+func hubDir(dir string) string { return filepath.Join(dir, "hub") }
+
+// Initialised reports whether dir holds a network CA.
+func Initialised(dir string) bool {
+	_, err := os.Stat(filepath.Join(caDir(dir), "ca.crt"))
+	return err == nil
+}
+
+// Init creates the network CA and the hub's certificate in dir.
+func Init(dir string, passphrase []byte, name string, hostnames []string) (*pki.CA, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	ca, err := pki.InitCA(caDir(dir), passphrase, name)
+	if err != nil {
+		return nil, err
+	}
+	return ca, nil
+}
+
+// Open opens every store and builds the handlers; it does not listen yet.
+func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RevocationPoll == 0 {
+		cfg.RevocationPoll = 250 * time.Millisecond
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if len(cfg.Hostnames) == 0 {
+		cfg.Hostnames = []string{"localhost", "127.0.0.1", "::1"}
+	}
+	if !Initialised(cfg.DataDir) {
+		return nil, fmt.Errorf("no network CA in %s: run 'crossroads ca init --dir %s' first", cfg.DataDir, cfg.DataDir)
+	}
+	h := &Hub{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			h.Close(context.Background())
+		}
+	}()
+	if h.Scheme, err = personid.Lookup(cfg.PersonScheme); err != nil {
+		return nil, err
+	}
+	if h.CA, err = pki.LoadCA(caDir(cfg.DataDir), cfg.Passphrase); err != nil {
+		return nil, err
+	}
+	if h.Registers, err = sqlite.OpenRegisters(ctx, filepath.Join(cfg.DataDir, "registers.db")); err != nil {
+		return nil, err
+	}
+	if h.Cert, err = h.hubCertificate(ctx); err != nil {
+		return nil, err
+	}
+	if h.Signer, err = pki.NewSigner(h.Cert); err != nil {
+		return nil, err
+	}
+	if h.Directory, err = directory.Open(ctx, h.Registers); err != nil {
+		return nil, err
+	}
+	auditDir := filepath.Join(cfg.DataDir, "audit")
+	if err := os.MkdirAll(auditDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create audit directory: %w", err)
+	}
+	if h.audits, err = sqlite.OpenAudit(ctx, auditDir); err != nil {
+		return nil, err
+	}
+	if h.Trail, err = audit.Open(ctx, audit.Config{Dir: auditDir, Store: h.audits, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger}); err != nil {
+		return nil, err
+	}
+
+	h.Revs = pki.NewRevocations()
+	revoked, _, err := h.Registers.RevokedSince(ctx, 0)
+	if err != nil {
+		return nil, fmt.Errorf("load revocations: %w", err)
+	}
+	h.Revs.Add(revoked...)
+	h.Tracker = pki.NewConnTracker()
+
+	h.Registry = prometheus.NewRegistry()
+	h.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := exchange.NewMetrics(h.Registry)
+
+	transport := &http.Transport{
+		TLSClientConfig:     pki.ClientTLSConfig(h.CA.Pool(), h.Cert),
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 5 * time.Second,
+		ForceAttemptHTTP2:   false,
+	}
+	ex := exchange.New(exchange.Config{
+		Directory: h.Directory, Scheme: h.Scheme, Audit: h.Trail, Signer: h.Signer, Transport: transport,
+		Revocations: h.Revs, Metrics: metrics, Logger: cfg.Logger,
+		ProviderTimeout: cfg.ProviderTimeout, MaxRequestBody: cfg.MaxRequestBody,
+	})
+	h.API = httpapi.New(httpapi.Config{
+		Directory: h.Directory, Scheme: h.Scheme, Exchange: ex, CA: h.CA, Certificates: h.Registers,
+		OnRevoke: h.revoked, Revocations: h.Revs, Gatherer: h.Registry, Logger: cfg.Logger,
+		Ready: h.ready, Extra: h.auditRoutes(),
+	})
+	h.Server = &http.Server{
+		Handler:           h.API,
+		TLSConfig:         pki.ServerTLSConfig(h.CA.Pool(), h.Cert, h.Revs),
+		ConnState:         h.Tracker.ConnState,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	return h, nil
+}
+
+// hubCertificate loads the hub's certificate, issuing it on first start.
+func (h *Hub) hubCertificate(ctx context.Context) (tls.Certificate, error) {
+	dir := hubDir(h.cfg.DataDir)
+	certFile, keyFile := filepath.Join(dir, "hub.crt"), filepath.Join(dir, "hub.key")
+	if c, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
+		if c.Leaf != nil && time.Now().Before(c.Leaf.NotAfter.Add(-24*time.Hour)) {
+			return c, nil
+		}
+	}
+	var dns []string
+	var ips []net.IP
+	for _, n := range h.cfg.Hostnames {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, n)
+		}
+	}
+	certPEM, keyPEM, rec, err := h.CA.Issue(pki.IssueRequest{Participant: HubID, DNSNames: dns, IPAddresses: ips, Server: true})
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("issue hub certificate: %w", err)
+	}
+	if err := h.Registers.RecordCertificate(ctx, rec); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return tls.Certificate{}, fmt.Errorf("hub certificate: %w", err)
+	}
+	if err := writeFile(keyFile, keyPEM, 0o600); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := writeFile(certFile, certPEM, 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	return pki.LoadKeyPair(certPEM, keyPEM)
+}
+
+func writeFile(name string, data []byte, perm os.FileMode) error {
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// revoked closes the connections of newly revoked certificates.
+func (h *Hub) revoked(serials []string) {
+	if n := h.Tracker.CloseSerial(serials...); n > 0 {
+		h.log.Info("closed connections of revoked certificates", "connections", n, "certificates", len(serials))
+	}
+}
+
+func (h *Hub) ready(ctx context.Context) error {
+	if _, err := h.Registers.RevokedSince(ctx, 1<<62); err != nil {
+		return fmt.Errorf("registers: %w", err)
+	}
+	return nil
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully,
+// finishing in-flight exchanges.
+func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go h.Revs.Watch(watchCtx, h.Registers, h.cfg.RevocationPoll, h.revoked)
+
+	errc := make(chan error, 1)
+	go func() { errc <- h.Server.Serve(tls.NewListener(ln, h.Server.TLSConfig)) }()
+	h.log.Info("hub listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), h.cfg.ShutdownTimeout)
+	defer cancel()
+	err := h.Server.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		h.log.Warn("shutdown timed out; closing remaining connections")
+		h.Server.Close()
+	}
+	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) {
+		return e
+	}
+	return nil
+}
+
+// Close releases the stores; call after Serve returns.
+func (h *Hub) Close(ctx context.Context) error {
+	var errs []error
+	if h.Trail != nil {
+		errs = append(errs, h.Trail.Close(ctx))
+	}
+	if h.audits != nil {
+		errs = append(errs, h.audits.Close())
+	}
+	if h.Registers != nil {
+		errs = append(errs, h.Registers.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Participant returns a registered participant (for tools and the demo).
+func (h *Hub) Participant(id string) (*crossroads.Participant, bool) {
+	return h.Directory.Participant(id)
+}

@@ -1,0 +1,116 @@
+// Package problem writes RFC 9457 problem details: the one error format of
+// every HTTP answer the hub gives. Details never carry internals (no Go
+// errors, paths or stack traces); those go to the log.
+package problem
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/crossroads-hub/crossroads"
+)
+
+// ContentType is the media type of problem details.
+const ContentType = "application/problem+json"
+
+// Details is an RFC 9457 problem object with Crossroads' extension members.
+type Details struct {
+	Type       string            `json:"type"`
+	Title      string            `json:"title"`
+	Status     int               `json:"status"`
+	Detail     string            `json:"detail,omitempty"`
+	Instance   string            `json:"instance,omitempty"`
+	Reason     crossroads.Reason `json:"reason,omitempty"`
+	ExchangeID string            `json:"exchangeId,omitempty"`
+	// Problems lists every validation problem, when there are several.
+	Problems []Item `json:"problems,omitempty"`
+}
+
+// Item is one validation problem.
+type Item struct {
+	Path    string `json:"path"`
+	Message string `json:"message"`
+}
+
+// TypeURI names the problem type of a reason.
+func TypeURI(r crossroads.Reason) string {
+	if r == "" {
+		return "about:blank"
+	}
+	return "urn:crossroads:problem:" + string(r)
+}
+
+// New builds problem details for status and reason.
+func New(status int, reason crossroads.Reason, detail string) *Details {
+	return &Details{Type: TypeURI(reason), Title: Title(status, reason), Status: status, Detail: detail, Reason: reason}
+}
+
+// Write sends p.
+func Write(w http.ResponseWriter, p *Details) {
+	b, err := json.Marshal(p)
+	if err != nil { // cannot happen with these field types
+		b = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
+		p.Status = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Set("Content-Type", ContentType)
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	w.Write(b)
+}
+
+// Error writes a problem for status and reason with a detail message.
+func Error(w http.ResponseWriter, status int, reason crossroads.Reason, detail string) {
+	Write(w, New(status, reason, detail))
+}
+
+var titles = map[crossroads.Reason]string{
+	crossroads.ReasonUnknownService:         "Unknown service",
+	crossroads.ReasonNoAuthorisation:        "No authorisation covers this exchange",
+	crossroads.ReasonPurposeNotCovered:      "Purpose not covered by the authorisation",
+	crossroads.ReasonAuthorisationNotActive: "Authorisation not active",
+	crossroads.ReasonNoIntegration:          "No file on this person",
+	crossroads.ReasonCapacityNotCovered:     "Capacity not covered by the authorisation",
+	crossroads.ReasonParticipantSuspended:   "Participant suspended",
+	crossroads.ReasonProviderSuspended:      "Provider suspended",
+	crossroads.ReasonUnknownParticipant:     "Unknown participant",
+	crossroads.ReasonInvalidSubject:         "Invalid person identifier",
+	crossroads.ReasonMissingSubject:         "Missing Crossroads-Subject header",
+	crossroads.ReasonMissingPurpose:         "Missing Crossroads-Purpose header",
+	crossroads.ReasonMissingUser:            "Missing Crossroads-User header",
+	crossroads.ReasonInvalidHeader:          "Invalid header",
+	crossroads.ReasonInvalidPath:            "Invalid path",
+	crossroads.ReasonBodyTooLarge:           "Request body too large",
+	crossroads.ReasonInvalidBody:            "Invalid request body",
+	crossroads.ReasonCertificateError:       "Client certificate required",
+	crossroads.ReasonProviderError:          "Provider error",
+	crossroads.ReasonProviderTimeout:        "Provider timeout",
+	crossroads.ReasonProviderUnreachable:    "Provider unreachable",
+	crossroads.ReasonResponseNotGranted:     "Response not covered by the authorisation",
+	crossroads.ReasonAuditUnavailable:       "Audit trail unavailable",
+	crossroads.ReasonRateLimited:            "Too many requests",
+	crossroads.ReasonOverloaded:             "Hub overloaded",
+}
+
+// Title is the short, fixed summary of a problem type.
+func Title(status int, r crossroads.Reason) string {
+	if t, ok := titles[r]; ok {
+		return t
+	}
+	if t := http.StatusText(status); t != "" {
+		return t
+	}
+	return "Error"
+}
+
+// Reasons lists every documented reason (for the OpenAPI document and tests).
+func Reasons() []crossroads.Reason {
+	out := make([]crossroads.Reason, 0, len(titles))
+	for r := range titles {
+		out = append(out, r)
+	}
+	return out
+}
