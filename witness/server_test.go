@@ -279,10 +279,17 @@ func TestStateSurvivesRestart(t *testing.T) {
 	w1.cosign(t, l, 5, 9)
 	w1.cosign(t, other, 0, 2)
 
+	if _, err := OpenFileStore(dir); err == nil {
+		t.Fatal("a second FileStore opened a locked directory")
+	}
+	if err := fs1.Close(); err != nil {
+		t.Fatal(err)
+	}
 	fs2, err := OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer fs2.Close()
 	w2 := newTestWitness(t, fs2, cosigner, l, other)
 	wantConflict(t, post(t, w2, l.request(t, 0, 12)), 9)
 	wantConflict(t, post(t, w2, other.request(t, 0, 3)), 2)

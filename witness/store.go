@@ -79,9 +79,11 @@ func (s *MemoryStore) CompareAndSwap(_ context.Context, origin string, old *Stat
 // FileStore is a Store keeping one JSON file per log origin in a directory.
 // Files are replaced atomically (temporary file, fsync, rename, directory
 // fsync) under a per-origin mutex. Only one process may use a directory at a
-// time.
+// time: OpenFileStore takes an exclusive lock on it (on Unix), released by
+// Close.
 type FileStore struct {
-	dir string
+	dir  string
+	lock *os.File
 
 	mu   sync.Mutex
 	logs map[string]*fileEntry
@@ -106,7 +108,23 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("witness: creating state directory: %w", err)
 	}
-	return &FileStore{dir: dir, logs: make(map[string]*fileEntry)}, nil
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("witness: opening state lock: %w", err)
+	}
+	if err := lockFile(lock); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("witness: %w", err)
+	}
+	return &FileStore{dir: dir, lock: lock, logs: make(map[string]*fileEntry)}, nil
+}
+
+// Close releases the directory lock. The store must not be used afterwards.
+func (s *FileStore) Close() error {
+	if err := s.lock.Close(); err != nil {
+		return fmt.Errorf("witness: closing state lock: %w", err)
+	}
+	return nil
 }
 
 func (s *FileStore) entry(origin string) *fileEntry {
