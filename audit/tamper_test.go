@@ -83,7 +83,7 @@ func TestTamperStore(t *testing.T) {
 			}
 			defer db.Close()
 			var v []byte
-			if err := db.QueryRow(`SELECT `+col+` FROM audit_records WHERE exchange_id = 'ex-000005'`).Scan(&v); err != nil {
+			if err := db.QueryRow(`SELECT ` + col + ` FROM audit_records WHERE exchange_id = 'ex-000005'`).Scan(&v); err != nil {
 				t.Fatal(err)
 			}
 			v[len(v)-1] ^= 1

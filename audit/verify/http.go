@@ -51,7 +51,8 @@ func TilePath(level int, index uint64, p uint8) string {
 	return b.String()
 }
 
-func (h *HTTP) get(ctx context.Context, path string) ([]byte, error) {
+// Get fetches a path under the base URL.
+func (h *HTTP) Get(ctx context.Context, path string) ([]byte, error) {
 	c := h.Client
 	if c == nil {
 		c = http.DefaultClient
@@ -81,23 +82,23 @@ func (h *HTTP) get(ctx context.Context, path string) ([]byte, error) {
 }
 
 // ReadCheckpoint implements Source.
-func (h *HTTP) ReadCheckpoint(ctx context.Context) ([]byte, error) { return h.get(ctx, "checkpoint") }
+func (h *HTTP) ReadCheckpoint(ctx context.Context) ([]byte, error) { return h.Get(ctx, "checkpoint") }
 
 // ReadTile implements Source. A missing partial tile falls back to the
 // full one, as the tlog-tiles spec allows.
 func (h *HTTP) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-	b, err := h.get(ctx, TilePath(int(level), index, p))
+	b, err := h.Get(ctx, TilePath(int(level), index, p))
 	if p > 0 && errors.Is(err, ErrNotFound) {
-		b, err = h.get(ctx, TilePath(int(level), index, 0))
+		b, err = h.Get(ctx, TilePath(int(level), index, 0))
 	}
 	return b, err
 }
 
 // ReadEntryBundle implements Source, with the same fallback.
 func (h *HTTP) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
-	b, err := h.get(ctx, TilePath(-1, index, p))
+	b, err := h.Get(ctx, TilePath(-1, index, p))
 	if p > 0 && errors.Is(err, ErrNotFound) {
-		b, err = h.get(ctx, TilePath(-1, index, 0))
+		b, err = h.Get(ctx, TilePath(-1, index, 0))
 	}
 	return b, err
 }

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/crossroads-hub/crossroads/audit"
+	"github.com/crossroads-hub/crossroads/audit/verify"
+	"github.com/crossroads-hub/crossroads/store/sqlite"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+func init() {
+	register("audit", "verify the audit log, check proofs, print the log key", runAudit)
+}
+
+const auditUsage = `usage: crossroads audit <subcommand> [flags]
+
+subcommands:
+  key     --dir DIR                      print the log's note verifier key
+  verify  --log URL [--since FILE] [--save FILE] [--full] [--key FILE | --key-string KEY]
+                                         check the checkpoint signature, consistency with a
+                                         saved checkpoint and, with --full, the whole tree
+  prove   --proof FILE [--receipt TOKEN] [--log URL] [--key FILE | --key-string KEY]
+                                         check a c2sp.org/tlog-proof@v1 (and a receipt)
+  check   --dir DIR                      check the local trail: records against leaves, the log
+  rewrap  --dir DIR                      rewrap data keys under the current key-encryption key
+`
+
+func runAudit(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, auditUsage)
+		return errUsage
+	}
+	switch args[0] {
+	case "key":
+		return auditKey(args[1:])
+	case "verify":
+		return auditVerify(ctx, args[1:])
+	case "prove":
+		return auditProve(ctx, args[1:])
+	case "check":
+		return auditCheck(ctx, args[1:])
+	case "rewrap":
+		return auditRewrap(ctx, args[1:])
+	case "-h", "--help", "help":
+		fmt.Fprint(os.Stdout, auditUsage)
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "crossroads audit: unknown subcommand %q\n%s", args[0], auditUsage)
+	return errUsage
+}
+
+func auditKey(args []string) error {
+	fs := flag.NewFlagSet("audit key", flag.ContinueOnError)
+	dir := fs.String("dir", "data", "data directory")
+	if err := fs.Parse(args); err != nil {
+		return flagErr(err)
+	}
+	vkey, err := audit.ReadVerifierKey(*dir)
+	if err != nil {
+		return err
+	}
+	fmt.Println(vkey)
+	return nil
+}
+
+// verifierFlags adds --key and --key-string and returns a function giving
+// the verifier (fetched from the log, trust on first use, when neither is set).
+func verifierFlags(fs *flag.FlagSet) func(ctx context.Context, src *verify.HTTP) (string, note.Verifier, error) {
+	keyFile := fs.String("key", "", "file holding the log's note verifier key")
+	keyString := fs.String("key-string", "", "the log's note verifier key")
+	return func(ctx context.Context, src *verify.HTTP) (string, note.Verifier, error) {
+		vkey := *keyString
+		switch {
+		case *keyFile != "":
+			b, err := os.ReadFile(*keyFile)
+			if err != nil {
+				return "", nil, err
+			}
+			vkey = string(b)
+		case vkey == "" && src != nil:
+			b, err := src.Get(ctx, "key")
+			if err != nil {
+				return "", nil, fmt.Errorf("fetch key: %w", err)
+			}
+			vkey = string(b)
+			fmt.Fprintf(os.Stderr, "warning: using the key served by the log itself (%s); pin it with --key\n", strings.TrimSpace(vkey))
+		case vkey == "":
+			return "", nil, errors.New("need --key or --key-string")
+		}
+		vkey = strings.TrimSpace(vkey)
+		v, err := note.NewVerifier(vkey)
+		return vkey, v, err
+	}
+}
+
+func auditVerify(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
+	logURL := fs.String("log", "", "base URL of the log, e.g. https://hub.example/v1/log/")
+	since := fs.String("since", "", "a previously verified checkpoint file: check consistency with it")
+	save := fs.String("save", "", "write the verified checkpoint to this file")
+	full := fs.Bool("full", false, "re-derive the whole tree from the entry bundles and check every tile")
+	getV := verifierFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return flagErr(err)
+	}
+	if *logURL == "" {
+		fmt.Fprint(os.Stderr, auditUsage)
+		return errUsage
+	}
+	src := &verify.HTTP{Base: *logURL}
+	_, v, err := getV(ctx, src)
+	if err != nil {
+		return err
+	}
+	raw, err := src.ReadCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	cp, err := verify.OpenCheckpoint(raw, v)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("checkpoint: %s, size %d, root %s: signature OK\n", cp.Origin, cp.N, cp.Hash)
+	if *since != "" {
+		oraw, err := os.ReadFile(*since)
+		if err != nil {
+			return err
+		}
+		old, err := verify.OpenCheckpoint(oraw, v)
+		if err != nil {
+			return fmt.Errorf("saved checkpoint: %w", err)
+		}
+		if err := verify.Consistency(ctx, src, old.Tree, cp.Tree); err != nil {
+			return fmt.Errorf("NOT CONSISTENT with %s: %w", *since, err)
+		}
+		fmt.Printf("consistent with saved checkpoint of size %d\n", old.N)
+	}
+	if *full {
+		if _, err := verify.Full(ctx, src, cp.Tree); err != nil {
+			return fmt.Errorf("full verification FAILED: %w", err)
+		}
+		fmt.Printf("full: %d entries re-derive the root; every tile matches\n", cp.N)
+	}
+	if *save != "" {
+		if err := os.WriteFile(*save, raw, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func auditProve(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("audit prove", flag.ContinueOnError)
+	proofFile := fs.String("proof", "", "c2sp.org/tlog-proof@v1 file ('-' for standard input)")
+	receipt := fs.String("receipt", "", "the exchange's receipt token: check it and that the proof is for its leaf")
+	logURL := fs.String("log", "", "base URL of the log (to fetch the key, and check consistency with the current checkpoint)")
+	getV := verifierFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return flagErr(err)
+	}
+	if *proofFile == "" {
+		fmt.Fprint(os.Stderr, auditUsage)
+		return errUsage
+	}
+	var raw []byte
+	var err error
+	if *proofFile == "-" {
+		raw, err = io.ReadAll(os.Stdin)
+	} else {
+		raw, err = os.ReadFile(*proofFile)
+	}
+	if err != nil {
+		return err
+	}
+	var src *verify.HTTP
+	if *logURL != "" {
+		src = &verify.HTTP{Base: *logURL}
+	}
+	vkey, v, err := getV(ctx, src)
+	if err != nil {
+		return err
+	}
+	p, err := verify.ParseProof(raw)
+	if err != nil {
+		return err
+	}
+	if p.Extra == nil {
+		return errors.New("proof carries no leaf (extra)")
+	}
+	lh := tlog.RecordHash(p.Extra)
+	if *receipt != "" {
+		c, err := audit.VerifyReceipt(*receipt, vkey)
+		if err != nil {
+			return err
+		}
+		if tlog.Hash(c.LeafHash) != lh {
+			return errors.New("the proof is not for the receipt's leaf")
+		}
+		fmt.Printf("receipt of exchange %s: signature OK, leaf matches\n", c.ExchangeID)
+	}
+	cp, err := verify.CheckProof(p, v, lh)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("leaf %d included in %s at size %d: OK\n", p.Index, cp.Origin, cp.N)
+	if src != nil {
+		craw, err := src.ReadCheckpoint(ctx)
+		if err != nil {
+			return err
+		}
+		cur, err := verify.OpenCheckpoint(craw, v)
+		if err != nil {
+			return err
+		}
+		if err := verify.Consistency(ctx, src, cp.Tree, cur.Tree); err != nil {
+			return fmt.Errorf("proof checkpoint NOT CONSISTENT with the log's current one: %w", err)
+		}
+		fmt.Printf("consistent with the current checkpoint of size %d\n", cur.N)
+	}
+	return nil
+}
+
+func auditCheck(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("audit check", flag.ContinueOnError)
+	dir := fs.String("dir", "data", "data directory (the hub must not be running on it)")
+	if err := fs.Parse(args); err != nil {
+		return flagErr(err)
+	}
+	return withTrail(ctx, *dir, func(t *audit.Trail) error {
+		rep, err := t.Check(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("records %d, integrated %d, log size %d\n", rep.Records, rep.Integrated, rep.LogSize)
+		for _, p := range rep.Problems {
+			fmt.Println("PROBLEM:", p)
+		}
+		if len(rep.Problems) > 0 {
+			return fmt.Errorf("%d problems", len(rep.Problems))
+		}
+		return nil
+	})
+}
+
+func auditRewrap(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("audit rewrap", flag.ContinueOnError)
+	dir := fs.String("dir", "data", "data directory")
+	if err := fs.Parse(args); err != nil {
+		return flagErr(err)
+	}
+	return withTrail(ctx, *dir, func(t *audit.Trail) error {
+		n, err := t.Rewrap(ctx)
+		fmt.Printf("rewrapped %d data keys\n", n)
+		return err
+	})
+}
+
+func withTrail(ctx context.Context, dir string, fn func(*audit.Trail) error) error {
+	st, err := sqlite.OpenAudit(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	t, err := audit.Open(ctx, audit.Config{Dir: dir, Store: st})
+	if err != nil {
+		return err
+	}
+	return errors.Join(fn(t), t.Close(ctx))
+}
