@@ -141,27 +141,40 @@ func (c *RequestClaims) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+type headerBinding struct {
+	name  string
+	claim *string
+}
+
 // headerBindings lists the claims that must equal a request header.
-func (c *RequestClaims) headerBindings() [6]struct{ name, value string } {
-	return [6]struct{ name, value string }{
-		{HeaderExchangeID, c.ExchangeID},
-		{HeaderRequester, c.Requester},
-		{HeaderUser, c.User},
-		{HeaderPurpose, c.Purpose},
-		{HeaderSubject, c.Subject},
-		{HeaderAuthorisation, c.AuthorisationID},
+func (c *RequestClaims) headerBindings() [6]headerBinding {
+	return [6]headerBinding{
+		{HeaderExchangeID, &c.ExchangeID},
+		{HeaderRequester, &c.Requester},
+		{HeaderUser, &c.User},
+		{HeaderPurpose, &c.Purpose},
+		{HeaderSubject, &c.Subject},
+		{HeaderAuthorisation, &c.AuthorisationID},
 	}
 }
 
 // checkHeaders reports the first header that differs from its claim. An
-// absent header equals an empty claim; a repeated header never matches.
-func (c *RequestClaims) checkHeaders(h http.Header) error {
+// absent header equals an empty claim; a repeated header never matches. With
+// fill, an empty claim first takes the value of its header.
+func (c *RequestClaims) checkHeaders(h http.Header, fill bool) error {
 	for _, b := range c.headerBindings() {
 		vals := h[b.name]
-		switch {
-		case len(vals) > 1:
+		if len(vals) > 1 {
 			return fmt.Errorf("%w: header %s repeated", ErrClaimsMismatch, b.name)
-		case len(vals) == 1 && vals[0] != b.value, len(vals) == 0 && b.value != "":
+		}
+		v := ""
+		if len(vals) == 1 {
+			v = vals[0]
+		}
+		if fill && *b.claim == "" {
+			*b.claim = v
+		}
+		if *b.claim != v {
 			return fmt.Errorf("%w: header %s", ErrClaimsMismatch, b.name)
 		}
 	}
@@ -176,9 +189,12 @@ func requestMethod(r *http.Request) string {
 }
 
 // SignRequest signs an outgoing request whose Crossroads headers are already
-// set: it fills claims.Method, Path and BodyDigest from r and body (and
-// IssuedAt with the current time if zero), checks that the header-bound
-// claims equal the headers, and sets Crossroads-Hub-Signature.
+// set, so that the signature covers exactly what is sent: it sets
+// claims.Method, Path and BodyDigest from r and body, IssuedAt to the
+// current time if zero, and each empty header-bound claim (ExchangeID,
+// Requester, User, Purpose, Subject, AuthorisationID) to its header. A
+// non-empty claim that differs from its header is an error. On success it
+// sets Crossroads-Hub-Signature.
 func SignRequest(s *Signer, r *http.Request, body []byte, claims RequestClaims) error {
 	if r.URL == nil {
 		return errors.New("pki: sign request: no URL")
@@ -189,7 +205,7 @@ func SignRequest(s *Signer, r *http.Request, body []byte, claims RequestClaims) 
 	if claims.IssuedAt.IsZero() {
 		claims.IssuedAt = time.Now()
 	}
-	if err := claims.checkHeaders(r.Header); err != nil {
+	if err := claims.checkHeaders(r.Header, true); err != nil {
 		return fmt.Errorf("pki: sign request: %w", err)
 	}
 	tok, err := s.Sign(claims)
@@ -238,7 +254,7 @@ func VerifyHubRequest(r *http.Request, body []byte, roots *x509.CertPool, now ti
 	case c.BodyDigest != Digest(body):
 		err = fmt.Errorf("%w: body digest", ErrClaimsMismatch)
 	default:
-		err = c.checkHeaders(r.Header)
+		err = c.checkHeaders(r.Header, false)
 	}
 	if err != nil {
 		return RequestClaims{}, fmt.Errorf("pki: verify hub request: %w", err)

@@ -476,11 +476,19 @@ func TestSignRequestChecksHeaders(t *testing.T) {
 	if !errors.Is(err, ErrClaimsMismatch) || r.Header.Get(HeaderHubSignature) != "" {
 		t.Fatalf("mismatching claims signed: %v", err)
 	}
-	if err := SignRequest(hub, r, nil, RequestClaims{ExchangeID: "ex-1"}); err != nil {
+	// Empty claims take their header's value: the signature covers what is sent.
+	r.Header.Set(HeaderSubject, "85073003328")
+	if err := SignRequest(hub, r, nil, RequestClaims{ExchangeID: "ex-1", Service: "s"}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := VerifyHubRequest(asReceived(t, r, nil), nil, ca.Pool(), time.Now(), 0)
-	if err != nil || c.Method != "GET" || c.Path != "/x" || c.BodyDigest != Digest(nil) || c.IssuedAt.IsZero() {
+	if err != nil || c.Method != "GET" || c.Path != "/x" || c.BodyDigest != Digest(nil) || c.IssuedAt.IsZero() ||
+		c.Subject != "85073003328" || c.ExchangeID != "ex-1" || c.Requester != "" {
 		t.Fatalf("%+v %v", c, err)
+	}
+	r.Header.Add(HeaderPurpose, "a")
+	r.Header.Add(HeaderPurpose, "b")
+	if err := SignRequest(hub, r, nil, RequestClaims{}); !errors.Is(err, ErrClaimsMismatch) {
+		t.Fatalf("repeated header signed: %v", err)
 	}
 }
