@@ -273,3 +273,26 @@ func ClientTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS13}, nil
 }
+
+// Baseline adapts a hub mix for the baselines: expectations are cleared
+// (the provider answers every request; there is no decision to check) and,
+// if direct, the /v1/exchange/{serviceId} prefix is stripped as the bare
+// proxy does, so that the same requests reach the provider itself.
+func Baseline(reqs []Request, direct bool) []Request {
+	out := make([]Request, len(reqs))
+	for i, r := range reqs {
+		r.Expect = 0
+		r.Header = r.Header.Clone()
+		if direct {
+			path, query, _ := strings.Cut(r.Path, "?")
+			if rest, ok := stripExchange(path); ok {
+				r.Path = rest
+				if query != "" {
+					r.Path += "?" + query
+				}
+			}
+		}
+		out[i] = r
+	}
+	return out
+}

@@ -210,3 +210,23 @@ func TestSelfBench(t *testing.T) {
 		t.Fatalf("status %v", rep.Status)
 	}
 }
+
+// BenchmarkGenerator measures the generator and a trivial mTLS server
+// sharing the machine: ns/op is the cost of one request-response.
+func BenchmarkGenerator(b *testing.B) {
+	for _, h2 := range []bool{false, true} {
+		name := "HTTP1"
+		if h2 {
+			name = "HTTP2"
+		}
+		b.Run(name, func(b *testing.B) {
+			rep, err := SelfBench(context.Background(), Config{
+				Concurrency: 32, HTTP2: h2, Duration: time.Minute, MaxRequests: int64(b.N), Warmup: 0,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(rep.Throughput, "req/s")
+		})
+	}
+}

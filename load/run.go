@@ -187,7 +187,7 @@ func (g *generator) prepare() error {
 		}
 		t := &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSClientConfig:     tc,
+			TLSClientConfig:     tc.Clone(), // each transport sets its own ALPN list
 			TLSHandshakeTimeout: 10 * time.Second,
 			DisableCompression:  true,
 			IdleConnTimeout:     90 * time.Second,
