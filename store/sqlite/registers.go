@@ -24,7 +24,10 @@ import (
 // an integration's or authorisation's end must lie after its start.
 // Violations fail with an error wrapping crossroads.ErrInvalid.
 type Registers struct {
-	c         *conn
+	c *conn
+	// lookups are the integration queries prepared on the read pool,
+	// indexed by filter: none, person, participant, both.
+	lookups   [4]*sql.Stmt
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -41,12 +44,25 @@ func OpenRegisters(ctx context.Context, file string) (*Registers, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Registers{c: c}, nil
+	s := &Registers{c: c}
+	for i, where := range []string{"", ` WHERE person = ?`, ` WHERE participant = ?`, ` WHERE person = ? AND participant = ?`} {
+		if s.lookups[i], err = c.r.PrepareContext(ctx, integrationColumns+where+integrationOrder); err != nil {
+			c.close()
+			return nil, fmt.Errorf("open registers %s: prepare: %w", file, err)
+		}
+	}
+	return s, nil
 }
 
 // Close closes the database. Closing again is a no-op.
 func (s *Registers) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.c.close() })
+	s.closeOnce.Do(func() {
+		var errs []error
+		for _, st := range s.lookups {
+			errs = append(errs, st.Close())
+		}
+		s.closeErr = errors.Join(append(errs, s.c.close())...)
+	})
 	return s.closeErr
 }
 
@@ -250,9 +266,16 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 			return fmt.Errorf("apply: authorisation %q: %w", a.ID, constraintErr(err))
 		}
 	}
-	for _, in := range n.Integrations {
-		if err := putIntegration(ctx, tx, in); err != nil {
-			return fmt.Errorf("apply: integration of %q: %w", in.Participant, constraintErr(err))
+	if len(n.Integrations) > 0 {
+		st, err := tx.PrepareContext(ctx, putIntegrationSQL)
+		if err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+		defer st.Close()
+		for _, in := range n.Integrations {
+			if err := putIntegration(ctx, st, in); err != nil {
+				return fmt.Errorf("apply: integration of %q: %w", in.Participant, constraintErr(err))
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -327,16 +350,18 @@ func putAuthorisation(ctx context.Context, tx *sql.Tx, a crossroads.Authorisatio
 	return nil
 }
 
-func putIntegration(ctx context.Context, tx *sql.Tx, in crossroads.Integration) error {
+const putIntegrationSQL = `INSERT INTO integrations(person, participant, sector, capacity, valid_from, valid_to)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT(person, participant, sector, capacity, valid_from) DO UPDATE SET valid_to = excluded.valid_to`
+
+// putIntegration writes in through st, a statement of putIntegrationSQL.
+func putIntegration(ctx context.Context, st *sql.Stmt, in crossroads.Integration) error {
 	from, err1 := encTime(in.From)
 	to, err2 := encOptTime(in.To)
 	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO integrations(person, participant, sector, capacity, valid_from, valid_to)
-		VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT(person, participant, sector, capacity, valid_from) DO UPDATE SET valid_to = excluded.valid_to`,
-		in.Person, in.Participant, in.Sector, in.Capacity, from, to)
+	_, err := st.ExecContext(ctx, in.Person, in.Participant, in.Sector, in.Capacity, from, to)
 	return err
 }
 
@@ -347,7 +372,12 @@ func (s *Registers) PutIntegration(ctx context.Context, in crossroads.Integratio
 		return fmt.Errorf("put integration: %w", err)
 	}
 	defer tx.Rollback()
-	if err := putIntegration(ctx, tx, in); err != nil {
+	st, err := tx.PrepareContext(ctx, putIntegrationSQL)
+	if err != nil {
+		return fmt.Errorf("put integration: %w", err)
+	}
+	defer st.Close()
+	if err := putIntegration(ctx, st, in); err != nil {
 		return fmt.Errorf("put integration of %q: %w", in.Participant, constraintErr(err))
 	}
 	if err := tx.Commit(); err != nil {
@@ -376,7 +406,10 @@ func (s *Registers) DeleteIntegration(ctx context.Context, in crossroads.Integra
 	return nil
 }
 
-const integrationColumns = `SELECT person, participant, sector, capacity, valid_from, valid_to FROM integrations`
+const (
+	integrationColumns = `SELECT person, participant, sector, capacity, valid_from, valid_to FROM integrations`
+	integrationOrder   = ` ORDER BY person, participant, sector, capacity, valid_from`
+)
 
 // Integrations implements crossroads.RegisterStore, ordered by person,
 // participant, sector, capacity and start.
@@ -403,20 +436,17 @@ func (s *Registers) EachIntegration(ctx context.Context, fn func(crossroads.Inte
 }
 
 func (s *Registers) eachIntegration(ctx context.Context, participant, person string, fn func(crossroads.Integration) error) error {
-	q, args := integrationColumns, []any(nil)
-	switch {
-	case participant != "" && person != "":
-		q += ` WHERE person = ? AND participant = ?`
-		args = []any{person, participant}
-	case person != "":
-		q += ` WHERE person = ?`
-		args = []any{person}
-	case participant != "":
-		q += ` WHERE participant = ?`
-		args = []any{participant}
+	var args []any
+	i := 0
+	if person != "" {
+		i |= 1
+		args = append(args, person)
 	}
-	q += ` ORDER BY person, participant, sector, capacity, valid_from`
-	rows, err := s.c.r.QueryContext(ctx, q, args...)
+	if participant != "" {
+		i |= 2
+		args = append(args, participant)
+	}
+	rows, err := s.lookups[i].QueryContext(ctx, args...)
 	if err != nil {
 		return err
 	}
