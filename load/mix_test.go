@@ -1,10 +1,14 @@
 package load
 
 import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const mixJSON = `{"requests": [
@@ -89,5 +93,40 @@ func TestBaselineMix(t *testing.T) {
 	proxied[0].Header.Set("X", "y")
 	if reqs[0].Header.Get("X") != "" || !strings.HasPrefix(reqs[1].Path, ExchangePrefix) {
 		t.Fatal("Baseline changed its input")
+	}
+}
+
+func TestClientTLSFromFiles(t *testing.T) {
+	p := newPKI(t)
+	srv, _ := exchangeServer(t, p, 0)
+	dir := t.TempDir()
+	write := func(name, typ string, der []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(p.Client.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile := write("client.pem", "CERTIFICATE", p.Client.Certificate[0])
+	keyFile := write("client.key", "PRIVATE KEY", key)
+	caFile := write("ca.pem", "CERTIFICATE", p.ca.Raw)
+
+	tc, err := ClientTLS(certFile, keyFile, caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Config{Target: srv.URL, TLS: tc, Requests: mix()[:1], Duration: 5 * time.Second, MaxRequests: 5})
+	if err != nil || rep.Status[200] != 5 {
+		t.Fatalf("err %v, status %v, errors %v", err, rep.Status, rep.Errors)
+	}
+	if _, err := ClientTLS(certFile, keyFile, keyFile); err == nil {
+		t.Error("a key accepted as CA")
+	}
+	if _, err := ClientTLS(certFile, filepath.Join(dir, "absent"), caFile); err == nil {
+		t.Error("missing key accepted")
 	}
 }

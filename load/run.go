@@ -304,6 +304,9 @@ func (g *generator) runOpen(ctx context.Context, start time.Time, rep *Report) t
 				return time.Now()
 			}
 		}
+		if ctx.Err() != nil {
+			return time.Now()
+		}
 		now := time.Now()
 		if !now.Before(g.end) { // hopelessly behind: what remains was never sent
 			rep.Unsent = unsentFrom(i)
