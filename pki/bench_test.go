@@ -147,3 +147,13 @@ func BenchmarkBaselineECDSAVerify(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkParticipantID(b *testing.B) {
+	c := issueTLS(b, testCA(b), IssueRequest{Participant: "onem.example"}).Leaf
+	b.ReportAllocs()
+	for b.Loop() {
+		if id, err := ParticipantID(c); err != nil || id != "onem.example" {
+			b.Fatal(id, err)
+		}
+	}
+}

@@ -46,7 +46,9 @@ const (
 const HubParticipant = "hub"
 
 // ParticipantURIPrefix prefixes the participant id in a certificate's URI SAN.
-const ParticipantURIPrefix = "urn:crossroads:participant:"
+const ParticipantURIPrefix = "urn:" + participantURNPrefix
+
+const participantURNPrefix = "crossroads:participant:"
 
 // MinPassphraseLen is the shortest passphrase InitCA accepts.
 const MinPassphraseLen = 12
@@ -385,12 +387,18 @@ func ParticipantID(cert *x509.Certificate) (string, error) {
 	}
 	id, found := "", false
 	for _, u := range cert.URIs {
-		s, ok := strings.CutPrefix(u.String(), ParticipantURIPrefix)
+		if u.Scheme != "urn" {
+			continue
+		}
+		s, ok := strings.CutPrefix(u.Opaque, participantURNPrefix)
 		if !ok {
 			continue
 		}
 		if found {
 			return "", fmt.Errorf("%w: several participant URIs", ErrNoParticipant)
+		}
+		if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil || u.Host != "" {
+			return "", fmt.Errorf("%w: malformed participant URI", ErrInvalidParticipant)
 		}
 		id, found = s, true
 	}

@@ -392,6 +392,9 @@ func TestParticipantIDFromCertificate(t *testing.T) {
 		{"two ids", []*url.URL{u("urn:crossroads:participant:alice"), u("urn:crossroads:participant:bob")}, "alice", ""},
 		{"invalid id", []*url.URL{u("urn:crossroads:participant:Alice")}, "Alice", ""},
 		{"empty id", []*url.URL{u("urn:crossroads:participant:")}, "", ""},
+		{"query", []*url.URL{u("urn:crossroads:participant:alice?x=1")}, "alice", ""},
+		{"fragment", []*url.URL{u("urn:crossroads:participant:alice#x")}, "alice", ""},
+		{"other scheme", []*url.URL{u("urx:crossroads:participant:alice")}, "alice", ""},
 	}
 	for _, c := range cases {
 		cert := rawCert(t, ca, &x509.Certificate{Subject: pkix.Name{CommonName: c.cn}, URIs: c.uris})

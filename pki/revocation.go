@@ -27,7 +27,7 @@ var (
 
 // Revocations is the set of revoked certificate serials. Reads are lock-free
 // (an atomic pointer to an immutable map); writes copy the map. It is safe
-// for concurrent use. The zero value is not usable; call NewRevocations.
+// for concurrent use. The zero value is an empty set.
 type Revocations struct {
 	mu  sync.Mutex // serialises writers
 	set atomic.Pointer[map[string]struct{}]
@@ -52,7 +52,7 @@ func (r *Revocations) add(serials []string) []string {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := *r.set.Load()
+	old := r.load()
 	var added []string
 	for _, s := range serials {
 		s = canonicalSerial(s)
@@ -85,9 +85,9 @@ func contains(list []string, s string) bool {
 }
 
 // IsRevoked reports whether serial (as SerialHex gives it; other spellings
-// are canonicalised) is revoked.
+// are canonicalised) is revoked. A nil set revokes nothing.
 func (r *Revocations) IsRevoked(serial string) bool {
-	m := *r.set.Load()
+	m := r.load()
 	if len(m) == 0 {
 		return false
 	}
@@ -96,7 +96,17 @@ func (r *Revocations) IsRevoked(serial string) bool {
 }
 
 // Len returns the number of revoked serials.
-func (r *Revocations) Len() int { return len(*r.set.Load()) }
+func (r *Revocations) Len() int { return len(r.load()) }
+
+func (r *Revocations) load() map[string]struct{} {
+	if r == nil {
+		return nil
+	}
+	if p := r.set.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // canonicalSerial lower-cases s and drops ':' separators and leading zeros.
 // It returns s itself (no allocation) when s is already canonical.

@@ -41,6 +41,21 @@ func TestRevocationsSet(t *testing.T) {
 	}
 }
 
+func TestRevocationsZeroAndNil(t *testing.T) {
+	var nilSet *Revocations
+	if nilSet.IsRevoked("ab") || nilSet.Len() != 0 {
+		t.Error("nil set revokes")
+	}
+	var zero Revocations
+	if zero.IsRevoked("ab") {
+		t.Error("zero set revokes")
+	}
+	zero.Add("ab")
+	if !zero.IsRevoked("ab") {
+		t.Error("zero set: Add lost")
+	}
+}
+
 func TestCanonicalSerial(t *testing.T) {
 	cases := map[string]string{
 		"ab0c": "ab0c", "AB0C": "ab0c", "00ab": "ab", "0": "0", "000": "0",
