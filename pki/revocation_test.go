@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -189,6 +190,7 @@ func startTLSServer(t *testing.T, ca *CA) *tlsServer {
 	}))
 	s.TLS = ServerTLSConfig(s.pool, hubServerCert(t, ca), s.revs)
 	s.Config.ConnState = s.tracker.ConnState
+	s.Config.ErrorLog = log.New(io.Discard, "", 0)
 	s.StartTLS()
 	t.Cleanup(s.Close)
 	return s
