@@ -41,6 +41,9 @@ const (
 	MaxConcurrency = 100_000
 	MaxRate        = 1_000_000
 	maxWeightTotal = 1 << 20
+
+	// DefaultOpenConnections is the HTTP/1.1 pool of open mode.
+	DefaultOpenConnections = 64
 )
 
 // Request is one kind of request in the mix.
@@ -89,8 +92,8 @@ type Config struct {
 	Timeout time.Duration
 
 	// Connections is the size of the keep-alive pool. HTTP/1.1: at most that
-	// many connections (0: Concurrency in closed mode, unbounded in open
-	// mode). HTTP/2: that many connections, requests spread round-robin,
+	// many connections (0: Concurrency in closed mode,
+	// DefaultOpenConnections in open mode). HTTP/2: that many connections, requests spread round-robin,
 	// more only when a server's stream limit is reached (0: 1).
 	Connections int
 	// HTTP2 negotiates HTTP/2 instead of HTTP/1.1.
@@ -120,6 +123,11 @@ func (c *Config) withDefaults() (Config, error) {
 			cfg.Connections = 1
 		case cfg.Mode == ModeClosed:
 			cfg.Connections = cfg.Concurrency
+		default:
+			// Unbounded, a burst would dial a connection per request and
+			// drown both sides in handshakes; requests beyond the pool
+			// wait for a connection, and the wait counts in their latency.
+			cfg.Connections = DefaultOpenConnections
 		}
 	}
 	u, err := url.Parse(cfg.Target)

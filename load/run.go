@@ -166,10 +166,6 @@ func (g *generator) prepare() error {
 	if g.cfg.HTTP2 {
 		n = g.cfg.Connections
 	}
-	idle := g.cfg.Connections
-	if idle == 0 {
-		idle = min(g.cfg.MaxInFlight, 1024)
-	}
 	var tc *tls.Config
 	if g.cfg.TLS != nil {
 		tc = g.cfg.TLS.Clone()
@@ -200,7 +196,7 @@ func (g *generator) prepare() error {
 			t.MaxConnsPerHost = 1
 		} else {
 			t.MaxConnsPerHost = g.cfg.Connections
-			t.MaxIdleConnsPerHost = idle
+			t.MaxIdleConnsPerHost = g.cfg.Connections
 		}
 		g.rts = append(g.rts, t)
 	}

@@ -221,6 +221,9 @@ func TestOpenSendsOnSchedule(t *testing.T) {
 	if rep.Requests+rep.Unsent != rep.Offered || rep.Requests == 0 || h.total() != rep.Requests {
 		t.Fatalf("sent %d + unsent %d vs offered %d; server saw %d\n%s", rep.Requests, rep.Unsent, rep.Offered, h.total(), rep.Table())
 	}
+	if n := h.conns.Load(); n > DefaultOpenConnections || rep.Connections != DefaultOpenConnections {
+		t.Errorf("%d connections (report %d), want a pool of at most %d", n, rep.Connections, DefaultOpenConnections)
+	}
 	if rep.SendLag == nil || rep.SendLag.Count != uint64(rep.Requests) {
 		t.Fatalf("send lag %+v", rep.SendLag)
 	}

@@ -10,6 +10,8 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -133,6 +135,7 @@ func TrivialServer(serverTLS *tls.Config) (baseURL string, stop func(), err erro
 			_, _ = w.Write(body)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0), // the client reports failures
 	}
 	done := make(chan struct{})
 	go func() {

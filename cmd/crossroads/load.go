@@ -31,7 +31,7 @@ func runLoad(ctx context.Context, args []string) error {
 		duration    = fs.Duration("duration", 10*time.Second, "measured duration")
 		maxRequests = fs.Int64("max-requests", 0, "stop after this many measured requests (0: no limit)")
 		timeout     = fs.Duration("timeout", 10*time.Second, "per-request timeout")
-		connections = fs.Int("connections", 0, "keep-alive pool: HTTP/1.1 connections (0: one per worker, unbounded in open mode); HTTP/2 connections (0: 1)")
+		connections = fs.Int("connections", 0, "keep-alive pool: HTTP/1.1 connections (0: one per worker in closed mode, 64 in open mode); HTTP/2 connections (0: 1)")
 		http2       = fs.Bool("http2", false, "use HTTP/2 instead of HTTP/1.1")
 		self        = fs.Bool("self", false, "measure the generator's own ceiling against a trivial in-process mTLS server on 127.0.0.1 (ignores --target, --cert, --key, --ca)")
 		asJSON      = fs.Bool("json", false, "print the report as JSON")
