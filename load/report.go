@@ -123,7 +123,7 @@ type Report struct {
 	Protocol    string        `json:"protocol"` // "HTTP/1.1" or "HTTP/2"
 	Concurrency int           `json:"concurrency,omitempty"`
 	Rate        float64       `json:"rate,omitempty"`
-	Connections int           `json:"connections"` // 0: unbounded
+	Connections int           `json:"connections"` // HTTP/1.1 pool size, or HTTP/2 connections
 	Warmup      time.Duration `json:"warmupNs"`
 	Duration    time.Duration `json:"durationNs"`
 	// Elapsed is the measured window: from the end of the warm-up until the
