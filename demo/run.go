@@ -32,8 +32,10 @@ type Options struct {
 	Listen       string // the hub's address (default 127.0.0.1:8443)
 	People       int    // synthetic people (default 200)
 	ScenarioOnly bool
-	Out          io.Writer
-	Logger       *slog.Logger
+	// ProviderTimeout bounds provider calls (default: the hub's).
+	ProviderTimeout time.Duration
+	Out             io.Writer
+	Logger          *slog.Logger
 }
 
 // Network is a running demo network.
@@ -108,7 +110,7 @@ func Start(ctx context.Context, opts Options, ln net.Listener) (*Running, <-chan
 			return nil, nil, err
 		}
 	}
-	h, err := hub.Open(ctx, hub.Config{DataDir: dataDir, Passphrase: pass, Logger: opts.Logger, MaxMergeDelay: time.Second})
+	h, err := hub.Open(ctx, hub.Config{DataDir: dataDir, Passphrase: pass, Logger: opts.Logger, MaxMergeDelay: time.Second, ProviderTimeout: opts.ProviderTimeout})
 	if err != nil {
 		return nil, nil, err
 	}

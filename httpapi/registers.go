@@ -132,7 +132,7 @@ func (a *API) putIntegration(w http.ResponseWriter, r *http.Request) {
 		a.applyError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"integration": in, "changed": !plan.Empty()})
+	writeJSON(w, http.StatusOK, map[string]any{"integration": in, "changed": plan.HasChanges()})
 }
 
 func (a *API) deleteIntegration(w http.ResponseWriter, r *http.Request) {
@@ -176,8 +176,8 @@ func (a *API) postApply(w http.ResponseWriter, r *http.Request) {
 		a.applyError(w, err)
 		return
 	}
-	a.cfg.Logger.Info("network applied", "dryRun", dry, "changes", !plan.Empty())
-	writeJSON(w, http.StatusOK, map[string]any{"dryRun": dry, "changed": !plan.Empty(), "diff": plan.String()})
+	a.cfg.Logger.Info("network applied", "dryRun", dry, "changes", plan.HasChanges())
+	writeJSON(w, http.StatusOK, map[string]any{"dryRun": dry, "changed": plan.HasChanges(), "diff": plan.String()})
 }
 
 func (a *API) applyError(w http.ResponseWriter, err error) {

@@ -258,7 +258,7 @@ func (h *Hub) revoked(serials []string) {
 }
 
 func (h *Hub) ready(ctx context.Context) error {
-	if _, err := h.Registers.RevokedSince(ctx, 1<<62); err != nil {
+	if _, _, err := h.Registers.RevokedSince(ctx, 1<<62); err != nil {
 		return fmt.Errorf("registers: %w", err)
 	}
 	return nil

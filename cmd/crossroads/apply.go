@@ -75,7 +75,7 @@ func runApply(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	printPlan(plan.String(), *dry, !plan.Empty())
+	printPlan(plan.String(), *dry, plan.HasChanges())
 	return nil
 }
 

@@ -1,0 +1,314 @@
+package hub_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/apply"
+	"github.com/crossroads-hub/crossroads/demo"
+	"github.com/crossroads-hub/crossroads/pki"
+)
+
+// start runs the demo network on a free port for one test.
+func start(t *testing.T) *demo.Running {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r, errc, err := demo.Start(ctx, demo.Options{DataDir: t.TempDir(), People: 30, ProviderTimeout: time.Second}, ln)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-errc
+		r.Close()
+	})
+	return r
+}
+
+func problemReason(t *testing.T, resp *http.Response, body []byte) string {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("content type %q, want problem+json; body %s", ct, body)
+	}
+	var p struct {
+		Type, Title, Reason string
+		Status              int
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("problem body: %v", err)
+	}
+	if p.Status != resp.StatusCode || p.Type == "" || p.Title == "" {
+		t.Fatalf("incomplete problem details: %s", body)
+	}
+	return p.Reason
+}
+
+// TestScenario runs the demo scenario: allowed exchanges, minimisation
+// (nested, arrays), seal verification, every denial reason and revocation,
+// all over real mTLS with real providers.
+func TestScenario(t *testing.T) {
+	r := start(t)
+	results := r.Clients.Run(context.Background(), demo.Scenario(r.People, r.Revoke, r.Hub.CA.Pool()))
+	var out bytes.Buffer
+	if !demo.Print(&out, results) {
+		t.Fatalf("scenario failed:\n%s", out.String())
+	}
+	reasons := map[string]bool{}
+	for _, res := range results {
+		reasons[res.Reason] = true
+	}
+	for _, want := range []crossroads.Reason{
+		crossroads.ReasonUnknownService, crossroads.ReasonNoAuthorisation, crossroads.ReasonPurposeNotCovered,
+		crossroads.ReasonAuthorisationNotActive, crossroads.ReasonNoIntegration, crossroads.ReasonCapacityNotCovered,
+		crossroads.ReasonParticipantSuspended, crossroads.ReasonProviderSuspended, crossroads.ReasonInvalidSubject,
+	} {
+		if !reasons[string(want)] {
+			t.Errorf("scenario never produced %s", want)
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	r := start(t)
+	p := r.People[0]
+	cl := r.Clients.Client(demo.OCMW)
+	tests := []struct {
+		name    string
+		path    string
+		headers map[string]string
+		body    string
+		status  int
+		reason  string
+	}{
+		{"missing purpose", "/v1/exchange/person-identity/persons/" + p.INSZ, map[string]string{"Crossroads-User": "u", "Crossroads-Subject": p.INSZ}, "", 400, "missing-purpose"},
+		{"missing user", "/v1/exchange/person-identity/persons/" + p.INSZ, map[string]string{"Crossroads-Purpose": "social-aid", "Crossroads-Subject": p.INSZ}, "", 400, "missing-user"},
+		{"missing subject", "/v1/exchange/person-identity/persons/" + p.INSZ, map[string]string{"Crossroads-Purpose": "social-aid", "Crossroads-User": "u"}, "", 400, "missing-subject"},
+		{"bad purpose", "/v1/exchange/person-identity/persons/" + p.INSZ, map[string]string{"Crossroads-Purpose": "Social Aid!", "Crossroads-User": "u", "Crossroads-Subject": p.INSZ}, "", 400, "invalid-header"},
+		{"encoded slash", "/v1/exchange/person-identity/persons%2F..%2Fadmin", map[string]string{"Crossroads-Purpose": "social-aid", "Crossroads-User": "u", "Crossroads-Subject": p.INSZ}, "", 400, "invalid-path"},
+		{"dot segment", "/v1/exchange/person-identity/persons/%2e%2e/x", map[string]string{"Crossroads-Purpose": "social-aid", "Crossroads-User": "u", "Crossroads-Subject": p.INSZ}, "", 400, "invalid-path"},
+		{"bad service id", "/v1/exchange/Person_Identity!/x", map[string]string{"Crossroads-Purpose": "social-aid", "Crossroads-User": "u", "Crossroads-Subject": p.INSZ}, "", 400, "invalid-path"},
+		{"body too large", "/v1/exchange/person-identity/persons/" + p.INSZ, map[string]string{"Crossroads-Purpose": "social-aid", "Crossroads-User": "u", "Crossroads-Subject": p.INSZ}, strings.Repeat("x", 2<<20), 413, "body-too-large"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			method := http.MethodGet
+			var body io.Reader
+			if tc.body != "" {
+				method, body = http.MethodPost, strings.NewReader(tc.body)
+			}
+			req, _ := http.NewRequest(method, r.Base+tc.path, body)
+			for k, v := range tc.headers {
+				req.Header.Set(k, v)
+			}
+			resp, err := cl.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, b)
+			}
+			if got := problemReason(t, resp, b); got != tc.reason {
+				t.Fatalf("reason %q, want %q", got, tc.reason)
+			}
+			if resp.Header.Get("Crossroads-Exchange-Id") == "" {
+				t.Fatal("no exchange id")
+			}
+		})
+	}
+}
+
+// TestNoClientCertificate: the exchange API needs a certificate; the public
+// routes do not.
+func TestNoClientCertificate(t *testing.T) {
+	r := start(t)
+	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: r.Hub.CA.Pool(), MinVersion: tls.VersionTLS13}}}
+	for path, want := range map[string]int{
+		"/healthz": 200, "/readyz": 200, "/openapi.json": 200, "/v1/authorizations": 200,
+		"/v1/exchange/person-identity/persons/x": 401, "/v1/integrations": 401, "/v1/admin/network": 401,
+	} {
+		resp, err := cl.Get(r.Base + path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: status %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
+
+// TestAdminNeedsOperator: an institution cannot use the admin API.
+func TestAdminNeedsOperator(t *testing.T) {
+	r := start(t)
+	resp, err := r.Clients.Client(demo.OCMW).Get(r.Base + "/v1/admin/network")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("status %d, want 403", resp.StatusCode)
+	}
+	resp, err = r.Clients.Client(demo.Operator).Get(r.Base + "/v1/admin/network")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("operator: status %d", resp.StatusCode)
+	}
+}
+
+// TestRevocationClosesOpenConnections: an open keep-alive connection using a
+// revoked certificate is closed within a second, and a new one is refused.
+func TestRevocationClosesOpenConnections(t *testing.T) {
+	r := start(t)
+	p := r.People[0]
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(r.Base, "https://"), pki.ClientTLSConfig(r.Hub.CA.Pool(), r.Certs[demo.ONEM]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := "GET /v1/exchange/employment-status/employments/" + p.INSZ + " HTTP/1.1\r\nHost: hub\r\nCrossroads-Purpose: unemployment-benefit\r\nCrossroads-User: u\r\nCrossroads-Subject: " + p.INSZ + "\r\n\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufioReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("before revocation: %d", resp.StatusCode)
+	}
+	// Revoke with the CLI's path: straight into the store; the hub polls.
+	serial := pki.SerialHex(r.Certs[demo.ONEM].Leaf)
+	if err := r.Hub.Registers.RevokeCertificate(context.Background(), serial, time.Now(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+	buf := make([]byte, 1)
+	if _, err := conn.Read(buf); err == nil {
+		t.Fatal("connection still open after revocation")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("connection not closed within 1.5 s of revocation")
+	}
+	resp2, _, err := r.Clients.Exchange(context.Background(), demo.ONEM, demo.ServiceEmployment, "employments/"+p.INSZ, "unemployment-benefit", p.INSZ)
+	if err == nil && resp2.StatusCode != http.StatusForbidden {
+		t.Fatalf("revoked certificate accepted: %d", resp2.StatusCode)
+	}
+}
+
+// TestAuditFailureReleasesNothing: when the audit store cannot be written,
+// the hub answers 503 and releases nothing.
+func TestAuditFailureReleasesNothing(t *testing.T) {
+	r := start(t)
+	p := r.People[0]
+	r.Hub.CloseAuditStoreForTest()
+	resp, body, err := r.Clients.Exchange(context.Background(), demo.OCMW, demo.ServicePerson, "persons/"+p.INSZ, "social-aid", p.INSZ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503: %s", resp.StatusCode, body)
+	}
+	if got := problemReason(t, resp, body); got != "audit-unavailable" {
+		t.Fatalf("reason %s", got)
+	}
+	if bytes.Contains(body, []byte(p.Last)) || bytes.Contains(body, []byte(p.City)) || resp.Header.Get("Crossroads-Seal") != "" {
+		t.Fatalf("data released without a record: %s", body)
+	}
+}
+
+// TestProviderDownAndSlow: provider failures are 502/504 problems without
+// the provider's internals.
+func TestProviderDownAndSlow(t *testing.T) {
+	r := start(t)
+	p := r.People[0]
+	// A slow provider and a dead one, registered as services of the population register.
+	slow := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case <-time.After(3 * time.Second):
+		case <-req.Context().Done():
+		}
+		io.WriteString(w, `{"secret":"internal stack trace"}`)
+	})}
+	slowLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	cfg := pki.ServerTLSConfig(r.Hub.CA.Pool(), r.Certs[demo.PopulationRegister], nil)
+	go slow.Serve(tls.NewListener(slowLn, cfg))
+	defer slow.Close()
+	deadLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadURL := "https://" + deadLn.Addr().String()
+	deadLn.Close()
+	crashing := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		http.Error(w, "panic: nil pointer at /srv/app/main.go:42", 500)
+	})}
+	crashLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	go crashing.Serve(tls.NewListener(crashLn, cfg))
+	defer crashing.Close()
+
+	n := r.Hub.Directory.Snapshot()
+	var a crossroads.Authorisation
+	for _, x := range n.Authorisations {
+		if x.ID == "ocmw-social-aid" {
+			a = x
+		}
+	}
+	add := &crossroads.Network{}
+	for id, url := range map[string]string{"slow": "https://" + slowLn.Addr().String(), "dead": deadURL, "crashing": "https://" + crashLn.Addr().String()} {
+		add.Services = append(add.Services, crossroads.Service{ID: id, Provider: demo.PopulationRegister, BaseURL: url, Classification: 1, Fields: []string{""}, ConcernsPerson: true})
+		a.Services = append(a.Services, id)
+		a.Fields = cloneFields(a.Fields)
+		a.Fields[id] = []string{""}
+	}
+	add.Authorisations = []crossroads.Authorisation{a}
+	if _, err := apply.Apply(context.Background(), r.Hub.Directory.Store(), add, r.Hub.Scheme, false); err != nil {
+		t.Fatal(err)
+	}
+	for svc, want := range map[string]struct {
+		status int
+		reason string
+	}{"slow": {504, "provider-timeout"}, "dead": {502, "provider-unreachable"}, "crashing": {502, "provider-error"}} {
+		resp, body, err := r.Clients.Exchange(context.Background(), demo.OCMW, svc, "x", "social-aid", p.INSZ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != want.status {
+			t.Errorf("%s: status %d, want %d: %s", svc, resp.StatusCode, want.status, body)
+			continue
+		}
+		if got := problemReason(t, resp, body); got != want.reason {
+			t.Errorf("%s: reason %s, want %s", svc, got, want.reason)
+		}
+		if bytes.Contains(body, []byte("internal")) || bytes.Contains(body, []byte("main.go")) {
+			t.Errorf("%s: provider internals leaked: %s", svc, body)
+		}
+	}
+}
+
+func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+func cloneFields(m map[string][]string) map[string][]string {
+	out := make(map[string][]string, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
