@@ -10,10 +10,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,6 +84,17 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	if der, _ := base64.StdEncoding.DecodeString(h.X5c[0]); !bytes.Equal(der, hub.Certificate().Raw) {
 		t.Fatal("x5c is not the signer's certificate")
 	}
+	// go-jose, independently of Verify, accepts the token.
+	obj, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obj.Verify(hub.Certificate().PublicKey); err != nil {
+		t.Fatalf("go-jose rejects the token: %v", err)
+	}
+	if _, err := obj.Signatures[0].Protected.Certificates(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Fatalf("x5c chain: %v", err)
+	}
 	// Payload: time in RFC 3339 UTC with milliseconds.
 	if p := decodeSegment(t, tok, 1); !bytes.Contains(p, []byte(`"time":"2026-03-04T04:06:07.891Z"`)) {
 		t.Fatalf("payload %s", p)
@@ -114,6 +127,33 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	if _, err := Verify(tok2, pool, time.Time{}, nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestSignVerifyConcurrent(t *testing.T) {
+	ca := testCA(t)
+	pool := ca.Pool()
+	hub := testSigner(t, ca, HubParticipant)
+	resetVerifyCache()
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for j := range 20 {
+				c := sampleSeal()
+				c.ExchangeID = fmt.Sprint(i, "-", j)
+				tok, err := hub.Sign(c)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var out SealClaims
+				if _, err := Verify(tok, pool, time.Now(), &out); err != nil || out.ExchangeID != c.ExchangeID {
+					t.Error(out.ExchangeID, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func decodeSegment(t *testing.T, tok string, i int) []byte {
