@@ -1,0 +1,408 @@
+package apply
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/personid"
+)
+
+// Problem is one reason a network file cannot be applied.
+type Problem struct {
+	Path    string // where, e.g. "authorisations[2].services[0]"
+	Message string
+}
+
+func (p Problem) String() string { return p.Path + ": " + p.Message }
+
+// Problems is every problem Validate found. It is an error that matches
+// crossroads.ErrInvalid under errors.Is.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	var b strings.Builder
+	if len(ps) == 1 {
+		b.WriteString("1 problem in network file:")
+	} else {
+		fmt.Fprintf(&b, "%d problems in network file:", len(ps))
+	}
+	for _, p := range ps {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// Is makes errors.Is(ps, crossroads.ErrInvalid) true.
+func (ps Problems) Is(target error) bool { return target == crossroads.ErrInvalid }
+
+var (
+	idPattern      = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	purposePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	kinds          = []string{crossroads.KindInstitution, crossroads.KindAuthenticSource, crossroads.KindNationalBackend, crossroads.KindOperator, crossroads.KindAuditor}
+)
+
+// world is the registers as they would be after the apply (or before).
+type world struct {
+	participants map[string]crossroads.Participant
+	services     map[string]crossroads.Service
+	// capacities[grantee] holds the capacities named by the grantee's
+	// authorisations that are not revoked.
+	capacities map[string]map[crossroads.Capacity]bool
+}
+
+func newWorld(layers ...*crossroads.Network) *world {
+	w := &world{participants: map[string]crossroads.Participant{}, services: map[string]crossroads.Service{}, capacities: map[string]map[crossroads.Capacity]bool{}}
+	auths := map[string]crossroads.Authorisation{}
+	for _, n := range layers {
+		if n == nil {
+			continue
+		}
+		for _, p := range n.Participants {
+			w.participants[p.ID] = p
+		}
+		for _, s := range n.Services {
+			w.services[s.ID] = s
+		}
+		for _, a := range n.Authorisations {
+			auths[a.ID] = a
+		}
+	}
+	for _, a := range auths {
+		if a.Status == crossroads.StatusRevoked {
+			continue
+		}
+		if w.capacities[a.Grantee] == nil {
+			w.capacities[a.Grantee] = map[crossroads.Capacity]bool{}
+		}
+		for _, c := range a.Capacities {
+			w.capacities[a.Grantee][c] = true
+		}
+	}
+	return w
+}
+
+type problems struct{ list Problems }
+
+func (ps *problems) add(path, format string, args ...any) {
+	ps.list = append(ps.list, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks n completely against itself and against current (the
+// registers as they are; may be nil) and returns every problem at once as
+// Problems, or nil. References may point into n or into current; where both
+// have an entry with the same id, n's wins, as it will after the apply.
+//
+// Validate also checks that the entries of current that n does not mention
+// stay valid once n's entries replace theirs (a provider changing kind, a
+// service dropping a field an authorisation grants), reporting only what n
+// would break. Integrations are checked against scheme (nil: INSZ) and their
+// person ids are replaced, in n, by the canonical form.
+func Validate(n *crossroads.Network, current *crossroads.Network, scheme personid.Scheme) error {
+	if n == nil {
+		return Problems{{Path: "", Message: "no network"}}
+	}
+	if scheme == nil {
+		scheme = personid.INSZ{}
+	}
+	var ps problems
+	w := newWorld(current, n)
+
+	seen := map[string]int{}
+	for i, p := range n.Participants {
+		path := fmt.Sprintf("participants[%d]", i)
+		ps.id(path, "participants", p.ID, seen, i)
+		if !slices.Contains(kinds, p.Kind) {
+			ps.add(path+".kind", "%q is not a participant kind (%s)", p.Kind, strings.Join(kinds, ", "))
+		}
+		if p.Status != crossroads.StatusActive && p.Status != crossroads.StatusSuspended {
+			ps.add(path+".status", "%q is not a participant status (active, suspended)", p.Status)
+		}
+	}
+	clear(seen)
+	for i, s := range n.Services {
+		path := fmt.Sprintf("services[%d]", i)
+		ps.id(path, "services", s.ID, seen, i)
+		ps.service(path, s, w)
+	}
+	clear(seen)
+	for i, a := range n.Authorisations {
+		path := fmt.Sprintf("authorisations[%d]", i)
+		ps.id(path, "authorisations", a.ID, seen, i)
+		ps.authorisation(path, a, w)
+	}
+	ps.integrations(n.Integrations, w, scheme)
+	ps.current(n, current, w)
+	if len(ps.list) == 0 {
+		return nil
+	}
+	return ps.list
+}
+
+func (ps *problems) id(path, register, id string, seen map[string]int, i int) {
+	switch {
+	case id == "":
+		ps.add(path+".id", "id is required")
+	case !idPattern.MatchString(id):
+		ps.add(path+".id", "%q is not a valid id (1–63 of a-z 0-9 . _ -, starting with a letter or digit)", id)
+	default:
+		if j, dup := seen[id]; dup {
+			ps.add(path+".id", "duplicate id %q (also %s[%d])", id, register, j)
+		} else {
+			seen[id] = i
+		}
+	}
+}
+
+func (ps *problems) service(path string, s crossroads.Service, w *world) {
+	switch p, ok := w.participants[s.Provider]; {
+	case s.Provider == "":
+		ps.add(path+".provider", "provider is required")
+	case !ok:
+		ps.add(path+".provider", "unknown participant %q", s.Provider)
+	case p.Kind != crossroads.KindAuthenticSource && p.Kind != crossroads.KindNationalBackend:
+		ps.add(path+".provider", "participant %q is %s %s; a provider must be an authentic-source or a national-backend", s.Provider, article(p.Kind), p.Kind)
+	}
+	if msg := checkBaseURL(s.BaseURL); msg != "" {
+		ps.add(path+".baseUrl", "%s", msg)
+	}
+	if s.Classification < 0 || s.Classification > 4 {
+		ps.add(path+".classification", "%d is not a classification (0–4)", s.Classification)
+	}
+	for j, f := range s.Fields {
+		if msg := checkPointer(f); msg != "" {
+			ps.add(fmt.Sprintf("%s.fields[%d]", path, j), "%s", msg)
+		}
+	}
+}
+
+func article(kind string) string {
+	if kind != "" && strings.IndexByte("aeiou", kind[0]) >= 0 {
+		return "an"
+	}
+	return "a"
+}
+
+func checkBaseURL(s string) string {
+	if s == "" {
+		return "baseUrl is required"
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "not a URL"
+	case u.Scheme != "https":
+		return fmt.Sprintf("%q is not an https URL", s)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Sprintf("%q has no host", s)
+	case u.User != nil:
+		return "must not contain user info"
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Sprintf("%q must not have a query", s)
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return fmt.Sprintf("%q must not have a fragment", s)
+	case u.Opaque != "":
+		return fmt.Sprintf("%q is not an absolute https URL", s)
+	}
+	return ""
+}
+
+// checkPointer checks an RFC 6901 JSON pointer: "" or "/"-separated
+// reference tokens in which "~" only appears as "~0" or "~1".
+func checkPointer(p string) string {
+	if p == "" {
+		return ""
+	}
+	if !utf8.ValidString(p) {
+		return "JSON pointer is not valid UTF-8"
+	}
+	if p[0] != '/' {
+		return fmt.Sprintf("%q is not a JSON pointer: must be empty or start with \"/\"", p)
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] == '~' && (i+1 == len(p) || (p[i+1] != '0' && p[i+1] != '1')) {
+			return fmt.Sprintf("%q is not a JSON pointer: \"~\" must be followed by 0 or 1", p)
+		}
+	}
+	return ""
+}
+
+// covers reports whether granting pointer g is within what a service
+// listing f may return: g is f, an ancestor of f (granting "/address"
+// covers "/address/street"), or a part of f ("/address/street" when the
+// service returns all of "/address").
+func covers(g, f string) bool {
+	return g == f || strings.HasPrefix(f, g+"/") || strings.HasPrefix(g, f+"/")
+}
+
+func (ps *problems) authorisation(path string, a crossroads.Authorisation, w *world) {
+	if a.Grantee == "" {
+		ps.add(path+".grantee", "grantee is required")
+	} else if _, ok := w.participants[a.Grantee]; !ok {
+		ps.add(path+".grantee", "unknown participant %q", a.Grantee)
+	}
+	switch a.Status {
+	case crossroads.StatusActive, crossroads.StatusSuspended, crossroads.StatusRevoked:
+	default:
+		ps.add(path+".status", "%q is not an authorisation status (active, suspended, revoked)", a.Status)
+	}
+	if len(a.Services) == 0 {
+		ps.add(path+".services", "at least one service is required")
+	}
+	for j, s := range a.Services {
+		p := fmt.Sprintf("%s.services[%d]", path, j)
+		if _, ok := w.services[s]; !ok {
+			ps.add(p, "unknown service %q", s)
+		}
+		if k := slices.Index(a.Services, s); k < j {
+			ps.add(p, "service %q listed twice", s)
+		}
+	}
+	if len(a.Purposes) == 0 {
+		ps.add(path+".purposes", "at least one purpose is required")
+	}
+	for j, p := range a.Purposes {
+		if !purposePattern.MatchString(p) {
+			ps.add(fmt.Sprintf("%s.purposes[%d]", path, j), "%q is not a valid purpose (a-z 0-9 . _ -, starting with a letter or digit)", p)
+		}
+	}
+	keys := make([]string, 0, len(a.Fields))
+	for k := range a.Fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		kp := fmt.Sprintf("%s.fields[%s]", path, strconv.Quote(k))
+		if !slices.Contains(a.Services, k) {
+			ps.add(kp, "%q is not one of the services of this authorisation", k)
+		}
+		svc, known := w.services[k]
+		for j, f := range a.Fields[k] {
+			fp := fmt.Sprintf("%s[%d]", kp, j)
+			if msg := checkPointer(f); msg != "" {
+				ps.add(fp, "%s", msg)
+				continue
+			}
+			if f == crossroads.WholePayload || !known {
+				continue
+			}
+			if !slices.ContainsFunc(svc.Fields, func(sf string) bool { return covers(f, sf) }) {
+				ps.add(fp, "service %q does not list %q among its fields", k, f)
+			}
+		}
+	}
+	if !a.ValidTo.IsZero() && !a.ValidTo.After(a.ValidFrom) {
+		ps.add(path+".validTo", "validTo must be after validFrom")
+	}
+	for j, c := range a.Capacities {
+		p := fmt.Sprintf("%s.capacities[%d]", path, j)
+		if c.Sector == "" {
+			ps.add(p+".sector", "sector is required")
+		}
+		if c.Code == "" {
+			ps.add(p+".code", "code is required")
+		}
+	}
+	if l := a.Limits; l != nil {
+		if l.RatePerSecond < 0 || math.IsNaN(l.RatePerSecond) || math.IsInf(l.RatePerSecond, 0) {
+			ps.add(path+".limits.ratePerSecond", "must be a non-negative number")
+		}
+		if l.Burst < 0 {
+			ps.add(path+".limits.burst", "must not be negative")
+		}
+		if l.MaxConcurrent < 0 {
+			ps.add(path+".limits.maxConcurrent", "must not be negative")
+		}
+	}
+}
+
+func (ps *problems) integrations(ins []crossroads.Integration, w *world, scheme personid.Scheme) {
+	type key struct {
+		person, participant, sector, capacity string
+		from                                  int64
+	}
+	seen := map[key]int{}
+	for i := range ins {
+		in := &ins[i]
+		path := fmt.Sprintf("integrations[%d]", i)
+		canonical, err := scheme.Canonical(in.Person)
+		if err != nil {
+			ps.add(path+".person", "not a valid %s person id: %v", scheme.Name(), err)
+		} else {
+			in.Person = canonical
+		}
+		if in.Participant == "" {
+			ps.add(path+".participant", "participant is required")
+		} else if _, ok := w.participants[in.Participant]; !ok {
+			ps.add(path+".participant", "unknown participant %q", in.Participant)
+		}
+		if in.Sector == "" {
+			ps.add(path+".sector", "sector is required")
+		}
+		if in.Capacity == "" {
+			ps.add(path+".capacity", "capacity is required")
+		}
+		if !in.To.IsZero() && !in.To.After(in.From) {
+			ps.add(path+".to", "to must be after from")
+		}
+		if in.Participant != "" && in.Sector != "" && in.Capacity != "" &&
+			!w.capacities[in.Participant][crossroads.Capacity{Sector: in.Sector, Code: in.Capacity}] {
+			ps.add(path+".capacity", "participant %q holds no authorisation naming capacity %s/%s", in.Participant, in.Sector, in.Capacity)
+		}
+		if err == nil {
+			k := key{in.Person, in.Participant, in.Sector, in.Capacity, in.From.UnixNano()}
+			if j, dup := seen[k]; dup {
+				ps.add(path, "duplicate of integrations[%d]", j)
+			} else {
+				seen[k] = i
+			}
+		}
+	}
+}
+
+// current reports what n would break in entries of current it leaves as
+// they are: only problems that the entry does not already have.
+func (ps *problems) current(n, current *crossroads.Network, after *world) {
+	if current == nil {
+		return
+	}
+	before := newWorld(current)
+	services, auths := map[string]bool{}, map[string]bool{}
+	for _, s := range n.Services {
+		services[s.ID] = true
+	}
+	for _, a := range n.Authorisations {
+		auths[a.ID] = true
+	}
+	newOnly := func(check func(*problems, *world)) {
+		var was, will problems
+		check(&was, before)
+		check(&will, after)
+		for _, p := range will.list {
+			if !slices.Contains(was.list, p) {
+				ps.list = append(ps.list, p)
+			}
+		}
+	}
+	for _, s := range current.Services {
+		if services[s.ID] {
+			continue
+		}
+		path := fmt.Sprintf("current service %q", s.ID)
+		newOnly(func(ps *problems, w *world) { ps.service(path, s, w) })
+	}
+	for _, a := range current.Authorisations {
+		if auths[a.ID] {
+			continue
+		}
+		path := fmt.Sprintf("current authorisation %q", a.ID)
+		newOnly(func(ps *problems, w *world) { ps.authorisation(path, a, w) })
+	}
+}
