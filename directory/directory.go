@@ -52,10 +52,7 @@ type grant struct{ grantee, service string }
 
 // Open loads the registers and every integration from store.
 func Open(ctx context.Context, store crossroads.RegisterStore) (*Directory, error) {
-	d := &Directory{store: store, seed: maphash.MakeSeed()}
-	for i := range d.shards {
-		d.shards[i].m = make(map[key][]crossroads.Integration)
-	}
+	d := newDirectory(store)
 	if err := d.reloadRegisters(ctx); err != nil {
 		return nil, err
 	}
@@ -67,6 +64,14 @@ func Open(ctx context.Context, store crossroads.RegisterStore) (*Directory, erro
 		return nil, fmt.Errorf("load integrations: %w", err)
 	}
 	return d, nil
+}
+
+func newDirectory(store crossroads.RegisterStore) *Directory {
+	d := &Directory{store: store, seed: maphash.MakeSeed()}
+	for i := range d.shards {
+		d.shards[i].m = make(map[key][]crossroads.Integration)
+	}
+	return d
 }
 
 func (d *Directory) reloadRegisters(ctx context.Context) error {
