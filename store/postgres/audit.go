@@ -1,0 +1,409 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/audit"
+)
+
+// AuditStore implements audit.Store. Records go to audit_records,
+// partitioned by month of the record time; the narrow audit_exchanges table
+// assigns Seq, keeps exchange ids unique and holds the log indexes (see
+// migrations/audit/0001_audit.sql).
+//
+// Partitions: OpenAudit creates the current and the next month's partition
+// ahead of time, and InsertBatch creates any other month's partition on
+// demand before it opens its transaction (records of a month in the past
+// or far future are rare but legal). There is no default partition: a row
+// could only land there by mistake, and its presence would make creating
+// that month's partition later scan and fail. A partition is created as a
+// plain table and then attached, which locks the parent only in SHARE
+// UPDATE EXCLUSIVE mode: concurrent inserts and searches go on. Creation is
+// serialised across nodes by an advisory lock and is idempotent.
+type AuditStore struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+
+	mu     sync.Mutex
+	months map[int]bool // year*12+month-1 of partitions known to exist
+}
+
+var _ audit.Store = (*AuditStore)(nil)
+
+// OpenAudit connects to the database at dsn, applies the audit migrations
+// it lacks and makes sure the partitions of this month and the next exist.
+// A database with synchronous_commit off is refused: a record must be
+// durable before the hub releases anything.
+func OpenAudit(ctx context.Context, dsn string) (*AuditStore, error) {
+	pool, err := openPool(ctx, dsn, "audit")
+	if err != nil {
+		return nil, err
+	}
+	s := &AuditStore{pool: pool, now: time.Now, months: map[int]bool{}}
+	var sc string
+	if err := pool.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&sc); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open audit store: %w", err)
+	}
+	if sc == "off" {
+		pool.Close()
+		return nil, fmt.Errorf("open audit store: synchronous_commit is off, so commits are not durable on return: %w", crossroads.ErrInvalid)
+	}
+	this := monthOf(s.now())
+	for _, m := range []int{this, this + 1} {
+		if err := s.ensurePartition(ctx, m); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("open audit store: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Close closes the connections.
+func (s *AuditStore) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// monthOf numbers the month of t (UTC) as year*12 + month-1.
+func monthOf(t time.Time) int {
+	u := t.UTC()
+	return u.Year()*12 + int(u.Month()) - 1
+}
+
+func monthStart(m int) time.Time {
+	y, mo := m/12, m%12
+	if mo < 0 { // years before 0 do not occur in partition keys we create, but keep the arithmetic right
+		y, mo = y-1, mo+12
+	}
+	return time.Date(y, time.Month(mo+1), 1, 0, 0, 0, 0, time.UTC)
+}
+
+// partitionName is audit_records_yYYYYmMM.
+func partitionName(m int) string {
+	t := monthStart(m)
+	return fmt.Sprintf("audit_records_y%04dm%02d", t.Year(), int(t.Month()))
+}
+
+// ensurePartition creates the partition of month m unless it exists.
+func (s *AuditStore) ensurePartition(ctx context.Context, m int) error {
+	s.mu.Lock()
+	known := s.months[m]
+	s.mu.Unlock()
+	if known {
+		return nil
+	}
+	name := partitionName(m)
+	from, to := monthStart(m), monthStart(m+1)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A query on the catalogue (an MVCC snapshot per statement), not
+		// to_regclass (the session's catalogue caches, which taking an
+		// advisory lock does not refresh).
+		const attached = `SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+			WHERE i.inhparent = 'audit_records'::regclass AND c.relname = $1)`
+		var exists bool
+		if err := tx.QueryRow(ctx, attached, name).Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+			return err
+		}
+		// Another node may have created it while we waited for the lock.
+		if err := tx.QueryRow(ctx, attached, name).Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			return nil
+		}
+		id := pgx.Identifier{name}.Sanitize()
+		if _, err := tx.Exec(ctx, `CREATE TABLE `+id+` (LIKE audit_records INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`); err != nil {
+			return err
+		}
+		// The check constraint lets ATTACH skip its validation scan; the
+		// parent's indexes are created on the (empty) table by ATTACH.
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s CHECK (time >= '%s' AND time < '%s')`,
+			id, pgx.Identifier{name + "_range"}.Sanitize(), from.Format(time.RFC3339), to.Format(time.RFC3339))); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, fmt.Sprintf(`ALTER TABLE audit_records ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')`,
+			id, from.Format(time.RFC3339), to.Format(time.RFC3339)))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create partition %s: %w", name, err)
+	}
+	s.mu.Lock()
+	s.months[m] = true
+	s.mu.Unlock()
+	return nil
+}
+
+const auditCols = `e.seq, e.exchange_id, r.time, r.requester, r.provider, r.service, r.purpose, r.outcome, r.reason,
+	r.subject_index, r.period, r.nonce, r.ciphertext, r.leaf, e.log_index`
+
+// auditJoin joins a record to its exchange row; the time condition lets
+// the planner go to one partition per row.
+const auditJoin = ` audit_exchanges e JOIN audit_records r ON r.seq = e.seq AND r.time = e.time`
+
+var auditRecordColumns = []string{"seq", "time", "exchange_id", "requester", "provider", "service", "purpose",
+	"outcome", "reason", "subject_index", "period", "nonce", "ciphertext", "leaf"}
+
+// InsertBatch implements audit.Store: one transaction that assigns Seq
+// through audit_exchanges (skipping exchange ids already stored, and
+// repeats within rows after the first) and copies the new records into
+// audit_records with COPY. Seq increases in the order of rows; like any
+// PostgreSQL sequence it may have gaps (a skipped duplicate or a rolled
+// back batch uses up numbers).
+func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err error) {
+	for _, r := range rows {
+		r.Seq = 0
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	defer func() {
+		if err != nil {
+			for _, r := range rows {
+				r.Seq = 0
+			}
+		}
+	}()
+	ids := make([]string, len(rows))
+	times := make([]time.Time, len(rows))
+	for i, r := range rows {
+		ids[i], times[i] = r.ExchangeID, r.Time
+		if err := s.ensurePartition(ctx, monthOf(r.Time)); err != nil {
+			return fmt.Errorf("audit insert: %w", err)
+		}
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		res, _ := tx.Query(ctx, `INSERT INTO audit_exchanges(exchange_id, time)
+			SELECT id, t FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS u(id, t, o) ORDER BY o
+			ON CONFLICT (exchange_id) DO NOTHING RETURNING exchange_id, seq`, ids, times)
+		seqs := make(map[string]int64, len(rows))
+		var id string
+		var seq int64
+		if _, err := pgx.ForEachRow(res, []any{&id, &seq}, func() error {
+			seqs[id] = seq
+			return nil
+		}); err != nil {
+			return classify(err)
+		}
+		copyRows := make([][]any, 0, len(seqs))
+		for _, r := range rows {
+			seq, ok := seqs[r.ExchangeID]
+			if !ok {
+				continue // stored before, or earlier in rows
+			}
+			delete(seqs, r.ExchangeID)
+			r.Seq = seq
+			copyRows = append(copyRows, []any{seq, r.Time, r.ExchangeID, r.Requester, r.Provider, r.Service, r.Purpose,
+				r.Outcome, r.Reason, nilIfEmptyBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf})
+		}
+		if len(copyRows) == 0 {
+			return nil
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_records"}, auditRecordColumns, pgx.CopyFromRows(copyRows)); err != nil {
+			return classify(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("audit insert: %w", err)
+	}
+	return nil
+}
+
+func nilIfEmptyBytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// MarkIntegrated implements audit.Store with one statement: it updates
+// only the narrow audit_exchanges table, never the partitions.
+func (s *AuditStore) MarkIntegrated(ctx context.Context, marks []audit.Mark) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	seqs := make([]int64, len(marks))
+	idxs := make([]int64, len(marks))
+	for i, m := range marks {
+		seqs[i], idxs[i] = m.Seq, m.Index
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE audit_exchanges e SET log_index = m.idx
+		FROM unnest($1::bigint[], $2::bigint[]) AS m(seq, idx) WHERE e.seq = m.seq`, seqs, idxs); err != nil {
+		return fmt.Errorf("audit mark: %w", classify(err))
+	}
+	return nil
+}
+
+// Rows implements audit.Store. A negative limit means no limit.
+func (s *AuditStore) Rows(ctx context.Context, afterSeq int64, limit int, unintegrated bool) ([]audit.Row, error) {
+	q := `SELECT ` + auditCols + ` FROM` + auditJoin + ` WHERE e.seq > $1`
+	if unintegrated {
+		q += ` AND e.log_index IS NULL`
+	}
+	q += ` ORDER BY e.seq LIMIT $2`
+	var lim *int
+	if limit >= 0 {
+		lim = &limit
+	}
+	return s.query(ctx, q, afterSeq, lim)
+}
+
+// MaxIndex implements audit.Store.
+func (s *AuditStore) MaxIndex(ctx context.Context) (int64, error) {
+	var n *int64
+	if err := s.pool.QueryRow(ctx, `SELECT max(log_index) FROM audit_exchanges`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("audit max index: %w", err)
+	}
+	if n == nil {
+		return -1, nil
+	}
+	return *n, nil
+}
+
+// Get implements audit.Store.
+func (s *AuditStore) Get(ctx context.Context, exchangeID string) (audit.Row, error) {
+	rows, err := s.query(ctx, `SELECT `+auditCols+` FROM`+auditJoin+` WHERE e.exchange_id = $1`, exchangeID)
+	if err != nil {
+		return audit.Row{}, err
+	}
+	if len(rows) == 0 {
+		return audit.Row{}, fmt.Errorf("audit record %q: %w", exchangeID, crossroads.ErrNotFound)
+	}
+	return rows[0], nil
+}
+
+// Search implements audit.Store. The filters apply to the partitioned
+// table (a time range prunes partitions); a Limit of 0 or less means 100.
+func (s *AuditStore) Search(ctx context.Context, q audit.StoreQuery) ([]audit.Row, error) {
+	var where []string
+	var args []any
+	add := func(cond string, a any) {
+		args = append(args, a)
+		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
+	}
+	if q.Participant != "" {
+		add(`(r.requester = $? OR r.provider = $?)`, q.Participant)
+	}
+	if q.Service != "" {
+		add(`r.service = $?`, q.Service)
+	}
+	if q.Purpose != "" {
+		add(`r.purpose = $?`, q.Purpose)
+	}
+	if q.Outcome != "" {
+		add(`r.outcome = $?`, q.Outcome)
+	}
+	if q.SubjectIndex != nil {
+		add(`r.subject_index = $?`, q.SubjectIndex)
+	}
+	if !q.From.IsZero() {
+		add(`r.time >= $?`, q.From)
+	}
+	if !q.To.IsZero() {
+		add(`r.time < $?`, q.To)
+	}
+	if q.BeforeSeq > 0 {
+		add(`r.seq < $?`, q.BeforeSeq)
+	}
+	sqlq := `SELECT ` + auditCols + ` FROM` + auditJoin
+	if len(where) > 0 {
+		sqlq += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	args = append(args, limit)
+	sqlq += fmt.Sprintf(` ORDER BY r.seq DESC LIMIT $%d`, len(args))
+	return s.query(ctx, sqlq, args...)
+}
+
+func (s *AuditStore) query(ctx context.Context, q string, args ...any) ([]audit.Row, error) {
+	rows, _ := s.pool.Query(ctx, q, args...)
+	out, err := pgx.CollectRows(rows, func(rs pgx.CollectableRow) (audit.Row, error) {
+		var r audit.Row
+		var idx *int64
+		err := rs.Scan(&r.Seq, &r.ExchangeID, &r.Time, &r.Requester, &r.Provider, &r.Service, &r.Purpose,
+			&r.Outcome, &r.Reason, &r.SubjectIndex, &r.Period, &r.Nonce, &r.Ciphertext, &r.Leaf, &idx)
+		r.Time = r.Time.UTC()
+		r.Index = -1
+		if idx != nil {
+			r.Index = *idx
+		}
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit query: %w", err)
+	}
+	return out, nil
+}
+
+// Key implements audit.Store.
+func (s *AuditStore) Key(ctx context.Context, period string) (audit.DataKey, error) {
+	k := audit.DataKey{Period: period}
+	err := s.pool.QueryRow(ctx, `SELECT kek_id, wrapped FROM audit_keys WHERE period = $1`, period).Scan(&k.KEKID, &k.Wrapped)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return k, fmt.Errorf("audit key %s: %w", period, crossroads.ErrNotFound)
+	}
+	if err != nil {
+		return k, fmt.Errorf("audit key %s: %w", period, err)
+	}
+	return k, nil
+}
+
+// PutKey implements audit.Store. A conflicting insert waits for the other
+// transaction, so the following read (a new snapshot) sees the winner.
+func (s *AuditStore) PutKey(ctx context.Context, k audit.DataKey) (audit.DataKey, error) {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO audit_keys(period, kek_id, wrapped) VALUES ($1, $2, $3) ON CONFLICT(period) DO NOTHING`,
+		k.Period, k.KEKID, k.Wrapped); err != nil {
+		return k, fmt.Errorf("audit put key %s: %w", k.Period, classify(err))
+	}
+	out := audit.DataKey{Period: k.Period}
+	if err := s.pool.QueryRow(ctx, `SELECT kek_id, wrapped FROM audit_keys WHERE period = $1`, k.Period).Scan(&out.KEKID, &out.Wrapped); err != nil {
+		return k, fmt.Errorf("audit put key %s: %w", k.Period, err)
+	}
+	return out, nil
+}
+
+// Keys implements audit.Store, ordered by period.
+func (s *AuditStore) Keys(ctx context.Context) ([]audit.DataKey, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT period, kek_id, wrapped FROM audit_keys ORDER BY period`)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (audit.DataKey, error) {
+		var k audit.DataKey
+		err := r.Scan(&k.Period, &k.KEKID, &k.Wrapped)
+		return k, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit keys: %w", err)
+	}
+	return out, nil
+}
+
+// ReplaceKey implements audit.Store.
+func (s *AuditStore) ReplaceKey(ctx context.Context, k audit.DataKey) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE audit_keys SET kek_id = $1, wrapped = $2 WHERE period = $3`, k.KEKID, k.Wrapped, k.Period)
+	if err != nil {
+		return fmt.Errorf("audit replace key %s: %w", k.Period, classify(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("audit replace key %s: %w", k.Period, crossroads.ErrNotFound)
+	}
+	return nil
+}
