@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/crossroads-hub/crossroads"
 	"github.com/transparency-dev/tessera"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // ErrClosed is returned by Commit after Close.
@@ -61,10 +63,20 @@ type Config struct {
 	MaxBatch int
 	// Logger receives operational messages (never personal data).
 	Logger *slog.Logger
+	// Witnesses cosign the log's checkpoints (C2SP tlog-witness). With
+	// witnesses, only checkpoints cosigned by Quorum of them are published
+	// (at /v1/log/checkpoint, by Checkpoint and in proofs).
+	Witnesses []WitnessConfig
+	// Quorum is the number of distinct witnesses whose cosignatures a
+	// checkpoint needs; 0 means all of them.
+	Quorum int
+	// WitnessHTTP is the client for the witnesses (default: 10 s timeout).
+	WitnessHTTP *http.Client
 
 	// test hooks
-	noIntegrate bool         // never integrate into the log
-	beforeMark  func() error // called between integration and marking
+	noIntegrate bool              // never integrate into the log
+	beforeMark  func() error      // called between integration and marking
+	tamperProof func([]tlog.Hash) // alters consistency proofs sent to witnesses
 }
 
 // Trail is the audit trail. It implements crossroads.AuditLog.
@@ -86,7 +98,8 @@ type Trail struct {
 	queue      chan *pending
 	writerDone chan struct{}
 
-	lg *merkleLog
+	lg  *merkleLog
+	wit *witnessing // nil without witnesses
 }
 
 var _ crossroads.AuditLog = (*Trail)(nil)
@@ -150,8 +163,16 @@ func Open(ctx context.Context, cfg Config) (*Trail, error) {
 	if t.verifier, err = note.NewVerifier(t.vkey); err != nil {
 		return nil, fmt.Errorf("audit: note verifier: %w", err)
 	}
+	if len(cfg.Witnesses) > 0 {
+		if t.wit, err = newWitnessing(t); err != nil {
+			return nil, err
+		}
+	}
 	if t.lg, err = openLog(ctx, t); err != nil {
 		return nil, err
+	}
+	if t.wit != nil {
+		go t.wit.run(max(cfg.MaxMergeDelay/4, 50*time.Millisecond))
 	}
 	go t.writer()
 	return t, nil
@@ -345,7 +366,11 @@ func (t *Trail) Close(ctx context.Context) error {
 	close(t.queue)
 	t.mu.Unlock()
 	<-t.writerDone
-	return t.lg.close(ctx)
+	err := t.lg.close(ctx)
+	if t.wit != nil {
+		t.wit.close(ctx)
+	}
+	return err
 }
 
 // decrypt returns the record of a row.

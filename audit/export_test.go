@@ -1,5 +1,11 @@
 package audit
 
+import (
+	"context"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
 // Test hooks for the external tests (package audit_test).
 
 // SetNoIntegrate makes the trail never integrate records into the log, as
@@ -9,3 +15,13 @@ func SetNoIntegrate(c *Config) { c.noIntegrate = true }
 // SetBeforeMark installs a hook called between integrating records into
 // the log and recording their indexes; an error simulates a crash there.
 func SetBeforeMark(c *Config, f func() error) { c.beforeMark = f }
+
+// SetTamperProof installs a hook that may alter the consistency proofs sent
+// to witnesses.
+func SetTamperProof(c *Config, f func([]tlog.Hash)) { c.tamperProof = f }
+
+// LogCheckpoint returns the log's own latest signed checkpoint (before
+// witnessing).
+func LogCheckpoint(t *Trail) ([]byte, error) {
+	return t.lg.reader.ReadCheckpoint(context.Background())
+}

@@ -21,8 +21,13 @@ import (
 func (t *Trail) LogHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/log/checkpoint", func(w http.ResponseWriter, r *http.Request) {
-		cp, err := t.lg.reader.ReadCheckpoint(r.Context())
+		cp, err := t.Checkpoint(r.Context())
 		if err != nil {
+			if errors.Is(err, ErrNotWitnessed) {
+				w.Header().Set("Retry-After", "10")
+				problem(w, http.StatusServiceUnavailable, "Checkpoint not yet cosigned", "No checkpoint has yet been cosigned by the witnesses the log's policy requires.")
+				return
+			}
 			t.log.Error("audit read checkpoint", "err", err)
 			problem(w, http.StatusServiceUnavailable, "Checkpoint unavailable", "")
 			return

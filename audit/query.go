@@ -149,9 +149,12 @@ type prover struct {
 }
 
 func (t *Trail) newProver(ctx context.Context) (*prover, error) {
-	cp, err := t.lg.reader.ReadCheckpoint(ctx)
+	cp, err := t.Checkpoint(ctx)
+	if errors.Is(err, ErrNotWitnessed) {
+		return nil, ErrNotIntegrated
+	}
 	if err != nil {
-		return nil, fmt.Errorf("audit: read checkpoint: %w", err)
+		return nil, err
 	}
 	c, err := verify.OpenCheckpoint(cp, t.verifier)
 	if err != nil {
@@ -307,13 +310,4 @@ func (t *Trail) Check(ctx context.Context) (*CheckReport, error) {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("log has %d leaves, %d records are recorded at them", cp.N, covered))
 	}
 	return rep, nil
-}
-
-// Checkpoint returns the latest published signed checkpoint.
-func (t *Trail) Checkpoint(ctx context.Context) ([]byte, error) {
-	cp, err := t.lg.reader.ReadCheckpoint(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("audit: read checkpoint: %w", err)
-	}
-	return cp, nil
 }

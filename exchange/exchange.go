@@ -27,6 +27,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/limit"
 	"github.com/crossroads-hub/crossroads/minimise"
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
@@ -65,6 +66,7 @@ type Config struct {
 	Revocations *pki.Revocations  // checked on every request, not only at handshake
 	Metrics     *Metrics
 	Logger      *slog.Logger
+	Limiter     *limit.Limiter // flow control: global in-flight cap, participant and authorisation limits (nil: none)
 
 	ProviderTimeout time.Duration // default 10 s
 	MaxRequestBody  int64         // default 1 MiB
@@ -140,6 +142,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.rec.Method = r.Method
 	w.Header().Set(HeaderExchangeID, s.rec.ExchangeID)
 
+	// shed load before doing any work (counted, not audited)
+	leave, after, ok := h.cfg.Limiter.Enter()
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(limit.RetryAfterSeconds(after)))
+		h.fail(w, s, http.StatusServiceUnavailable, crossroads.ReasonOverloaded, "the hub is at capacity; retry later", false)
+		return
+	}
+	defer leave()
+
 	// authenticate
 	cert := peerCert(r)
 	if cert == nil {
@@ -158,6 +169,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.deny(w, r, s, http.StatusForbidden, crossroads.ReasonCertificateRevoked, "the client certificate has been revoked")
 		return
 	}
+	release, after, ok := h.cfg.Limiter.Acquire(id, "", nil)
+	if !ok {
+		h.rateLimited(w, r, s, after)
+		return
+	}
+	defer release()
 
 	// validate
 	if status, reason, detail := h.validate(r, s); reason != "" {
@@ -179,6 +196,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.deny(w, r, s, status, d.Reason, "")
 		return
+	}
+	if a := d.Authorisation; a != nil && a.Limits != nil {
+		release, after, ok := h.cfg.Limiter.Acquire(id, a.ID, a.Limits)
+		if !ok {
+			h.rateLimited(w, r, s, after)
+			return
+		}
+		defer release()
 	}
 
 	// forward
@@ -521,6 +546,12 @@ func (h *Handler) audit(r *http.Request, s *state) (crossroads.Receipt, bool) {
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request, s *state, status int, reason crossroads.Reason, detail string) {
 	s.rec.Outcome, s.rec.Reason = crossroads.OutcomeDenied, reason
 	h.answerAudited(w, r, s, status, reason, detail)
+}
+
+// rateLimited audits a refusal by flow control: 429 with Retry-After.
+func (h *Handler) rateLimited(w http.ResponseWriter, r *http.Request, s *state, after time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(limit.RetryAfterSeconds(after)))
+	h.deny(w, r, s, http.StatusTooManyRequests, crossroads.ReasonRateLimited, "too many requests: retry after the time in Retry-After")
 }
 
 // failAudited audits a failure after an allowed decision.

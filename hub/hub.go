@@ -30,6 +30,7 @@ import (
 	"github.com/crossroads-hub/crossroads/directory"
 	"github.com/crossroads-hub/crossroads/exchange"
 	"github.com/crossroads-hub/crossroads/httpapi"
+	"github.com/crossroads-hub/crossroads/limit"
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/store/sqlite"
@@ -51,6 +52,11 @@ type Config struct {
 	MaxMergeDelay   time.Duration // audit log merge delay; default 2 s
 	ShutdownTimeout time.Duration // default 10 s
 	Logger          *slog.Logger
+
+	// Flow control (zero: no limit). DefaultLimits bound each participant;
+	// an authorisation's Limits bound the traffic under it as well.
+	DefaultLimits crossroads.Limits
+	MaxInFlight   int // exchanges in flight across the hub; beyond, 503 overloaded
 }
 
 // Hub is an assembled hub.
@@ -70,6 +76,7 @@ type Hub struct {
 	API       *httpapi.API
 	Scheme    personid.Scheme
 	Server    *http.Server
+	Limiter   *limit.Limiter // flow control; Configure changes it at run time
 }
 
 // Files in the data directory.
@@ -166,9 +173,10 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		TLSHandshakeTimeout: 5 * time.Second,
 		ForceAttemptHTTP2:   false,
 	}
+	h.Limiter = limit.New(limit.Config{Default: cfg.DefaultLimits, MaxInFlight: cfg.MaxInFlight})
 	ex := exchange.New(exchange.Config{
 		Directory: h.Directory, Scheme: h.Scheme, Audit: h.Trail, Signer: h.Signer, Transport: transport,
-		Revocations: h.Revs, Metrics: metrics, Logger: cfg.Logger,
+		Revocations: h.Revs, Metrics: metrics, Logger: cfg.Logger, Limiter: h.Limiter,
 		ProviderTimeout: cfg.ProviderTimeout, MaxRequestBody: cfg.MaxRequestBody,
 	})
 	h.API = httpapi.New(httpapi.Config{

@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/hub"
 	"github.com/crossroads-hub/crossroads/pki"
 )
@@ -44,6 +45,10 @@ func runServe(ctx context.Context, args []string) error {
 	maxBody := fs.Int64("max-request-body", 1<<20, "largest request body accepted, in bytes")
 	merge := fs.Duration("max-merge-delay", 2*time.Second, "promised delay before an audit record is in a published checkpoint")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	rateLimit := fs.Float64("rate-limit", 0, "exchanges per second allowed to each participant (0: no limit); authorisations may set their own limits")
+	burst := fs.Int("burst", 0, "burst allowed above --rate-limit (0: one second's worth)")
+	maxConcurrent := fs.Int("max-concurrent", 0, "exchanges in flight allowed to each participant (0: no limit)")
+	maxInFlight := fs.Int("max-in-flight", 0, "exchanges in flight across the hub; beyond, 503 overloaded (0: no limit)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: crossroads serve [flags]\n\nRuns the hub over mutual TLS. Every flag can also be set as CROSSROADS_<FLAG> or in --config FILE.")
 		fs.PrintDefaults()
@@ -59,6 +64,7 @@ func runServe(ctx context.Context, args []string) error {
 	h, err := hub.Open(ctx, hub.Config{
 		DataDir: *dir, Passphrase: pass, Hostnames: hosts, PersonScheme: *scheme,
 		ProviderTimeout: *timeout, MaxRequestBody: *maxBody, MaxMergeDelay: *merge, Logger: log,
+		DefaultLimits: crossroads.Limits{RatePerSecond: *rateLimit, Burst: *burst, MaxConcurrent: *maxConcurrent}, MaxInFlight: *maxInFlight,
 	})
 	if err != nil {
 		return err
