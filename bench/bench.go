@@ -1,0 +1,430 @@
+// Package bench is 'crossroads bench': it starts the demo network in this
+// process, a bare TLS reverse proxy (load.BareProxy) to the same population
+// register with the same certificates, and runs the same request mix
+// against the hub, the bare proxy and the provider directly, closed-loop at
+// a fixed concurrency and open-loop at a fixed rate. It renders the
+// comparison tables of docs/performance.md.
+//
+// Everything — load generator, hub, bare proxy and provider — shares the
+// machine's cores: the figures are those of one box doing all the work, a
+// lower bound for a hub on a machine of its own.
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/crossroads-hub/crossroads/demo"
+	"github.com/crossroads-hub/crossroads/exchange"
+	"github.com/crossroads-hub/crossroads/load"
+	"github.com/crossroads-hub/crossroads/pki"
+)
+
+// Bounds of a benchmark run.
+const (
+	MaxPeople = 1_000_000
+	// maxBaselineWindow bounds warm-up + duration of one baseline run: the
+	// baseline requests carry hub signatures made before the run, which the
+	// demo provider accepts within ±1 minute of their issue time.
+	maxBaselineWindow = 100 * time.Second
+	// deniedPurpose is a purpose no demo authorisation covers.
+	deniedPurpose = "marketing"
+)
+
+// Options configure a benchmark run.
+type Options struct {
+	Duration    time.Duration // measured window of each run (default 10 s)
+	Warmup      time.Duration // warm-up of each run (default 2 s)
+	Concurrency int           // closed-loop workers (default 64)
+	Rate        float64       // open-loop arrival rate, requests/s (default 1000)
+	People      int           // synthetic people (default 10,000)
+	// Denied is the share of the mix that the hub refuses
+	// (purpose-not-covered), in [0, 1) (default 0.1). Denials are audited
+	// like allowed exchanges.
+	Denied float64
+	// CPUProfile, if set, receives a CPU profile of the whole process taken
+	// during the closed-loop hub run.
+	CPUProfile string
+	// SkipOpen skips the open-loop runs; SkipClosed the closed-loop ones.
+	SkipOpen, SkipClosed bool
+	// Command is the command line shown under the tables.
+	Command string
+	// Progress receives one line per run (nil: discarded).
+	Progress io.Writer
+	Logger   *slog.Logger
+}
+
+func (o *Options) defaults() error {
+	if o.Duration == 0 {
+		o.Duration = 10 * time.Second
+	}
+	if o.Warmup == 0 {
+		o.Warmup = 2 * time.Second
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 64
+	}
+	if o.Rate == 0 {
+		o.Rate = 1000
+	}
+	if o.People == 0 {
+		o.People = 10_000
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	switch {
+	case o.Duration < 0 || o.Warmup < 0:
+		return errors.New("bench: negative duration or warm-up")
+	case o.Duration+o.Warmup > maxBaselineWindow:
+		return fmt.Errorf("bench: warm-up + duration %s: at most %s per run (the baseline's pre-made hub signatures are valid ±1 min)", o.Duration+o.Warmup, maxBaselineWindow)
+	case o.Concurrency < 1 || o.Concurrency > load.MaxConcurrency:
+		return fmt.Errorf("bench: concurrency %d: want [1, %d]", o.Concurrency, load.MaxConcurrency)
+	case !(o.Rate > 0) || o.Rate > load.MaxRate:
+		return fmt.Errorf("bench: rate %g: want (0, %d]", o.Rate, load.MaxRate)
+	case o.People < 3 || o.People > MaxPeople:
+		return fmt.Errorf("bench: people %d: want [3, %d]", o.People, MaxPeople)
+	case o.Denied < 0 || o.Denied >= 1:
+		return fmt.Errorf("bench: denied share %g: want [0, 1)", o.Denied)
+	case o.SkipOpen && o.SkipClosed:
+		return errors.New("bench: nothing to run")
+	}
+	return nil
+}
+
+// Result is what a benchmark measured.
+type Result struct {
+	Closed *load.Comparison // nil if skipped
+	Open   *load.Comparison // nil if skipped
+	// LoadBefore and LoadAfter are /proc/loadavg at start and end.
+	LoadBefore, LoadAfter string
+	Options               Options
+}
+
+// setup is the running network and its targets.
+type setup struct {
+	run       *demo.Running
+	hubURL    string
+	bareURL   string
+	directURL string
+	clientTLS *tls.Config
+	signer    *pki.Signer
+	people    []demo.Person
+	stop      func()
+}
+
+// Run starts the network, runs the benchmark and stops everything.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	res := &Result{LoadBefore: loadAvg(), Options: opts}
+	s, err := start(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+
+	mix, denied := s.hubMix(opts.Denied)
+	fmt.Fprintf(opts.Progress, "bench: %d people, mix of %d allowed and %d denied request templates, load average %s\n",
+		len(s.people), len(mix)-denied, denied, res.LoadBefore)
+
+	if !opts.SkipClosed {
+		c, err := s.compare(ctx, opts, load.ModeClosed, mix)
+		if err != nil {
+			return nil, err
+		}
+		res.Closed = c
+	}
+	if !opts.SkipOpen {
+		c, err := s.compare(ctx, opts, load.ModeOpen, mix)
+		if err != nil {
+			return nil, err
+		}
+		res.Open = c
+	}
+	res.LoadAfter = loadAvg()
+	return res, nil
+}
+
+// start brings up the demo network (hub and providers) in this process and
+// the bare proxy in front of the population register.
+func start(ctx context.Context, opts Options) (_ *setup, err error) {
+	dir, err := os.MkdirTemp("", "crossroads-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: temp dir: %w", err)
+	}
+	var cleanups []func()
+	s := &setup{}
+	s.stop = func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			s.stop()
+		}
+	}()
+	cleanups = append(cleanups, func() { os.RemoveAll(dir) })
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("bench: listen: %w", err)
+	}
+	hubCtx, cancel := context.WithCancel(ctx)
+	r, errc, err := demo.Start(hubCtx, demo.Options{DataDir: dir, People: opts.People, Logger: opts.Logger}, ln)
+	if err != nil {
+		cancel()
+		ln.Close()
+		return nil, fmt.Errorf("bench: start demo network: %w", err)
+	}
+	cleanups = append(cleanups, func() {
+		cancel()
+		<-errc
+		r.Close()
+	})
+	s.run, s.hubURL, s.people, s.signer = r, r.Base, r.People, r.Hub.Signer
+
+	svc, ok := r.Hub.Directory.Service(demo.ServicePerson)
+	if !ok {
+		return nil, errors.New("bench: the demo network has no person-identity service")
+	}
+	s.directURL = strings.TrimSuffix(svc.BaseURL, "/")
+	upstream, err := url.Parse(s.directURL)
+	if err != nil {
+		return nil, fmt.Errorf("bench: provider URL: %w", err)
+	}
+	pool := r.Hub.CA.Pool()
+	// The bare proxy presents the hub's certificate, verifies clients
+	// against the network CA and calls the provider with the hub's
+	// certificate: the same TLS work as the hub, nothing else.
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{r.Hub.Cert}, ClientCAs: pool}
+	srv, pln, err := load.BareProxy("127.0.0.1:0", upstream, serverTLS, pki.ClientTLSConfig(pool, r.Hub.Cert))
+	if err != nil {
+		return nil, fmt.Errorf("bench: bare proxy: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(pln) // ends with ErrServerClosed
+	}()
+	cleanups = append(cleanups, func() { srv.Close(); <-done })
+	s.bareURL = "https://" + pln.Addr().String()
+
+	cert, ok := r.Certs[demo.OCMW]
+	if !ok {
+		return nil, errors.New("bench: no ocmw-gent certificate in the demo network")
+	}
+	s.clientTLS = pki.ClientTLSConfig(pool, cert)
+	return s, nil
+}
+
+// hubMix is the hub's request mix: ocmw-gent reading person-identity for
+// every subject it has a file on (allowed), and a denied share asking for
+// an uncovered purpose. It returns the mix and how many templates are
+// denied ones.
+func (s *setup) hubMix(deniedShare float64) ([]load.Request, int) {
+	subjects := s.people[:len(s.people)-1] // the last one is known only as applicant
+	var reqs []load.Request
+	for i, p := range subjects {
+		reqs = append(reqs, exchangeRequest(fmt.Sprintf("allowed-%d", i), p.INSZ, "social-aid", http.StatusOK))
+	}
+	nDenied := int(float64(len(subjects))*deniedShare/(1-deniedShare) + 0.5)
+	for i := range nDenied {
+		p := subjects[(i*7919)%len(subjects)]
+		reqs = append(reqs, exchangeRequest(fmt.Sprintf("denied-%d", i), p.INSZ, deniedPurpose, http.StatusForbidden))
+	}
+	// Interleave the denied ones evenly with the allowed ones (the
+	// generator cycles through the templates in order).
+	a, d := reqs[:len(subjects)], reqs[len(subjects):]
+	out := make([]load.Request, 0, len(reqs))
+	for i := range len(reqs) {
+		if (i+1)*nDenied/len(reqs) > i*nDenied/len(reqs) {
+			out, d = append(out, d[0]), d[1:]
+		} else {
+			out, a = append(out, a[0]), a[1:]
+		}
+	}
+	return out, nDenied
+}
+
+func exchangeRequest(name, insz, purpose string, expect int) load.Request {
+	h := http.Header{}
+	h.Set(exchange.HeaderPurpose, purpose)
+	h.Set(exchange.HeaderUser, "bench@"+demo.OCMW)
+	h.Set(exchange.HeaderSubject, insz)
+	return load.Request{
+		Name:   name,
+		Method: http.MethodGet,
+		Path:   exchange.Prefix + demo.ServicePerson + "/persons/" + insz,
+		Header: h,
+		Expect: expect,
+	}
+}
+
+// baselineMix adapts the hub mix for the bare proxy or the provider: each
+// request carries a hub signature made now, so that the provider does the
+// same work as behind the hub (verify the signature, look up, answer 200).
+// The signature is dated at the middle of the run so that it stays within
+// the provider's ±1 min window.
+func (s *setup) baselineMix(reqs []load.Request, direct bool, window time.Duration) ([]load.Request, error) {
+	out := load.Baseline(reqs, direct)
+	issued := time.Now().Add(window / 2)
+	for i := range out {
+		r := &out[i]
+		r.Expect = http.StatusOK // the provider answers every request
+		r.Header.Set(exchange.HeaderRequester, demo.OCMW)
+		r.Header.Set(exchange.HeaderAuthorisation, "ocmw-social-aid")
+		providerPath := r.Path
+		if !direct {
+			providerPath = strings.TrimPrefix(r.Path, exchange.Prefix+demo.ServicePerson)
+		}
+		req := &http.Request{Method: r.Method, URL: &url.URL{Path: providerPath}, Header: r.Header}
+		if err := pki.SignRequest(s.signer, req, r.Body, pki.RequestClaims{
+			Service: demo.ServicePerson, IssuedAt: issued,
+		}); err != nil {
+			return nil, fmt.Errorf("bench: sign baseline request: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// compare runs the three targets in one mode and returns the comparison.
+func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix []load.Request) (*load.Comparison, error) {
+	cmp := &load.Comparison{Results: map[string]*load.Report{}, Command: opts.Command}
+	for _, target := range []string{load.TargetHub, load.TargetBare, load.TargetDirect} {
+		cfg := load.Config{
+			TLS:         s.clientTLS,
+			Mode:        mode,
+			Concurrency: opts.Concurrency,
+			Rate:        opts.Rate,
+			Warmup:      opts.Warmup,
+			Duration:    opts.Duration,
+			Timeout:     10 * time.Second,
+		}
+		var err error
+		switch target {
+		case load.TargetHub:
+			cfg.Target, cfg.Requests = s.hubURL, mix
+		case load.TargetBare:
+			cfg.Target = s.bareURL
+			cfg.Requests, err = s.baselineMix(mix, false, opts.Warmup+opts.Duration)
+		case load.TargetDirect:
+			cfg.Target = s.directURL
+			cfg.Requests, err = s.baselineMix(mix, true, opts.Warmup+opts.Duration)
+		}
+		if err != nil {
+			return nil, err
+		}
+		var stopProfile func() error
+		if target == load.TargetHub && mode == load.ModeClosed && opts.CPUProfile != "" {
+			if stopProfile, err = startProfile(opts.CPUProfile); err != nil {
+				return nil, err
+			}
+		}
+		la := loadAvg()
+		rep, err := load.Run(ctx, cfg)
+		if stopProfile != nil {
+			if perr := stopProfile(); perr != nil && err == nil {
+				err = perr
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bench: %s %s run: %w", mode, target, err)
+		}
+		fmt.Fprintf(opts.Progress, "bench: %-6s %-10s %8.0f req/s (%.0f allowed/s)  p50 %s  p99 %s  unexpected %d  failures %d  load average before %s\n",
+			mode, target, rep.Throughput, Allowed(rep), rep.Latency.P50.Round(time.Microsecond), rep.Latency.P99.Round(time.Microsecond),
+			rep.Unexpected, rep.Failures(), la)
+		cmp.Results[target] = rep
+	}
+	return cmp, nil
+}
+
+// Allowed is the rate of 200 answers of a run (allowed exchanges per
+// second for the hub).
+func Allowed(r *load.Report) float64 {
+	if r == nil || r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Status[http.StatusOK]) / r.Elapsed.Seconds()
+}
+
+func startProfile(path string) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bench: cpu profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("bench: cpu profile: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+// loadAvg is the first three fields of /proc/loadavg ("" elsewhere).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// Markdown renders the result for docs/performance.md: the closed-loop and
+// open-loop comparisons, the allowed-exchange rate, the hub's added p99 at
+// the open-loop rate, the load average, and how it was measured.
+func (r *Result) Markdown() string {
+	var b strings.Builder
+	o := r.Options
+	if r.Closed != nil {
+		fmt.Fprintf(&b, "### Closed loop, %d workers\n\n", o.Concurrency)
+		b.WriteString(r.Closed.Markdown())
+		if h := r.Closed.Results[load.TargetHub]; h != nil {
+			fmt.Fprintf(&b, "\nHub: %.0f allowed exchanges/s (200 answers; the rest of the mix is denied, %.0f %% of templates).", Allowed(h), 100*o.Denied)
+			if p, ok := r.Closed.PercentOf(load.TargetHub); ok {
+				fmt.Fprintf(&b, " Hub throughput is %.0f %% of the bare proxy's.", p)
+			}
+			b.WriteString("\n")
+		}
+	}
+	if r.Open != nil {
+		fmt.Fprintf(&b, "\n### Open loop, %.0f requests/s offered\n\n", o.Rate)
+		b.WriteString(r.Open.Markdown())
+		if d, ok := r.Open.AddedP99(load.TargetHub); ok {
+			fmt.Fprintf(&b, "\nHub-added latency at %.0f/s: p99 %s (hub p99 − direct provider p99).\n", o.Rate, d.Round(10*time.Microsecond))
+		}
+	}
+	fmt.Fprintf(&b, "\nLoad average (1, 5, 15 min): %s before, %s after.\n", r.LoadBefore, r.LoadAfter)
+	fmt.Fprintf(&b, "\nSetup: one process runs the load generator, the hub (durable audit: SQLite group commit, Tessera log), "+
+		"the bare proxy and the demo provider, all sharing the machine's cores; the hub's figures are therefore a lower bound. "+
+		"%d synthetic people; ocmw-gent reads person-identity over every subject it has a file on, %.0f %% of the mix asks for an uncovered purpose (denied, audited). "+
+		"Bare-proxy and direct requests carry a hub signature made once per request before the run, so the provider does the same work "+
+		"(verify the signature, look up, answer) as behind the hub.", o.People, 100*o.Denied)
+	if o.CPUProfile != "" {
+		b.WriteString(" The CPU profile covers the whole process (generator, hub and provider) during the closed-loop hub run.")
+	}
+	b.WriteString("\n")
+	return b.String()
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/crossroads-hub/crossroads/bench"
+)
+
+func init() {
+	register("bench", "benchmark the hub against a bare TLS proxy and the provider (in-process demo network)", runBench)
+}
+
+func runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var (
+		duration    = fs.Duration("duration", 10*time.Second, "measured window of each run")
+		warmup      = fs.Duration("warmup", 2*time.Second, "warm-up of each run, not measured")
+		concurrency = fs.Int("concurrency", 64, "closed loop: number of workers")
+		rate        = fs.Float64("rate", 1000, "open loop: requests per second")
+		people      = fs.Int("people", 10000, "synthetic people in the demo network (the subjects of the mix)")
+		denied      = fs.Float64("denied", 0.1, "share of the mix the hub denies (uncovered purpose), in [0, 1)")
+		cpuprofile  = fs.String("cpuprofile", "", "write a CPU profile of the whole process during the closed-loop hub run to this file")
+		out         = fs.String("out", "", "also write the markdown to this file")
+		skipOpen    = fs.Bool("skip-open", false, "skip the open-loop runs")
+		skipClosed  = fs.Bool("skip-closed", false, "skip the closed-loop runs")
+		level       = fs.String("log-level", "error", "hub log level")
+	)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: crossroads bench [flags]\n\nStarts the demo network in this process (hub on 127.0.0.1, data in a temporary directory),\na bare TLS reverse proxy to the same population register with the same certificates, and\nruns the same mix against hub, bare proxy and provider: closed loop, then open loop.\nThe generator shares the machine with the hub.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagErr(err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return errUsage
+	}
+	res, err := bench.Run(ctx, bench.Options{
+		Duration: *duration, Warmup: *warmup, Concurrency: *concurrency, Rate: *rate,
+		People: *people, Denied: *denied, CPUProfile: *cpuprofile,
+		SkipOpen: *skipOpen, SkipClosed: *skipClosed,
+		Command:  "crossroads " + strings.Join(os.Args[1:], " "),
+		Progress: os.Stderr, Logger: newLogger(*level),
+	})
+	if err != nil {
+		return err
+	}
+	md := res.Markdown()
+	fmt.Print(md)
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", *out, err)
+		}
+	}
+	return nil
+}
