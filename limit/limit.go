@@ -129,11 +129,10 @@ func (l *Limiter) Enter() (release func(), retryAfter time.Duration, ok bool) {
 	if l == nil {
 		return noop, 0, true
 	}
-	max := l.maxInFlight.Load()
-	if max <= 0 {
-		return noop, 0, true
-	}
-	if l.inFlight.Add(1) > max {
+	// Counted even without a cap, so that a cap set at run time sees the
+	// exchanges already in flight.
+	n := l.inFlight.Add(1)
+	if max := l.maxInFlight.Load(); max > 0 && n > max {
 		l.inFlight.Add(-1)
 		return nil, OverloadRetryAfter, false
 	}
