@@ -64,11 +64,15 @@ type DB struct {
 // the environment (see the package documentation).
 func New(tb TB) *DB {
 	tb.Helper()
-	dsn := os.Getenv(EnvDSN)
-	if dsn == "" {
-		dsn = DefaultDSN
+	return NewAt(tb, AdminDSN(), Required())
+}
+
+// AdminDSN is $CROSSROADS_TEST_POSTGRES, or DefaultDSN when it is empty.
+func AdminDSN() string {
+	if dsn := os.Getenv(EnvDSN); dsn != "" {
+		return dsn
 	}
-	return NewAt(tb, dsn, Required())
+	return DefaultDSN
 }
 
 // Required reports whether $CROSSROADS_REQUIRE_POSTGRES asks for a server.
