@@ -55,7 +55,7 @@ func NewClients(base string, roots *x509.CertPool, certs map[string]tls.Certific
 	for id, cert := range certs {
 		c.http[id] = &http.Client{
 			Timeout:   10 * time.Second,
-			Transport: &http.Transport{TLSClientConfig: pki.ClientTLSConfig(roots, cert), MaxIdleConnsPerHost: 4},
+			Transport: &http.Transport{TLSClientConfig: pki.ClientTLSConfig(roots, cert), MaxIdleConnsPerHost: 64},
 		}
 	}
 	return c

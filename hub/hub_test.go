@@ -20,14 +20,18 @@ import (
 )
 
 // start runs the demo network on a free port for one test.
-func start(t *testing.T) *demo.Running {
+func start(t *testing.T) *demo.Running { return startN(t, 30) }
+
+func startB(b *testing.B) *demo.Running { return startN(b, 2000) }
+
+func startN(t testing.TB, people int) *demo.Running {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r, errc, err := demo.Start(ctx, demo.Options{DataDir: t.TempDir(), People: 30, ProviderTimeout: time.Second}, ln)
+	r, errc, err := demo.Start(ctx, demo.Options{DataDir: t.TempDir(), People: people, ProviderTimeout: time.Second}, ln)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
