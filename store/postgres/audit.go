@@ -150,12 +150,27 @@ func (s *AuditStore) ensurePartition(ctx context.Context, m int) error {
 	return nil
 }
 
-const auditCols = `e.seq, e.exchange_id, r.time, r.requester, r.provider, r.service, r.purpose, r.outcome, r.reason,
+// The planner cannot tell that (seq, time) of an exchange matches exactly
+// one record, and estimates a join of the two tables at one row whatever
+// the filters, which leads it to hash whole partitions. So every query
+// first picks its rows from one table, LIMIT included, and fetches the
+// other side row by row through LATERAL ... OFFSET 0 (which keeps the
+// subquery from being flattened): a primary-key probe per row, and for
+// records, into the one partition that r.time = e.time selects at run time.
+const auditCols = `e.seq, r.exchange_id, r.time, r.requester, r.provider, r.service, r.purpose, r.outcome, r.reason,
 	r.subject_index, r.period, r.nonce, r.ciphertext, r.leaf, e.log_index`
 
-// auditJoin joins a record to its exchange row; the time condition lets
-// the planner go to one partition per row.
-const auditJoin = ` audit_exchanges e JOIN audit_records r ON r.seq = e.seq AND r.time = e.time`
+// byExchanges selects the exchanges of sub (seq, time, log_index) with their records.
+func byExchanges(sub, order string) string {
+	return `SELECT ` + auditCols + ` FROM (` + sub + `) e CROSS JOIN LATERAL
+		(SELECT * FROM audit_records r WHERE r.seq = e.seq AND r.time = e.time OFFSET 0) r ORDER BY e.seq` + order
+}
+
+// byRecords selects the records of sub (all columns) with their exchanges.
+func byRecords(sub, order string) string {
+	return `SELECT ` + auditCols + ` FROM (` + sub + `) r CROSS JOIN LATERAL
+		(SELECT seq, log_index FROM audit_exchanges e WHERE e.seq = r.seq OFFSET 0) e ORDER BY e.seq` + order
+}
 
 var auditRecordColumns = []string{"seq", "time", "exchange_id", "requester", "provider", "service", "purpose",
 	"outcome", "reason", "subject_index", "period", "nonce", "ciphertext", "leaf"}
@@ -253,16 +268,16 @@ func (s *AuditStore) MarkIntegrated(ctx context.Context, marks []audit.Mark) err
 
 // Rows implements audit.Store. A negative limit means no limit.
 func (s *AuditStore) Rows(ctx context.Context, afterSeq int64, limit int, unintegrated bool) ([]audit.Row, error) {
-	q := `SELECT ` + auditCols + ` FROM` + auditJoin + ` WHERE e.seq > $1`
+	sub := `SELECT seq, time, log_index FROM audit_exchanges WHERE seq > $1`
 	if unintegrated {
-		q += ` AND e.log_index IS NULL`
+		sub += ` AND log_index IS NULL`
 	}
-	q += ` ORDER BY e.seq LIMIT $2`
+	sub += ` ORDER BY seq LIMIT $2`
 	var lim *int
 	if limit >= 0 {
 		lim = &limit
 	}
-	return s.query(ctx, q, afterSeq, lim)
+	return s.query(ctx, byExchanges(sub, ""), afterSeq, lim)
 }
 
 // MaxIndex implements audit.Store.
@@ -279,7 +294,7 @@ func (s *AuditStore) MaxIndex(ctx context.Context) (int64, error) {
 
 // Get implements audit.Store.
 func (s *AuditStore) Get(ctx context.Context, exchangeID string) (audit.Row, error) {
-	rows, err := s.query(ctx, `SELECT `+auditCols+` FROM`+auditJoin+` WHERE e.exchange_id = $1`, exchangeID)
+	rows, err := s.query(ctx, byExchanges(`SELECT seq, time, log_index FROM audit_exchanges WHERE exchange_id = $1`, ""), exchangeID)
 	if err != nil {
 		return audit.Row{}, err
 	}
@@ -299,40 +314,40 @@ func (s *AuditStore) Search(ctx context.Context, q audit.StoreQuery) ([]audit.Ro
 		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
 	}
 	if q.Participant != "" {
-		add(`(r.requester = $? OR r.provider = $?)`, q.Participant)
+		add(`(requester = $? OR provider = $?)`, q.Participant)
 	}
 	if q.Service != "" {
-		add(`r.service = $?`, q.Service)
+		add(`service = $?`, q.Service)
 	}
 	if q.Purpose != "" {
-		add(`r.purpose = $?`, q.Purpose)
+		add(`purpose = $?`, q.Purpose)
 	}
 	if q.Outcome != "" {
-		add(`r.outcome = $?`, q.Outcome)
+		add(`outcome = $?`, q.Outcome)
 	}
 	if q.SubjectIndex != nil {
-		add(`r.subject_index = $?`, q.SubjectIndex)
+		add(`subject_index = $?`, q.SubjectIndex)
 	}
 	if !q.From.IsZero() {
-		add(`r.time >= $?`, q.From)
+		add(`time >= $?`, q.From)
 	}
 	if !q.To.IsZero() {
-		add(`r.time < $?`, q.To)
+		add(`time < $?`, q.To)
 	}
 	if q.BeforeSeq > 0 {
-		add(`r.seq < $?`, q.BeforeSeq)
+		add(`seq < $?`, q.BeforeSeq)
 	}
-	sqlq := `SELECT ` + auditCols + ` FROM` + auditJoin
+	sub := `SELECT * FROM audit_records`
 	if len(where) > 0 {
-		sqlq += ` WHERE ` + strings.Join(where, ` AND `)
+		sub += ` WHERE ` + strings.Join(where, ` AND `)
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 100
 	}
 	args = append(args, limit)
-	sqlq += fmt.Sprintf(` ORDER BY r.seq DESC LIMIT $%d`, len(args))
-	return s.query(ctx, sqlq, args...)
+	sub += fmt.Sprintf(` ORDER BY seq DESC LIMIT $%d`, len(args))
+	return s.query(ctx, byRecords(sub, " DESC"), args...)
 }
 
 func (s *AuditStore) query(ctx context.Context, q string, args ...any) ([]audit.Row, error) {
