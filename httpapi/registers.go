@@ -101,17 +101,22 @@ func (a *API) listIntegrations(w http.ResponseWriter, r *http.Request) {
 // integrationBody is the body of PUT and DELETE /v1/integrations: the
 // participant is always the caller.
 type integrationBody struct {
-	Person   string    `json:"person"`
-	Sector   string    `json:"sector"`
-	Capacity string    `json:"capacity"`
-	From     time.Time `json:"from"`
-	To       time.Time `json:"to,omitzero"`
+	Person      string    `json:"person"`
+	Participant string    `json:"participant,omitempty"` // optional; must be the caller
+	Sector      string    `json:"sector"`
+	Capacity    string    `json:"capacity"`
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to,omitzero"`
 }
 
 func (a *API) readIntegration(w http.ResponseWriter, r *http.Request) (crossroads.Integration, bool) {
 	p, _ := crossroads.CallerFrom(r.Context())
 	var b integrationBody
 	if !decodeJSON(w, r, &b) {
+		return crossroads.Integration{}, false
+	}
+	if b.Participant != "" && b.Participant != p.ID {
+		problem.Error(w, http.StatusForbidden, "forbidden", "participants manage only their own integrations")
 		return crossroads.Integration{}, false
 	}
 	if b.From.IsZero() && r.Method == http.MethodPut {

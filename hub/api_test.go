@@ -1,0 +1,185 @@
+package hub_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/crossroads-hub/crossroads/demo"
+	"github.com/crossroads-hub/crossroads/personid"
+)
+
+func do(t *testing.T, cl *http.Client, method, url, ctype, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// TestIntegrationsAPI: a participant registers, lists and removes its own
+// files on persons, only in capacities its authorisations name, and the
+// decision follows at once.
+func TestIntegrationsAPI(t *testing.T) {
+	r := start(t)
+	cl := r.Clients.Client(demo.ONEM)
+	person := personid.Make("770312", 123, false)
+	ctx := context.Background()
+
+	resp, _, err := r.Clients.Exchange(ctx, demo.ONEM, demo.ServiceEmployment, "employments/"+person, "unemployment-benefit", person)
+	if err != nil || resp.StatusCode != 403 {
+		t.Fatalf("before registering: %v %v", resp, err)
+	}
+	body := `{"person":"` + person + `","sector":"unemployment","capacity":"claimant"}`
+	if st, b := do(t, cl, "PUT", r.Base+"/v1/integrations", "application/json", body); st != 200 {
+		t.Fatalf("PUT: %d %s", st, b)
+	}
+	// The decision now passes the directory (the provider has no such person: 404 from the source).
+	resp, b, err := r.Clients.Exchange(ctx, demo.ONEM, demo.ServiceEmployment, "employments/"+person, "unemployment-benefit", person)
+	if err != nil || resp.StatusCode != 404 || !strings.Contains(string(b), "provider-rejected") {
+		t.Fatalf("after registering: %v %s %v", resp.StatusCode, b, err)
+	}
+	st, b := do(t, cl, "GET", r.Base+"/v1/integrations?person="+person, "", "")
+	var list struct {
+		Integrations []struct{ Person, Participant string }
+	}
+	json.Unmarshal(b, &list)
+	if st != 200 || len(list.Integrations) != 1 || list.Integrations[0].Participant != demo.ONEM {
+		t.Fatalf("GET: %d %s", st, b)
+	}
+	// Another participant does not see ONEM's files.
+	_, b = do(t, r.Clients.Client(demo.OCMW), "GET", r.Base+"/v1/integrations?person="+person, "", "")
+	json.Unmarshal(b, &list)
+	if len(list.Integrations) != 0 {
+		t.Fatalf("OCMW sees ONEM's integrations: %s", b)
+	}
+	// A capacity none of ONEM's authorisations names is refused, with every problem listed.
+	bad := `{"person":"` + person + `","sector":"social-welfare","capacity":"beneficiary"}`
+	if st, b := do(t, cl, "PUT", r.Base+"/v1/integrations", "application/json", bad); st != 422 || !strings.Contains(string(b), "problems") {
+		t.Fatalf("PUT foreign capacity: %d %s", st, b)
+	}
+	if st, b := do(t, cl, "PUT", r.Base+"/v1/integrations", "application/json", `{"person":"123","sector":"unemployment","capacity":"claimant"}`); st != 422 && st != 400 {
+		t.Fatalf("PUT invalid person: %d %s", st, b)
+	}
+	if st, b := do(t, cl, "PUT", r.Base+"/v1/integrations", "application/json", `{"person":`); st != 400 {
+		t.Fatalf("PUT bad JSON: %d %s", st, b)
+	}
+	// Remove it again: the decision denies at once.
+	var got struct{ Integrations []json.RawMessage }
+	_, b = do(t, cl, "GET", r.Base+"/v1/integrations?person="+person, "", "")
+	json.Unmarshal(b, &got)
+	if st, b := do(t, cl, "DELETE", r.Base+"/v1/integrations", "application/json", string(got.Integrations[0])); st != 204 {
+		t.Fatalf("DELETE: %d %s", st, b)
+	}
+	resp, _, _ = r.Clients.Exchange(ctx, demo.ONEM, demo.ServiceEmployment, "employments/"+person, "unemployment-benefit", person)
+	if resp.StatusCode != 403 {
+		t.Fatalf("after delete: %d", resp.StatusCode)
+	}
+	if st, _ := do(t, cl, "DELETE", r.Base+"/v1/integrations", "application/json", string(got.Integrations[0])); st != 404 {
+		t.Fatalf("second DELETE: %d", st)
+	}
+}
+
+// TestAdminApply: an invalid network file changes nothing and lists every
+// problem; a dry run writes nothing; a valid one applies.
+func TestAdminApply(t *testing.T) {
+	r := start(t)
+	ops := r.Clients.Client(demo.Operator)
+	before := len(r.Hub.Directory.Snapshot().Participants)
+	invalid := `participants:
+  - {id: new-inst, name: New, kind: institution, status: active}
+  - {id: Bad Id, name: X, kind: spaceship, status: active}
+authorisations:
+  - {id: a-new, reference: "CSSS/26/001", grantee: nobody, services: [nope], purposes: [x], validFrom: 2026-01-01, status: active}
+`
+	st, b := do(t, ops, "POST", r.Base+"/v1/admin/apply", "application/yaml", invalid)
+	if st != 422 {
+		t.Fatalf("invalid file: %d %s", st, b)
+	}
+	var p struct {
+		Problems []struct{ Path, Message string }
+	}
+	json.Unmarshal(b, &p)
+	if len(p.Problems) < 3 {
+		t.Fatalf("want every problem listed, got %s", b)
+	}
+	if n := len(r.Hub.Directory.Snapshot().Participants); n != before {
+		t.Fatalf("invalid file changed the registers: %d → %d participants", before, n)
+	}
+	valid := "participants:\n  - {id: new-inst, name: New institution, kind: institution, status: active}\n"
+	st, b = do(t, ops, "POST", r.Base+"/v1/admin/apply?dry-run=true", "application/yaml", valid)
+	if st != 200 || !strings.Contains(string(b), "new-inst") {
+		t.Fatalf("dry run: %d %s", st, b)
+	}
+	if _, ok := r.Hub.Directory.Participant("new-inst"); ok {
+		t.Fatal("dry run wrote")
+	}
+	if st, b = do(t, ops, "POST", r.Base+"/v1/admin/apply", "application/yaml", valid); st != 200 {
+		t.Fatalf("apply: %d %s", st, b)
+	}
+	if _, ok := r.Hub.Directory.Participant("new-inst"); !ok {
+		t.Fatal("apply did not reach the directory")
+	}
+	// Idempotent.
+	st, b = do(t, ops, "POST", r.Base+"/v1/admin/apply", "application/yaml", valid)
+	if st != 200 || !strings.Contains(string(b), `"changed":false`) {
+		t.Fatalf("second apply: %d %s", st, b)
+	}
+	if st, _ := do(t, ops, "POST", r.Base+"/v1/admin/apply", "application/yaml", "participants: [[[["); st != 400 {
+		t.Fatalf("unparsable file: %d", st)
+	}
+}
+
+// TestCSRIssuance: an operator issues a certificate from a CSR; the key
+// never leaves the institution, and the certificate names the participant
+// given by the operator, not the CSR's subject.
+func TestCSRIssuance(t *testing.T) {
+	r := start(t)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ops"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	reqBody, _ := json.Marshal(map[string]string{"participant": demo.OCMW, "csr": csr})
+	st, b := do(t, r.Clients.Client(demo.Operator), "POST", r.Base+"/v1/admin/certificates", "application/json", string(reqBody))
+	if st != 201 {
+		t.Fatalf("issue: %d %s", st, b)
+	}
+	var out struct{ Certificate string }
+	json.Unmarshal(b, &out)
+	blk, _ := pem.Decode([]byte(out.Certificate))
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Subject.CommonName != demo.OCMW {
+		t.Fatalf("certificate names %q", cert.Subject.CommonName)
+	}
+	// Institutions cannot issue certificates.
+	if st, _ := do(t, r.Clients.Client(demo.OCMW), "POST", r.Base+"/v1/admin/certificates", "application/json", string(reqBody)); st != 403 {
+		t.Fatalf("institution issued a certificate: %d", st)
+	}
+	if st, _ := do(t, r.Clients.Client(demo.Operator), "POST", r.Base+"/v1/admin/certificates", "application/json", `{"participant":"ocmw-gent","csr":"garbage"}`); st != 422 {
+		t.Fatalf("garbage CSR: %d", st)
+	}
+}
