@@ -123,9 +123,7 @@ func fixture() *crossroads.Network {
 // norm makes a comparable copy: sorted by id, times in UTC, empty lists nil.
 func norm(n *crossroads.Network) *crossroads.Network {
 	out := &crossroads.Network{}
-	for _, p := range n.Participants {
-		out.Participants = append(out.Participants, p)
-	}
+	out.Participants = append(out.Participants, n.Participants...)
 	for _, s := range n.Services {
 		s.Fields = nilIfEmpty(s.Fields)
 		out.Services = append(out.Services, s)
