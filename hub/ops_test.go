@@ -1,0 +1,147 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/apply"
+	"github.com/crossroads-hub/crossroads/demo"
+	"github.com/crossroads-hub/crossroads/pki"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestLogsHoldNoPersonalData runs the whole scenario with debug logging and
+// checks that no person identifier or name reaches the log.
+func TestLogsHoldNoPersonalData(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	prev := slog.Default()
+	slog.SetDefault(log)
+	defer slog.SetDefault(prev)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r, errc, err := demo.Start(ctx, demo.Options{DataDir: t.TempDir(), People: 30, Logger: log}, ln)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	results := r.Clients.Run(ctx, demo.Scenario(r.People, r.Revoke, r.Hub.CA.Pool()))
+	cancel()
+	<-errc
+	r.Close()
+	var out bytes.Buffer
+	if !demo.Print(&out, results) {
+		t.Fatalf("scenario failed:\n%s", out.String())
+	}
+	logs := buf.String()
+	if !strings.Contains(logs, `"level"`) {
+		t.Fatal("nothing was logged: the test would prove nothing")
+	}
+	for _, p := range r.People {
+		for _, pd := range []string{p.INSZ, p.Last + `"`, p.Street} {
+			if strings.Contains(logs, pd) {
+				t.Fatalf("personal data %q in the logs", pd)
+			}
+		}
+	}
+}
+
+// TestGracefulShutdown: an exchange in flight when the hub is asked to stop
+// completes and is released; new connections are refused afterwards.
+func TestGracefulShutdown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, errc, err := demo.Start(ctx, demo.Options{DataDir: t.TempDir(), People: 10}, ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+
+	started := make(chan struct{})
+	slow := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		close(started)
+		time.Sleep(500 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true}`)
+	})}
+	slowLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	go slow.Serve(tls.NewListener(slowLn, pki.ServerTLSConfig(r.Hub.CA.Pool(), r.Certs[demo.PopulationRegister], nil)))
+	defer slow.Close()
+	n := r.Hub.Directory.Snapshot()
+	var a crossroads.Authorisation
+	for _, x := range n.Authorisations {
+		if x.ID == "ocmw-social-aid" {
+			a = x
+		}
+	}
+	a.Services = append(append([]string{}, a.Services...), "slow")
+	a.Fields = cloneFields(a.Fields)
+	a.Fields["slow"] = []string{""}
+	add := &crossroads.Network{
+		Services:       []crossroads.Service{{ID: "slow", Provider: demo.PopulationRegister, BaseURL: "https://" + slowLn.Addr().String(), Fields: []string{""}, ConcernsPerson: true}},
+		Authorisations: []crossroads.Authorisation{a},
+	}
+	if _, err := apply.Apply(ctx, r.Hub.Directory.Store(), add, r.Hub.Scheme, false); err != nil {
+		t.Fatal(err)
+	}
+	p := r.People[0]
+	type result struct {
+		status int
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, _, err := r.Clients.Exchange(context.Background(), demo.OCMW, "slow", "x", "social-aid", p.INSZ)
+		if err != nil {
+			done <- result{0, err}
+			return
+		}
+		done <- result{resp.StatusCode, nil}
+	}()
+	<-started
+	cancel() // ask the hub to stop while the exchange is in flight
+	res := <-done
+	if res.err != nil || res.status != http.StatusOK {
+		t.Fatalf("in-flight exchange: status %d, err %v", res.status, res.err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if _, err := tls.Dial("tcp", ln.Addr().String(), pki.ClientTLSConfig(r.Hub.CA.Pool(), r.Certs[demo.OCMW])); err == nil {
+		t.Fatal("new connection accepted after shutdown")
+	}
+}
