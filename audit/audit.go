@@ -375,6 +375,9 @@ func (t *Trail) Close(ctx context.Context) error {
 
 // decrypt returns the record of a row.
 func (t *Trail) decrypt(ctx context.Context, row *Row) (*crossroads.AuditRecord, []byte, error) {
+	if row.Erased() {
+		return nil, nil, fmt.Errorf("audit: exchange %s: %w", row.ExchangeID, ErrErased)
+	}
 	aead, err := t.dataKey(ctx, row.Period)
 	if err != nil {
 		return nil, nil, err

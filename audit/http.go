@@ -116,6 +116,10 @@ func privileged(p *crossroads.Participant) bool {
 	return p.Kind == crossroads.KindOperator || p.Kind == crossroads.KindAuditor
 }
 
+// HeaderRecordErased marks the proof of a record whose payload was erased
+// after its retention period.
+const HeaderRecordErased = "Crossroads-Record-Erased"
+
 // ProofHandler serves GET /v1/audit/proofs/{exchangeId}: the record's C2SP
 // tlog-proof, to the requester or provider of the exchange and to
 // operators and auditors; anyone else gets 404, as for an unknown exchange.
@@ -155,6 +159,10 @@ func (t *Trail) ProofHandler() http.Handler {
 			t.log.Error("audit proof", "err", err)
 			problem(w, http.StatusServiceUnavailable, "Audit trail unavailable", "")
 			return
+		}
+		if row.Erased() {
+			// The leaf and its proof stay; the record's content is gone.
+			w.Header().Set(HeaderRecordErased, "true")
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -29,6 +29,9 @@ type Query struct {
 type Entry struct {
 	crossroads.AuditRecord
 	LogIndex *int64 `json:"logIndex,omitempty"` // nil until integrated
+	// Erased is set when the record's payload was erased after its
+	// retention period: only its non-personal metadata remains.
+	Erased bool `json:"erased,omitempty"`
 }
 
 // Page is one page of search results, newest first.
@@ -68,11 +71,16 @@ func (t *Trail) Search(ctx context.Context, q Query) (*Page, error) {
 		p.NextPageToken = strconv.FormatInt(rows[limit-1].Seq, 10)
 	}
 	for i := range rows {
-		rec, _, err := t.decrypt(ctx, &rows[i])
-		if err != nil {
-			return nil, err
+		var e Entry
+		if rows[i].Erased() {
+			e = Entry{AuditRecord: *erasedRecord(&rows[i]), Erased: true}
+		} else {
+			rec, _, err := t.decrypt(ctx, &rows[i])
+			if err != nil {
+				return nil, err
+			}
+			e = Entry{AuditRecord: *rec}
 		}
-		e := Entry{AuditRecord: *rec}
 		if rows[i].Index >= 0 {
 			idx := rows[i].Index
 			e.LogIndex = &idx
@@ -94,6 +102,9 @@ type SubjectEntry struct {
 	// Proof is the record's C2SP tlog-proof, absent until integrated and
 	// covered by a published checkpoint.
 	Proof string `json:"proof,omitempty"`
+	// Erased is set when the record's payload was erased after its
+	// retention period.
+	Erased bool `json:"erased,omitempty"`
 }
 
 // maxSubjectEntries bounds a BySubject answer.
@@ -119,7 +130,7 @@ func (t *Trail) BySubject(ctx context.Context, subject string, from, to time.Tim
 		for _, e := range p.Records {
 			se := SubjectEntry{
 				Time: e.Time, ExchangeID: e.ExchangeID, Institution: e.Requester, Service: e.Service,
-				Purpose: e.Purpose, AuthorisationRef: e.AuthorisationRef, Outcome: e.Outcome,
+				Purpose: e.Purpose, AuthorisationRef: e.AuthorisationRef, Outcome: e.Outcome, Erased: e.Erased,
 			}
 			if e.LogIndex != nil && pf != nil {
 				row, err := t.store.Get(ctx, e.ExchangeID)
@@ -191,7 +202,9 @@ func (p *prover) prove(ctx context.Context, row *Row) (*verify.Proof, error) {
 // Proof returns the C2SP tlog-proof of an exchange's record against the
 // latest published checkpoint; its extra data is the leaf. It returns
 // crossroads.ErrNotFound for an unknown exchange and ErrNotIntegrated for
-// a record not yet covered by a checkpoint.
+// a record not yet covered by a checkpoint. The leaf of an erased record
+// stays in the log: its proof is still returned, and Opening says it is
+// erased.
 func (t *Trail) Proof(ctx context.Context, exchangeID string) (*verify.Proof, error) {
 	row, err := t.store.Get(ctx, exchangeID)
 	if err != nil {
@@ -216,7 +229,8 @@ type Opening struct {
 }
 
 // Opening returns the opening of an exchange's commitment (personal data:
-// serve it only to the parties of the exchange).
+// serve it only to the parties of the exchange); ErrErased after the
+// record's retention period.
 func (t *Trail) Opening(ctx context.Context, exchangeID string) (*Opening, error) {
 	row, err := t.store.Get(ctx, exchangeID)
 	if err != nil {
@@ -233,6 +247,7 @@ func (t *Trail) Opening(ctx context.Context, exchangeID string) (*Opening, error
 type CheckReport struct {
 	Records    int      // rows in the store
 	Integrated int      // rows with a log index
+	Erased     int      // rows whose payload was erased after retention
 	LogSize    int64    // size of the published checkpoint
 	Problems   []string // empty when all is well (no personal data)
 }
@@ -279,7 +294,9 @@ func (t *Trail) Check(ctx context.Context) (*CheckReport, error) {
 			bad := func(format string, a ...any) {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("record seq %d (exchange %s): ", r.Seq, r.ExchangeID)+fmt.Sprintf(format, a...))
 			}
-			if _, canon, err := t.decrypt(ctx, r); err != nil {
+			if r.Erased() {
+				rep.Erased++
+			} else if _, canon, err := t.decrypt(ctx, r); err != nil {
 				bad("%v", err)
 			} else if _, c, err := ParseLeaf(r.Leaf); err != nil {
 				bad("%v", err)

@@ -35,6 +35,10 @@ type Row struct {
 	Index int64
 }
 
+// Erased reports whether the row's payload was erased after its retention
+// period (Store.Erase): Ciphertext, Nonce and SubjectIndex are then empty.
+func (r *Row) Erased() bool { return len(r.Ciphertext) == 0 }
+
 // Mark records that the row with Seq was integrated at log Index.
 type Mark struct {
 	Seq   int64
@@ -89,4 +93,16 @@ type Store interface {
 	// ReplaceKey rewraps: it replaces the wrapped form of an existing
 	// period's key (the key itself must be unchanged).
 	ReplaceKey(ctx context.Context, k DataKey) error
+	// Erase erases, in one transaction, the payload of at most limit rows
+	// with Time < before whose payload is not yet erased, oldest first, and
+	// returns how many it erased (fewer than limit: none are left). An
+	// erased row keeps Seq, ExchangeID, Time, Requester, Provider, Service,
+	// Purpose, Outcome, Reason, Period, Leaf and Index; it comes back with
+	// Ciphertext, Nonce and SubjectIndex empty, and no longer matches a
+	// search by SubjectIndex. The erased bytes should not survive in the
+	// database files beyond what the engine cannot avoid.
+	Erase(ctx context.Context, before time.Time, limit int) (int, error)
+	// DeleteKey deletes the data key of a period (crypto-shredding). It is
+	// not an error if the period has none.
+	DeleteKey(ctx context.Context, period string) error
 }

@@ -358,6 +358,9 @@ func (s *AuditStore) query(ctx context.Context, q string, args ...any) ([]audit.
 		err := rs.Scan(&r.Seq, &r.ExchangeID, &r.Time, &r.Requester, &r.Provider, &r.Service, &r.Purpose,
 			&r.Outcome, &r.Reason, &r.SubjectIndex, &r.Period, &r.Nonce, &r.Ciphertext, &r.Leaf, &idx)
 		r.Time = r.Time.UTC()
+		if len(r.Ciphertext) == 0 { // erased
+			r.Ciphertext, r.Nonce, r.SubjectIndex = nil, nil, nil
+		}
 		r.Index = -1
 		if idx != nil {
 			r.Index = *idx
@@ -419,6 +422,30 @@ func (s *AuditStore) ReplaceKey(ctx context.Context, k audit.DataKey) error {
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("audit replace key %s: %w", k.Period, crossroads.ErrNotFound)
+	}
+	return nil
+}
+
+// Erase implements audit.Store: an UPDATE of the expired rows (the only one
+// the record partitions see). The old tuple versions keep the erased bytes
+// until VACUUM reclaims them; run VACUUM on the partitions after erasing.
+func (s *AuditStore) Erase(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE audit_records SET ciphertext = ''::bytea, nonce = ''::bytea, subject_index = NULL
+		WHERE (seq, time) IN (SELECT seq, time FROM audit_records
+			WHERE time < $1 AND octet_length(ciphertext) > 0 ORDER BY time, seq LIMIT $2)`, before, limit)
+	if err != nil {
+		return 0, fmt.Errorf("audit erase: %w", classify(err))
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// DeleteKey implements audit.Store.
+func (s *AuditStore) DeleteKey(ctx context.Context, period string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM audit_keys WHERE period = $1`, period); err != nil {
+		return fmt.Errorf("audit delete key %s: %w", period, classify(err))
 	}
 	return nil
 }

@@ -29,6 +29,14 @@ func OpenAudit(ctx context.Context, dir string) (*AuditStore, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Freed bytes are zeroed, so that a record's ciphertext leaves no stale
+	// copy behind (a cell rewritten by MarkIntegrated, a page split) that
+	// would survive its erasure. Erase sets it again in case the writer
+	// connection was replaced.
+	if _, err := c.w.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
+		c.close()
+		return nil, fmt.Errorf("open audit store: %w", err)
+	}
 	return &AuditStore{c: c}, nil
 }
 
@@ -205,6 +213,9 @@ func (s *AuditStore) query(ctx context.Context, q string, args ...any) ([]audit.
 			return nil, fmt.Errorf("audit query: %w", err)
 		}
 		r.Time = time.UnixMicro(t).UTC()
+		if len(r.Ciphertext) == 0 { // erased
+			r.Ciphertext, r.Nonce, r.SubjectIndex = nil, nil, nil
+		}
 		r.Index = -1
 		if idx.Valid {
 			r.Index = idx.Int64
@@ -273,6 +284,58 @@ func (s *AuditStore) ReplaceKey(ctx context.Context, k audit.DataKey) error {
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("audit replace key %s: %w", k.Period, crossroads.ErrNotFound)
+	}
+	return nil
+}
+
+// Erase implements audit.Store. SQLite's secure_delete overwrites the freed
+// bytes in the database pages, and the WAL is checkpointed and truncated
+// afterwards so that the old pages do not linger there.
+func (s *AuditStore) Erase(ctx context.Context, before time.Time, limit int) (n int, err error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	tx, err := s.c.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("audit erase: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+			n = 0
+		}
+	}()
+	if _, err := tx.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
+		return 0, fmt.Errorf("audit erase: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE audit_records SET ciphertext = X'', nonce = X'', subject_index = NULL, erased_at = ?
+		WHERE seq IN (SELECT seq FROM audit_records WHERE erased_at IS NULL AND time < ? ORDER BY time, seq LIMIT ?)`,
+		time.Now().UnixMicro(), before.UnixMicro(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("audit erase: %w", err)
+	}
+	affected, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("audit erase: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("audit erase: %w", err)
+	}
+	if affected > 0 {
+		// Best effort: readers may keep the WAL from being truncated now; a
+		// later checkpoint overwrites it.
+		s.c.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	}
+	return int(affected), nil
+}
+
+// DeleteKey implements audit.Store.
+func (s *AuditStore) DeleteKey(ctx context.Context, period string) error {
+	if _, err := s.c.w.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
+		return fmt.Errorf("audit delete key %s: %w", period, err)
+	}
+	if _, err := s.c.w.ExecContext(ctx, `DELETE FROM audit_keys WHERE period = ?`, period); err != nil {
+		return fmt.Errorf("audit delete key %s: %w", period, err)
 	}
 	return nil
 }
