@@ -95,7 +95,7 @@ func BenchmarkEachIntegration100k(b *testing.B) {
 
 // TestEachIntegrationMillion streams 1,000,000 integrations and checks that
 // the heap does not grow with the row count (a slice of them all would take
-// well over 100 MiB). Set CROSSROADS_LONG_TESTS=1 to run it (~30 s).
+// well over 100 MiB). Set CROSSROADS_LONG_TESTS=1 to run it (about a minute, mostly inserting).
 func TestEachIntegrationMillion(t *testing.T) {
 	if os.Getenv("CROSSROADS_LONG_TESTS") == "" {
 		t.Skip("set CROSSROADS_LONG_TESTS=1 to stream 1,000,000 rows")
