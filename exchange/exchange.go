@@ -359,9 +359,13 @@ func checkPath(p string) string {
 	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%2e") || strings.Contains(lower, "%00") {
 		return "the path must not contain encoded separators, dots or NUL"
 	}
-	for _, seg := range strings.Split(p, "/") {
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
 		if seg == "." || seg == ".." {
 			return "the path must not contain dot segments"
+		}
+		if seg == "" && i < len(segs)-1 {
+			return "the path must not contain empty segments"
 		}
 	}
 	for i := 0; i < len(p); i++ {
@@ -369,8 +373,12 @@ func checkPath(p string) string {
 			return "the path has control characters, spaces or backslashes"
 		}
 	}
-	if _, err := url.PathUnescape(p); err != nil {
+	dec, err := url.PathUnescape(p)
+	if err != nil {
 		return "the path has a bad escape"
+	}
+	if strings.ContainsFunc(dec, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "the path must not contain encoded control characters"
 	}
 	return ""
 }

@@ -134,7 +134,31 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			problem.Error(w, http.StatusInternalServerError, "internal-error", "")
 		}
 	}()
+	// Exchanges validate (and audit) their own paths; other non-canonical
+	// paths are refused rather than redirected by the mux.
+	if p := r.URL.EscapedPath(); strings.HasPrefix(p, "/v1/exchange/") && a.cfg.Exchange != nil {
+		a.cfg.Exchange.ServeHTTP(w, r)
+		return
+	} else if !canonical(p) {
+		problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidPath, "the path must not contain dot or empty segments")
+		return
+	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// canonical reports whether p has no dot segments and no empty segments
+// (but a trailing slash).
+func canonical(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	segs := strings.Split(p[1:], "/")
+	for i, s := range segs {
+		if s == "." || s == ".." || (s == "" && i < len(segs)-1) {
+			return false
+		}
+	}
+	return true
 }
 
 // guard authenticates the caller for non-public routes. The exchange
