@@ -18,7 +18,9 @@ import (
 // AuditStore implements audit.Store. Records go to audit_records,
 // partitioned by month of the record time; the narrow audit_exchanges table
 // assigns Seq, keeps exchange ids unique and holds the log indexes (see
-// migrations/audit/0001_audit.sql).
+// migrations/audit/0001_audit.sql). MarkIntegrated thus never touches the
+// partitions, which are written once and updated only when retention
+// erases payloads (Erase).
 //
 // Partitions: OpenAudit creates the current and the next month's partition
 // ahead of time, and InsertBatch creates any other month's partition on

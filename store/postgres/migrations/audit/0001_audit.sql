@@ -7,8 +7,9 @@
 -- column, the Merkle log index.
 --
 -- audit_records holds the record itself, partitioned by month of the record
--- time. Its partitions are insert-only: no updates, no dead tuples, and old
--- months can be detached or archived as a whole. Partitions are named
+-- time. Its partitions are written once (until retention erases payloads):
+-- integration updates no wide row, and old months can be detached or
+-- archived as a whole. Partitions are named
 -- audit_records_yYYYYmMM and created by the store (ahead of time for the
 -- current and next month, and on demand for any other month).
 
