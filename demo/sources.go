@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/crossroads-hub/crossroads/pki"
@@ -22,6 +23,45 @@ type Source struct {
 	log    *slog.Logger
 	now    func() time.Time
 	mux    *http.ServeMux
+	seen   replayCache
+}
+
+// replayCache remembers the exchange ids a source has served for twice the
+// signature's freshness window, so that a captured hub request cannot be
+// replayed within it. It holds at most maxSeen ids and refuses (fails
+// closed) when full of fresh ones.
+type replayCache struct {
+	mu   sync.Mutex
+	seen map[string]time.Time // exchange id → forget after
+}
+
+const (
+	replayWindow = 2 * time.Minute // VerifyHubRequest's skew (1 min) either way
+	maxSeen      = 200_000
+)
+
+// first reports whether id is new, and remembers it.
+func (c *replayCache) first(id string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == nil {
+		c.seen = make(map[string]time.Time)
+	}
+	if until, ok := c.seen[id]; ok && now.Before(until) {
+		return false
+	}
+	if len(c.seen) >= maxSeen {
+		for k, until := range c.seen {
+			if !now.Before(until) {
+				delete(c.seen, k)
+			}
+		}
+		if len(c.seen) >= maxSeen {
+			return false
+		}
+	}
+	c.seen[id] = now.Add(replayWindow)
+	return true
 }
 
 // NewPopulationRegister serves GET /persons/{insz}: identity and address.
@@ -55,9 +95,16 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, http.StatusBadRequest, "invalid-body", "")
 		return
 	}
-	if _, err := pki.VerifyHubRequest(r, body, s.roots, s.now(), time.Minute); err != nil {
+	now := s.now()
+	claims, err := pki.VerifyHubRequest(r, body, s.roots, now, time.Minute)
+	if err != nil {
 		s.log.Warn("request without a valid hub signature refused", "source", s.Name, "err", err)
 		problem.Error(w, http.StatusUnauthorized, "invalid-hub-signature", "requests must come from the hub, signed")
+		return
+	}
+	if !s.seen.first(claims.ExchangeID, now) {
+		s.log.Warn("replayed hub request refused", "source", s.Name, "exchange", claims.ExchangeID)
+		problem.Error(w, http.StatusUnauthorized, "replayed-request", "this exchange has already been served")
 		return
 	}
 	s.mux.ServeHTTP(w, r)
