@@ -689,7 +689,7 @@ func (r *runner) slowloris(ctx context.Context) {
 	r.rep.Results = append(r.rep.Results, Result{
 		Name: fmt.Sprintf("slowloris: %d slow headers, %d silent connections", t.SlowClients, t.SlowClients),
 		Want: "all closed by the hub; others served", OK: ok,
-		Got:  fmt.Sprintf("%d closed, %d still open, %d not connected; /healthz meanwhile: %s", closed, open, dialFail, served),
+		Got: fmt.Sprintf("%d closed, %d still open, %d not connected; /healthz meanwhile: %s", closed, open, dialFail, served),
 	})
 }
 

@@ -9,8 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
