@@ -32,6 +32,8 @@ type Options struct {
 	Listen       string // the hub's address (default 127.0.0.1:8443)
 	People       int    // synthetic people (default 200)
 	ScenarioOnly bool
+	// DatabaseURL runs the hub on PostgreSQL instead of embedded SQLite.
+	DatabaseURL string
 	// ProviderTimeout bounds provider calls (default: the hub's).
 	ProviderTimeout time.Duration
 	Out             io.Writer
@@ -110,7 +112,7 @@ func Start(ctx context.Context, opts Options, ln net.Listener) (*Running, <-chan
 			return nil, nil, err
 		}
 	}
-	h, err := hub.Open(ctx, hub.Config{DataDir: dataDir, Passphrase: pass, Logger: opts.Logger, MaxMergeDelay: time.Second, ProviderTimeout: opts.ProviderTimeout})
+	h, err := hub.Open(ctx, hub.Config{DataDir: dataDir, DatabaseURL: opts.DatabaseURL, Passphrase: pass, Logger: opts.Logger, MaxMergeDelay: time.Second, ProviderTimeout: opts.ProviderTimeout})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/crossroads-hub/crossroads/limit"
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
+	"github.com/crossroads-hub/crossroads/store/postgres"
 	"github.com/crossroads-hub/crossroads/store/sqlite"
 )
 
@@ -45,6 +46,10 @@ type Config struct {
 	Passphrase   []byte   // the CA key's passphrase
 	Hostnames    []string // DNS names and IPs for the hub's server certificate (default localhost, 127.0.0.1)
 	PersonScheme string   // person id scheme; default "insz"
+	// DatabaseURL selects PostgreSQL (postgres://…) for the registers and
+	// the audit records instead of the embedded SQLite files. The CA, the
+	// hub's certificate, the audit keys and the Merkle log stay in DataDir.
+	DatabaseURL string
 
 	ProviderTimeout time.Duration
 	MaxRequestBody  int64
@@ -64,10 +69,10 @@ type Hub struct {
 	cfg       Config
 	log       *slog.Logger
 	CA        *pki.CA
-	Registers *sqlite.Registers
+	Registers Registers
 	Directory *directory.Directory
 	Trail     *audit.Trail
-	audits    *sqlite.AuditStore
+	audits    AuditStore
 	Revs      *pki.Revocations
 	Tracker   *pki.ConnTracker
 	Signer    *pki.Signer
@@ -77,6 +82,46 @@ type Hub struct {
 	Scheme    personid.Scheme
 	Server    *http.Server
 	Limiter   *limit.Limiter // flow control; Configure changes it at run time
+}
+
+// Registers is the register and certificate store the hub runs on.
+type Registers interface {
+	crossroads.RegisterStore
+	crossroads.CertificateStore
+	Close() error
+}
+
+// AuditStore is the audit record store the hub runs on.
+type AuditStore interface {
+	audit.Store
+	Close() error
+}
+
+// openStores opens the embedded SQLite stores in the data directory, or
+// the PostgreSQL ones when a database URL is configured.
+func openStores(ctx context.Context, cfg Config, auditDir string) (Registers, AuditStore, error) {
+	if cfg.DatabaseURL != "" {
+		regs, err := postgres.OpenRegisters(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		audits, err := postgres.OpenAudit(ctx, cfg.DatabaseURL)
+		if err != nil {
+			regs.Close()
+			return nil, nil, err
+		}
+		return regs, audits, nil
+	}
+	regs, err := sqlite.OpenRegisters(ctx, filepath.Join(cfg.DataDir, "registers.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	audits, err := sqlite.OpenAudit(ctx, auditDir)
+	if err != nil {
+		regs.Close()
+		return nil, nil, err
+	}
+	return regs, audits, nil
 }
 
 // Files in the data directory.
@@ -130,7 +175,11 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.CA, err = pki.LoadCA(caDir(cfg.DataDir), cfg.Passphrase); err != nil {
 		return nil, err
 	}
-	if h.Registers, err = sqlite.OpenRegisters(ctx, filepath.Join(cfg.DataDir, "registers.db")); err != nil {
+	auditDir := filepath.Join(cfg.DataDir, "audit")
+	if err := os.MkdirAll(auditDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create audit directory: %w", err)
+	}
+	if h.Registers, h.audits, err = openStores(ctx, cfg, auditDir); err != nil {
 		return nil, err
 	}
 	if h.Cert, err = h.hubCertificate(ctx); err != nil {
@@ -140,13 +189,6 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, err
 	}
 	if h.Directory, err = directory.Open(ctx, h.Registers); err != nil {
-		return nil, err
-	}
-	auditDir := filepath.Join(cfg.DataDir, "audit")
-	if err := os.MkdirAll(auditDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create audit directory: %w", err)
-	}
-	if h.audits, err = sqlite.OpenAudit(ctx, auditDir); err != nil {
 		return nil, err
 	}
 	if h.Trail, err = audit.Open(ctx, audit.Config{Dir: auditDir, Store: h.audits, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger}); err != nil {

@@ -15,8 +15,10 @@ import (
 
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/apply"
+	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/demo"
 	"github.com/crossroads-hub/crossroads/pki"
+	"github.com/crossroads-hub/crossroads/store/postgres/pgtest"
 )
 
 // start runs the demo network on a free port for one test.
@@ -315,4 +317,33 @@ func cloneFields(m map[string][]string) map[string][]string {
 		out[k] = v
 	}
 	return out
+}
+
+// TestScenarioOnPostgres runs the whole scenario with the registers and the
+// audit records in PostgreSQL (a fresh database for this run).
+func TestScenarioOnPostgres(t *testing.T) {
+	db := pgtest.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r, errc, err := demo.Start(ctx, demo.Options{DataDir: t.TempDir(), DatabaseURL: db.DSN, People: 30}, ln)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	defer func() { cancel(); <-errc; r.Close() }()
+	results := r.Clients.Run(ctx, demo.Scenario(r.People, r.Revoke, r.Hub.CA.Pool()))
+	var out bytes.Buffer
+	if !demo.Print(&out, results) {
+		t.Fatalf("scenario on PostgreSQL failed:\n%s", out.String())
+	}
+	page, err := r.Hub.Trail.Search(ctx, audit.Query{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) < len(results)-1 {
+		t.Fatalf("%d audit records in PostgreSQL for %d steps", len(page.Records), len(results))
+	}
 }

@@ -40,6 +40,7 @@ func runServe(ctx context.Context, args []string) error {
 	passFile := fs.String("passphrase-file", "", "file holding the CA key passphrase (instead of the environment)")
 	var hosts listFlag
 	fs.Var(&hosts, "hostname", "DNS name or IP of the hub, for its certificate (repeatable; default localhost, 127.0.0.1)")
+	dbURL := fs.String("database-url", "", "PostgreSQL URL (postgres://…) for registers and audit records; default: embedded SQLite in --dir")
 	scheme := fs.String("person-scheme", "insz", "person identifier scheme: insz or opaque")
 	timeout := fs.Duration("provider-timeout", 10*time.Second, "time allowed to a provider to answer")
 	maxBody := fs.Int64("max-request-body", 1<<20, "largest request body accepted, in bytes")
@@ -62,7 +63,7 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	log := newLogger(*level)
 	h, err := hub.Open(ctx, hub.Config{
-		DataDir: *dir, Passphrase: pass, Hostnames: hosts, PersonScheme: *scheme,
+		DataDir: *dir, DatabaseURL: *dbURL, Passphrase: pass, Hostnames: hosts, PersonScheme: *scheme,
 		ProviderTimeout: *timeout, MaxRequestBody: *maxBody, MaxMergeDelay: *merge, Logger: log,
 		DefaultLimits: crossroads.Limits{RatePerSecond: *rateLimit, Burst: *burst, MaxConcurrent: *maxConcurrent}, MaxInFlight: *maxInFlight,
 	})
