@@ -328,3 +328,43 @@ func (t *Trail) Check(ctx context.Context) (*CheckReport, error) {
 	}
 	return rep, nil
 }
+
+// Record is a stored record in store order, as exported to a SIEM: the
+// decrypted record (its non-personal metadata only once erased) with its
+// store sequence number.
+type Record struct {
+	Seq int64 `json:"seq"`
+	Entry
+}
+
+// RecordsAfter returns, in store sequence order, up to limit records with
+// a sequence number above afterSeq, decrypted. Sequence numbers only grow,
+// so a reader that remembers the last one it handled resumes there.
+func (t *Trail) RecordsAfter(ctx context.Context, afterSeq int64, limit int) ([]Record, error) {
+	if limit <= 0 {
+		limit = 500
+	}
+	rows, err := t.store.Rows(ctx, afterSeq, limit, false)
+	if err != nil {
+		return nil, fmt.Errorf("audit: records after %d: %w", afterSeq, err)
+	}
+	out := make([]Record, 0, len(rows))
+	for i := range rows {
+		r := Record{Seq: rows[i].Seq}
+		if rows[i].Erased() {
+			r.Entry = Entry{AuditRecord: *erasedRecord(&rows[i]), Erased: true}
+		} else {
+			rec, _, err := t.decrypt(ctx, &rows[i])
+			if err != nil {
+				return nil, err
+			}
+			r.Entry = Entry{AuditRecord: *rec}
+		}
+		if rows[i].Index >= 0 {
+			idx := rows[i].Index
+			r.LogIndex = &idx
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
