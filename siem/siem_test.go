@@ -237,7 +237,6 @@ type syslogReceiver struct {
 	cert tls.Certificate
 	addr string
 	got  *received
-	msgs chan string
 
 	mu sync.Mutex
 	ln net.Listener
