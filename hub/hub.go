@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,7 @@ import (
 	"github.com/crossroads-hub/crossroads/limit"
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
+	"github.com/crossroads-hub/crossroads/siem"
 	"github.com/crossroads-hub/crossroads/store/postgres"
 	"github.com/crossroads-hub/crossroads/store/sqlite"
 )
@@ -62,6 +64,27 @@ type Config struct {
 	// an authorisation's Limits bound the traffic under it as well.
 	DefaultLimits crossroads.Limits
 	MaxInFlight   int // exchanges in flight across the hub; beyond, 503 overloaded
+
+	// Audit trail. Witnesses (C2SP tlog-witness) cosign the checkpoints;
+	// only checkpoints cosigned by WitnessQuorum of them (0: all) are
+	// published. Record payloads are erased after Retention (default one
+	// year, daily; below a year only with RetentionForce; negative: never).
+	// SIEMURL (https://… or syslog+tls://host:port) receives the records
+	// as JSON lines; SIEMRootCAs is a PEM file of the roots to trust
+	// (default the system's).
+	Witnesses      []audit.WitnessConfig
+	WitnessQuorum  int
+	Retention      time.Duration
+	RetentionForce bool
+	SIEMURL        string
+	SIEMRootCAs    string
+
+	// Citizens ("who looked at my data", GET /v1/me/exchanges): ID tokens
+	// of OIDCIssuer for OIDCClientID, the person id in OIDCSubjectClaim
+	// (default "sub"). Without an issuer the route answers 404.
+	OIDCIssuer       string
+	OIDCClientID     string
+	OIDCSubjectClaim string
 }
 
 // Hub is an assembled hub.
@@ -82,6 +105,8 @@ type Hub struct {
 	Scheme    personid.Scheme
 	Server    *http.Server
 	Limiter   *limit.Limiter // flow control; Configure changes it at run time
+	SIEM      *siem.Exporter // nil without a SIEM
+	citizen   http.Handler   // GET /v1/me/exchanges
 }
 
 // Registers is the register and certificate store the hub runs on.
@@ -191,7 +216,11 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.Directory, err = directory.Open(ctx, h.Registers); err != nil {
 		return nil, err
 	}
-	if h.Trail, err = audit.Open(ctx, audit.Config{Dir: auditDir, Store: h.audits, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger}); err != nil {
+	if h.Trail, err = audit.Open(ctx, audit.Config{Dir: auditDir, Store: h.audits, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
+		Witnesses: cfg.Witnesses, Quorum: cfg.WitnessQuorum}); err != nil {
+		return nil, err
+	}
+	if err := h.openAuditServices(auditDir); err != nil {
 		return nil, err
 	}
 
@@ -320,6 +349,9 @@ func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go h.Revs.Watch(watchCtx, h.Registers, h.cfg.RevocationPoll, h.revoked)
+	var jobs sync.WaitGroup
+	defer func() { stopWatch(); jobs.Wait() }()
+	h.startAuditJobs(watchCtx, &jobs)
 
 	errc := make(chan error, 1)
 	go func() { errc <- h.Server.Serve(tls.NewListener(ln, h.Server.TLSConfig)) }()

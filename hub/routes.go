@@ -1,13 +1,110 @@
 package hub
 
-import "github.com/crossroads-hub/crossroads/httpapi"
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/crossroads-hub/crossroads/audit"
+	"github.com/crossroads-hub/crossroads/citizen"
+	"github.com/crossroads-hub/crossroads/httpapi"
+	"github.com/crossroads-hub/crossroads/siem"
+)
+
+// DefaultRetention is how long audit record payloads are kept by default.
+const DefaultRetention = audit.MinRetention
 
 // auditRoutes mounts the audit trail's publication (public, read-only),
-// proofs (parties of the exchange) and record search (auditors).
+// proofs (parties of the exchange), record search (auditors) and the
+// citizens' view (authenticated by an OpenID Connect ID token).
 func (h *Hub) auditRoutes() []httpapi.Route {
 	return []httpapi.Route{
 		{Method: "GET", Pattern: "/v1/log/", Access: httpapi.Public, Handler: h.Trail.LogHandler()},
 		{Method: "GET", Pattern: "/v1/audit/proofs/{exchangeId}", Access: httpapi.Participant, Handler: h.Trail.ProofHandler()},
 		{Method: "GET", Pattern: "/v1/audit/records", Access: httpapi.Auditor, Handler: h.Trail.RecordsHandler()},
+		{Method: "GET", Pattern: citizen.Path, Access: httpapi.Public, Handler: h.citizen},
+	}
+}
+
+// openAuditServices checks the retention and prepares the SIEM export and
+// the citizens' handler.
+func (h *Hub) openAuditServices(auditDir string) error {
+	cfg := &h.cfg
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.Retention > 0 && cfg.Retention < audit.MinRetention && !cfg.RetentionForce {
+		return fmt.Errorf("retention %v is below the minimum of %v: force it explicitly if the law allows", cfg.Retention, audit.MinRetention)
+	}
+	if cfg.SIEMURL != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.SIEMRootCAs != "" {
+			b, err := os.ReadFile(cfg.SIEMRootCAs)
+			if err != nil {
+				return fmt.Errorf("SIEM roots: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(b) {
+				return fmt.Errorf("SIEM roots: no certificate in %s", cfg.SIEMRootCAs)
+			}
+		}
+		var err error
+		if h.SIEM, err = siem.New(siem.Config{URL: cfg.SIEMURL, Source: h.Trail, TLS: tc,
+			CursorFile: filepath.Join(auditDir, "siem.cursor"), Logger: cfg.Logger}); err != nil {
+			return err
+		}
+	}
+	h.citizen = http.HandlerFunc(notConfigured)
+	if cfg.OIDCIssuer != "" {
+		c, err := citizen.New(citizen.Config{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID,
+			SubjectClaim: cfg.OIDCSubjectClaim, Scheme: h.Scheme, Trail: h.Trail, Logger: cfg.Logger})
+		if err != nil {
+			return err
+		}
+		h.citizen = c
+	}
+	return nil
+}
+
+func notConfigured(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNotFound)
+	fmt.Fprintln(w, `{"type":"about:blank","title":"Not configured","status":404,"detail":"This hub has no OpenID Connect issuer for citizens."}`)
+}
+
+// startAuditJobs starts the daily retention and the SIEM export; they stop
+// with ctx.
+func (h *Hub) startAuditJobs(ctx context.Context, jobs *sync.WaitGroup) {
+	if h.cfg.Retention > 0 {
+		jobs.Go(func() {
+			tick := time.NewTicker(24 * time.Hour)
+			defer tick.Stop()
+			for {
+				_, err := h.Trail.Erase(ctx, time.Now().Add(-h.cfg.Retention), h.cfg.RetentionForce)
+				if err != nil && !errors.Is(err, context.Canceled) {
+					h.log.Error("audit retention", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+		})
+	}
+	if h.SIEM != nil {
+		jobs.Go(func() {
+			if err := h.SIEM.Run(ctx); err != nil {
+				h.log.Error("SIEM export stopped", "err", err)
+			}
+		})
 	}
 }

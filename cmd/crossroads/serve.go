@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/klog/v2"
 
 	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/hub"
 	"github.com/crossroads-hub/crossroads/pki"
 )
@@ -50,6 +52,16 @@ func runServe(ctx context.Context, args []string) error {
 	burst := fs.Int("burst", 0, "burst allowed above --rate-limit (0: one second's worth)")
 	maxConcurrent := fs.Int("max-concurrent", 0, "exchanges in flight allowed to each participant (0: no limit)")
 	maxInFlight := fs.Int("max-in-flight", 0, "exchanges in flight across the hub; beyond, 503 overloaded (0: no limit)")
+	var witnesses listFlag
+	fs.Var(&witnesses, "witness", "C2SP tlog-witness cosigning the audit log, as 'URL VERIFIER-KEY' (repeatable or comma-separated)")
+	quorum := fs.Int("witness-quorum", 0, "witnesses whose cosignatures a published checkpoint needs (0: all)")
+	retention := fs.Duration("retention", hub.DefaultRetention, "how long audit record payloads are kept before erasure (at least a year; negative: forever)")
+	retentionForce := fs.Bool("retention-force", false, "allow a --retention below one year")
+	siemURL := fs.String("siem-url", "", "SIEM receiving the audit records as JSON lines: https://… or syslog+tls://host:port")
+	siemCA := fs.String("siem-ca", "", "PEM file of the CA certificates to trust for the SIEM (default: the system's)")
+	oidcIssuer := fs.String("oidc-issuer", "", "OpenID Connect issuer of the citizens' ID tokens (enables GET /v1/me/exchanges)")
+	oidcClient := fs.String("oidc-client-id", "", "client id (audience) of the citizens' ID tokens")
+	oidcClaim := fs.String("oidc-subject-claim", "sub", "ID token claim holding the citizen's person identifier")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: crossroads serve [flags]\n\nRuns the hub over mutual TLS. Every flag can also be set as CROSSROADS_<FLAG> or in --config FILE.")
 		fs.PrintDefaults()
@@ -62,10 +74,23 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	log := newLogger(*level)
+	var wcs []audit.WitnessConfig
+	for _, w := range witnesses {
+		f := strings.Fields(w)
+		if len(f) != 2 {
+			return fmt.Errorf("--witness %q: want 'URL VERIFIER-KEY'", w)
+		}
+		wcs = append(wcs, audit.WitnessConfig{URL: f[0], VerifierKey: f[1]})
+	}
+	if *oidcIssuer != "" && *oidcClient == "" {
+		return fmt.Errorf("--oidc-issuer needs --oidc-client-id")
+	}
 	h, err := hub.Open(ctx, hub.Config{
 		DataDir: *dir, DatabaseURL: *dbURL, Passphrase: pass, Hostnames: hosts, PersonScheme: *scheme,
 		ProviderTimeout: *timeout, MaxRequestBody: *maxBody, MaxMergeDelay: *merge, Logger: log,
 		DefaultLimits: crossroads.Limits{RatePerSecond: *rateLimit, Burst: *burst, MaxConcurrent: *maxConcurrent}, MaxInFlight: *maxInFlight,
+		Witnesses: wcs, WitnessQuorum: *quorum, Retention: *retention, RetentionForce: *retentionForce,
+		SIEMURL: *siemURL, SIEMRootCAs: *siemCA, OIDCIssuer: *oidcIssuer, OIDCClientID: *oidcClient, OIDCSubjectClaim: *oidcClaim,
 	})
 	if err != nil {
 		return err
