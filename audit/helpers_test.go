@@ -99,7 +99,10 @@ func waitSize(t testing.TB, tr *audit.Trail, n int64) []byte {
 				t.Fatal(err)
 			}
 			if c.N >= n {
-				return cp
+				// The indexes reach the store just after the checkpoint.
+				if rep, err := tr.Check(context.Background()); err == nil && int64(rep.Integrated) >= n {
+					return cp
+				}
 			}
 		}
 		if time.Now().After(deadline) {
