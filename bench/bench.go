@@ -21,10 +21,17 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/apply"
 	"github.com/crossroads-hub/crossroads/demo"
 	"github.com/crossroads-hub/crossroads/exchange"
 	"github.com/crossroads-hub/crossroads/load"
@@ -49,6 +56,11 @@ type Options struct {
 	Concurrency int           // closed-loop workers (default 64)
 	Rate        float64       // open-loop arrival rate, requests/s (default 1000)
 	People      int           // synthetic people (default 10,000)
+	// Subjects is how many of them the mix asks about, spread evenly over
+	// the population (default 2,000, at most People-1). The generator
+	// prepares its round-robin in time quadratic in the number of request
+	// templates, so tens of thousands make each run start slowly.
+	Subjects int
 	// Denied is the share of the mix that the hub refuses
 	// (purpose-not-covered), in [0, 1) (default 0.1). Denials are audited
 	// like allowed exchanges.
@@ -81,10 +93,15 @@ func (o *Options) defaults() error {
 	if o.People == 0 {
 		o.People = 10_000
 	}
+	if o.Subjects == 0 {
+		o.Subjects = min(2000, o.People-1)
+	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
 	switch {
+	case o.Subjects < 1 || o.Subjects > o.People-1:
+		return fmt.Errorf("bench: subjects %d: want [1, people-1 = %d]", o.Subjects, o.People-1)
 	case o.Duration < 0 || o.Warmup < 0:
 		return errors.New("bench: negative duration or warm-up")
 	case o.Duration+o.Warmup > maxBaselineWindow:
@@ -109,7 +126,12 @@ type Result struct {
 	Open   *load.Comparison // nil if skipped
 	// LoadBefore and LoadAfter are /proc/loadavg at start and end.
 	LoadBefore, LoadAfter string
-	Options               Options
+	// CPUPerRequest is the CPU time (user + system) of the whole process in
+	// each run's measured window divided by its responses: generator and
+	// provider for "direct", plus the proxy or the hub for the others. It
+	// is less sensitive to other load on the machine than throughput.
+	CPUPerRequest map[load.Mode]map[string]time.Duration
+	Options       Options
 }
 
 // setup is the running network and its targets.
@@ -129,26 +151,26 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	res := &Result{LoadBefore: loadAvg(), Options: opts}
+	res := &Result{LoadBefore: loadAvg(), Options: opts, CPUPerRequest: map[load.Mode]map[string]time.Duration{}}
 	s, err := start(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer s.stop()
 
-	mix, denied := s.hubMix(opts.Denied)
-	fmt.Fprintf(opts.Progress, "bench: %d people, mix of %d allowed and %d denied request templates, load average %s\n",
-		len(s.people), len(mix)-denied, denied, res.LoadBefore)
+	mix, denied := s.hubMix(opts.Subjects, opts.Denied)
+	fmt.Fprintf(opts.Progress, "bench: %d people, %d subjects, mix of %d allowed and %d denied request templates, load average %s\n",
+		len(s.people), opts.Subjects, len(mix)-denied, denied, res.LoadBefore)
 
 	if !opts.SkipClosed {
-		c, err := s.compare(ctx, opts, load.ModeClosed, mix)
+		c, err := s.compare(ctx, opts, load.ModeClosed, mix, res.CPUPerRequest)
 		if err != nil {
 			return nil, err
 		}
 		res.Closed = c
 	}
 	if !opts.SkipOpen {
-		c, err := s.compare(ctx, opts, load.ModeOpen, mix)
+		c, err := s.compare(ctx, opts, load.ModeOpen, mix, res.CPUPerRequest)
 		if err != nil {
 			return nil, err
 		}
@@ -197,16 +219,28 @@ func start(ctx context.Context, opts Options) (_ *setup, err error) {
 	})
 	s.run, s.hubURL, s.people, s.signer = r, r.Base, r.People, r.Hub.Signer
 
+	// The benchmark's population register, and the hub's person-identity
+	// service pointed at it (through apply, as an operator would).
+	pool := r.Hub.CA.Pool()
+	purl, stopProvider, err := serveProvider(newProvider(pool, r.People), pool, r.Certs[demo.PopulationRegister])
+	if err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, stopProvider)
 	svc, ok := r.Hub.Directory.Service(demo.ServicePerson)
 	if !ok {
 		return nil, errors.New("bench: the demo network has no person-identity service")
 	}
-	s.directURL = strings.TrimSuffix(svc.BaseURL, "/")
+	moved := *svc
+	moved.BaseURL = purl
+	if _, err := apply.Apply(ctx, r.Hub.Directory.Store(), &crossroads.Network{Services: []crossroads.Service{moved}}, r.Hub.Scheme, false); err != nil {
+		return nil, fmt.Errorf("bench: point the hub at the benchmark provider: %w", err)
+	}
+	s.directURL = purl
 	upstream, err := url.Parse(s.directURL)
 	if err != nil {
 		return nil, fmt.Errorf("bench: provider URL: %w", err)
 	}
-	pool := r.Hub.CA.Pool()
 	// The bare proxy presents the hub's certificate, verifies clients
 	// against the network CA and calls the provider with the hub's
 	// certificate: the same TLS work as the hub, nothing else.
@@ -235,8 +269,12 @@ func start(ctx context.Context, opts Options) (_ *setup, err error) {
 // every subject it has a file on (allowed), and a denied share asking for
 // an uncovered purpose. It returns the mix and how many templates are
 // denied ones.
-func (s *setup) hubMix(deniedShare float64) ([]load.Request, int) {
-	subjects := s.people[:len(s.people)-1] // the last one is known only as applicant
+func (s *setup) hubMix(n int, deniedShare float64) ([]load.Request, int) {
+	known := s.people[:len(s.people)-1] // the last one is known only as applicant
+	subjects := make([]demo.Person, n)
+	for i := range subjects {
+		subjects[i] = known[i*len(known)/n]
+	}
 	var reqs []load.Request
 	for i, p := range subjects {
 		reqs = append(reqs, exchangeRequest(fmt.Sprintf("allowed-%d", i), p.INSZ, "social-aid", http.StatusOK))
@@ -275,16 +313,17 @@ func exchangeRequest(name, insz, purpose string, expect int) load.Request {
 }
 
 // baselineMix adapts the hub mix for the bare proxy or the provider: each
-// request carries a hub signature made now, so that the provider does the
-// same work as behind the hub (verify the signature, look up, answer 200).
-// The signature is dated at the middle of the run so that it stays within
-// the provider's ±1 min window.
+// request carries an exchange id and a hub signature made now, so that the
+// provider does the same work as behind the hub (verify the signature, look
+// up, answer 200). The signatures are dated at the middle of the run so
+// that they stay within the provider's ±1 min window.
 func (s *setup) baselineMix(reqs []load.Request, direct bool, window time.Duration) ([]load.Request, error) {
 	out := load.Baseline(reqs, direct)
 	issued := time.Now().Add(window / 2)
 	for i := range out {
 		r := &out[i]
 		r.Expect = http.StatusOK // the provider answers every request
+		r.Header.Set(exchange.HeaderExchangeID, uuid.NewString())
 		r.Header.Set(exchange.HeaderRequester, demo.OCMW)
 		r.Header.Set(exchange.HeaderAuthorisation, "ocmw-social-aid")
 		providerPath := r.Path
@@ -302,8 +341,9 @@ func (s *setup) baselineMix(reqs []load.Request, direct bool, window time.Durati
 }
 
 // compare runs the three targets in one mode and returns the comparison.
-func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix []load.Request) (*load.Comparison, error) {
+func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix []load.Request, cpuPer map[load.Mode]map[string]time.Duration) (*load.Comparison, error) {
 	cmp := &load.Comparison{Results: map[string]*load.Report{}, Command: opts.Command}
+	cpuPer[mode] = map[string]time.Duration{}
 	for _, target := range []string{load.TargetHub, load.TargetBare, load.TargetDirect} {
 		cfg := load.Config{
 			TLS:         s.clientTLS,
@@ -318,12 +358,12 @@ func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix [
 		switch target {
 		case load.TargetHub:
 			cfg.Target, cfg.Requests = s.hubURL, mix
-		case load.TargetBare:
+		case load.TargetBare, load.TargetDirect:
 			cfg.Target = s.bareURL
-			cfg.Requests, err = s.baselineMix(mix, false, opts.Warmup+opts.Duration)
-		case load.TargetDirect:
-			cfg.Target = s.directURL
-			cfg.Requests, err = s.baselineMix(mix, true, opts.Warmup+opts.Duration)
+			if target == load.TargetDirect {
+				cfg.Target = s.directURL
+			}
+			cfg.Requests, err = s.baselineMix(mix, target == load.TargetDirect, opts.Warmup+opts.Duration)
 		}
 		if err != nil {
 			return nil, err
@@ -335,7 +375,9 @@ func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix [
 			}
 		}
 		la := loadAvg()
+		cpu := measureCPU(opts.Warmup)
 		rep, err := load.Run(ctx, cfg)
+		cpuUsed := cpu()
 		if stopProfile != nil {
 			if perr := stopProfile(); perr != nil && err == nil {
 				err = perr
@@ -344,9 +386,15 @@ func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix [
 		if err != nil {
 			return nil, fmt.Errorf("bench: %s %s run: %w", mode, target, err)
 		}
-		fmt.Fprintf(opts.Progress, "bench: %-6s %-10s %8.0f req/s (%.0f allowed/s)  p50 %s  p99 %s  unexpected %d  failures %d  load average before %s\n",
+		if rep.Responses > 0 {
+			cpuPer[mode][target] = cpuUsed / time.Duration(rep.Responses)
+		}
+		fmt.Fprintf(opts.Progress, "bench: %-6s %-10s %8.0f req/s (%.0f allowed/s)  p50 %s  p99 %s  unexpected %d  failures %d  CPU %s/req  load average before %s\n",
 			mode, target, rep.Throughput, Allowed(rep), rep.Latency.P50.Round(time.Microsecond), rep.Latency.P99.Round(time.Microsecond),
-			rep.Unexpected, rep.Failures(), la)
+			rep.Unexpected, rep.Failures(), cpuPer[mode][target].Round(time.Microsecond), la)
+		if rep.Unexpected > 0 {
+			fmt.Fprintf(opts.Progress, "bench: %s %s: unexpected answers; status %v, reasons %v\n", mode, target, rep.Status, rep.Reasons)
+		}
 		cmp.Results[target] = rep
 	}
 	return cmp, nil
@@ -416,15 +464,58 @@ func (r *Result) Markdown() string {
 			fmt.Fprintf(&b, "\nHub-added latency at %.0f/s: p99 %s (hub p99 − direct provider p99).\n", o.Rate, d.Round(10*time.Microsecond))
 		}
 	}
+	if c := r.CPUPerRequest[load.ModeClosed]; len(c) > 0 {
+		b.WriteString("\n### CPU per request (closed loop, whole process)\n\n| target | CPU per request | ceiling on all cores |\n|---|---:|---:|\n")
+		cores := runtime.NumCPU()
+		for _, t := range []string{load.TargetHub, load.TargetBare, load.TargetDirect} {
+			if d := c[t]; d > 0 {
+				fmt.Fprintf(&b, "| %s | %s | %.0f req/s |\n", t, d.Round(time.Microsecond), float64(cores)*float64(time.Second)/float64(d))
+			}
+		}
+		if h, d := c[load.TargetHub], c[load.TargetDirect]; h > d && d > 0 {
+			own := h - d
+			fmt.Fprintf(&b, "\nThe hub's own CPU per exchange (hub run − direct run, which both include generator and provider): %s; "+
+				"alone on these %d cores the hub would top out near %.0f exchanges/s.\n", own.Round(time.Microsecond), cores, float64(cores)*float64(time.Second)/float64(own))
+		}
+	}
 	fmt.Fprintf(&b, "\nLoad average (1, 5, 15 min): %s before, %s after.\n", r.LoadBefore, r.LoadAfter)
 	fmt.Fprintf(&b, "\nSetup: one process runs the load generator, the hub (durable audit: SQLite group commit, Tessera log), "+
 		"the bare proxy and the demo provider, all sharing the machine's cores; the hub's figures are therefore a lower bound. "+
-		"%d synthetic people; ocmw-gent reads person-identity over every subject it has a file on, %.0f %% of the mix asks for an uncovered purpose (denied, audited). "+
-		"Bare-proxy and direct requests carry a hub signature made once per request before the run, so the provider does the same work "+
-		"(verify the signature, look up, answer) as behind the hub.", o.People, 100*o.Denied)
+		"%d synthetic people; ocmw-gent reads person-identity about %d of them (subjects it has a file on), %.0f %% of the mix asks for an uncovered purpose (denied, audited). "+
+		"All three reach one population register run by the benchmark: the demo register's work (mutual TLS, verify the hub's signature, look up, "+
+		"answer the same JSON) without its replay cache, so that bare-proxy and direct requests can carry a hub signature made once per request "+
+		"template before the run; the provider thus does the same work behind the hub and behind the baselines. The hub's extra work is its own.", o.People, o.Subjects, 100*o.Denied)
 	if o.CPUProfile != "" {
 		b.WriteString(" The CPU profile covers the whole process (generator, hub and provider) during the closed-loop hub run.")
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// measureCPU returns a function giving the process's CPU time (user +
+// system) from warmup from now until it is called.
+func measureCPU(warmup time.Duration) func() time.Duration {
+	var mu sync.Mutex
+	start := processCPU()
+	t := time.AfterFunc(warmup, func() {
+		c := processCPU()
+		mu.Lock()
+		start = c
+		mu.Unlock()
+	})
+	return func() time.Duration {
+		t.Stop()
+		end := processCPU()
+		mu.Lock()
+		defer mu.Unlock()
+		return end - start
+	}
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -23,6 +23,7 @@ func runBench(ctx context.Context, args []string) error {
 		concurrency = fs.Int("concurrency", 64, "closed loop: number of workers")
 		rate        = fs.Float64("rate", 1000, "open loop: requests per second")
 		people      = fs.Int("people", 10000, "synthetic people in the demo network (the subjects of the mix)")
+		subjects    = fs.Int("subjects", 2000, "how many of the people the mix asks about (spread over the population)")
 		denied      = fs.Float64("denied", 0.1, "share of the mix the hub denies (uncovered purpose), in [0, 1)")
 		cpuprofile  = fs.String("cpuprofile", "", "write a CPU profile of the whole process during the closed-loop hub run to this file")
 		out         = fs.String("out", "", "also write the markdown to this file")
@@ -43,7 +44,7 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	res, err := bench.Run(ctx, bench.Options{
 		Duration: *duration, Warmup: *warmup, Concurrency: *concurrency, Rate: *rate,
-		People: *people, Denied: *denied, CPUProfile: *cpuprofile,
+		People: *people, Subjects: min(*subjects, max(*people-1, 1)), Denied: *denied, CPUProfile: *cpuprofile,
 		SkipOpen: *skipOpen, SkipClosed: *skipClosed,
 		Command:  "crossroads " + strings.Join(os.Args[1:], " "),
 		Progress: os.Stderr, Logger: newLogger(*level),
