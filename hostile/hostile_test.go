@@ -7,40 +7,18 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/crossroads-hub/crossroads"
-	"github.com/crossroads-hub/crossroads/apply"
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/demo"
+	"github.com/crossroads-hub/crossroads/demo/demotest"
 	"github.com/crossroads-hub/crossroads/hostile"
 	"github.com/crossroads-hub/crossroads/pki"
 )
-
-func startDemo(t *testing.T) *demo.Running {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r, errc, err := demo.Start(ctx, demo.Options{DataDir: t.TempDir(), People: 30, ProviderTimeout: 5 * time.Second}, ln)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-errc
-		r.Close()
-	})
-	return r
-}
 
 // issue makes a certificate of the network CA for participant.
 func issue(t *testing.T, r *demo.Running, participant string, validity time.Duration) tls.Certificate {
@@ -110,7 +88,7 @@ func TestRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slowloris waits for the hub's header timeout")
 	}
-	r := startDemo(t)
+	r := demotest.Start(t, demo.Options{})
 	ctx := context.Background()
 	tg := target(t, r)
 	expired, revoked := expiredAndRevoked(t, r, demo.OCMW)
@@ -159,44 +137,11 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// serve starts an HTTPS provider with the population register's
-// certificate and registers it as service id, granted to the OCMW for
-// social-aid with fields.
-func serve(t *testing.T, r *demo.Running, id string, fields []string, h http.Handler) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(tls.NewListener(ln, pki.ServerTLSConfig(r.Hub.CA.Pool(), r.Certs[demo.PopulationRegister], nil)))
-	t.Cleanup(func() { srv.Close() })
-	var a crossroads.Authorisation
-	for _, x := range r.Hub.Directory.Snapshot().Authorisations {
-		if x.ID == "ocmw-social-aid" {
-			a = x
-		}
-	}
-	a.Services = append(append([]string(nil), a.Services...), id)
-	fm := map[string][]string{id: fields}
-	for k, v := range a.Fields {
-		fm[k] = v
-	}
-	a.Fields = fm
-	n := &crossroads.Network{
-		Services:       []crossroads.Service{{ID: id, Provider: demo.PopulationRegister, BaseURL: "https://" + ln.Addr().String(), Classification: 1, Fields: fields, ConcernsPerson: true}},
-		Authorisations: []crossroads.Authorisation{a},
-	}
-	if _, err := apply.Apply(context.Background(), r.Hub.Directory.Store(), n, r.Hub.Scheme, false); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestHostileProviderResponses: a provider answering JSON bombs, deep
 // nesting or too much cannot make the hub blow up: each is a 502 without
 // internals, and memory stays bounded.
 func TestHostileProviderResponses(t *testing.T) {
-	r := startDemo(t)
+	r := demotest.Start(t, demo.Options{})
 	p := r.People[0]
 	bodies := map[string]func(w io.Writer){
 		"deep10k":  func(w io.Writer) { w.Write(nested(10_000)) }, // within encoding/json's depth limit: minimised to nothing
@@ -210,7 +155,7 @@ func TestHostileProviderResponses(t *testing.T) {
 	}
 	want := map[string]int{"deep10k": 200, "deep1m": 502, "deepobj": 200, "huge": 502, "wide": 200, "keys": 200, "trailing": 502, "invalid": 502}
 	for id, body := range bodies {
-		serve(t, r, "bomb-"+id, []string{"/a"}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		demotest.AddProvider(t, r, "bomb-"+id, []string{"/a"}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			body(w)
 		}))
@@ -258,10 +203,10 @@ func nested(depth int) []byte {
 // provider is served once; replayed within the freshness window, it is
 // refused (the demo sources remember exchange ids).
 func TestReplayTowardProvider(t *testing.T) {
-	r := startDemo(t)
+	r := demotest.Start(t, demo.Options{})
 	p := r.People[0]
 	captured := make(chan http.Header, 1)
-	serve(t, r, "capture", []string{""}, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	demotest.AddProvider(t, r, "capture", []string{""}, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		select {
 		case captured <- req.Header.Clone():
 		default:

@@ -14,37 +14,19 @@ import (
 	"time"
 
 	"github.com/crossroads-hub/crossroads"
-	"github.com/crossroads-hub/crossroads/apply"
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/demo"
+	"github.com/crossroads-hub/crossroads/demo/demotest"
 	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/store/postgres/pgtest"
 )
 
 // start runs the demo network on a free port for one test.
-func start(t *testing.T) *demo.Running { return startN(t, 30) }
-
-func startB(b *testing.B) *demo.Running { return startN(b, 2000) }
-
-func startN(t testing.TB, people int) *demo.Running {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r, errc, err := demo.Start(ctx, demo.Options{DataDir: t.TempDir(), People: people, ProviderTimeout: time.Second}, ln)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-errc
-		r.Close()
-	})
-	return r
+func start(t *testing.T) *demo.Running {
+	return demotest.Start(t, demo.Options{People: 30, ProviderTimeout: time.Second})
 }
+
+func startB(b *testing.B) *demo.Running { return demotest.Start(b, demo.Options{People: 2000}) }
 
 func problemReason(t *testing.T, resp *http.Response, body []byte) string {
 	t.Helper()
@@ -248,46 +230,21 @@ func TestAuditFailureReleasesNothing(t *testing.T) {
 func TestProviderDownAndSlow(t *testing.T) {
 	r := start(t)
 	p := r.People[0]
-	// A slow provider and a dead one, registered as services of the population register.
-	slow := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	// A slow provider, a dead one and one that crashes with internals.
+	demotest.AddProvider(t, r, "slow", []string{""}, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		select {
 		case <-time.After(3 * time.Second):
 		case <-req.Context().Done():
 		}
 		io.WriteString(w, `{"secret":"internal stack trace"}`)
-	})}
-	slowLn, _ := net.Listen("tcp", "127.0.0.1:0")
-	cfg := pki.ServerTLSConfig(r.Hub.CA.Pool(), r.Certs[demo.PopulationRegister], nil)
-	go slow.Serve(tls.NewListener(slowLn, cfg))
-	defer slow.Close()
+	}))
 	deadLn, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadURL := "https://" + deadLn.Addr().String()
 	deadLn.Close()
-	crashing := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	demotest.Register(t, r, "dead", deadURL, []string{""})
+	demotest.AddProvider(t, r, "crashing", []string{""}, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "panic: nil pointer at /srv/app/main.go:42", 500)
-	})}
-	crashLn, _ := net.Listen("tcp", "127.0.0.1:0")
-	go crashing.Serve(tls.NewListener(crashLn, cfg))
-	defer crashing.Close()
-
-	n := r.Hub.Directory.Snapshot()
-	var a crossroads.Authorisation
-	for _, x := range n.Authorisations {
-		if x.ID == "ocmw-social-aid" {
-			a = x
-		}
-	}
-	add := &crossroads.Network{}
-	for id, url := range map[string]string{"slow": "https://" + slowLn.Addr().String(), "dead": deadURL, "crashing": "https://" + crashLn.Addr().String()} {
-		add.Services = append(add.Services, crossroads.Service{ID: id, Provider: demo.PopulationRegister, BaseURL: url, Classification: 1, Fields: []string{""}, ConcernsPerson: true})
-		a.Services = append(a.Services, id)
-		a.Fields = cloneFields(a.Fields)
-		a.Fields[id] = []string{""}
-	}
-	add.Authorisations = []crossroads.Authorisation{a}
-	if _, err := apply.Apply(context.Background(), r.Hub.Directory.Store(), add, r.Hub.Scheme, false); err != nil {
-		t.Fatal(err)
-	}
+	}))
 	for svc, want := range map[string]struct {
 		status int
 		reason string
@@ -311,29 +268,12 @@ func TestProviderDownAndSlow(t *testing.T) {
 
 func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
 
-func cloneFields(m map[string][]string) map[string][]string {
-	out := make(map[string][]string, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 // TestScenarioOnPostgres runs the whole scenario with the registers and the
 // audit records in PostgreSQL (a fresh database for this run).
 func TestScenarioOnPostgres(t *testing.T) {
 	db := pgtest.New(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r, errc, err := demo.Start(ctx, demo.Options{DataDir: t.TempDir(), DatabaseURL: db.DSN, People: 30}, ln)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	defer func() { cancel(); <-errc; r.Close() }()
+	r := demotest.Start(t, demo.Options{DatabaseURL: db.DSN})
+	ctx := context.Background()
 	results := r.Clients.Run(ctx, demo.Scenario(r.People, r.Revoke, r.Hub.CA.Pool()))
 	var out bytes.Buffer
 	if !demo.Print(&out, results) {

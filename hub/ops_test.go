@@ -13,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crossroads-hub/crossroads"
-	"github.com/crossroads-hub/crossroads/apply"
 	"github.com/crossroads-hub/crossroads/demo"
+	"github.com/crossroads-hub/crossroads/demo/demotest"
 	"github.com/crossroads-hub/crossroads/pki"
 )
 
@@ -92,32 +91,12 @@ func TestGracefulShutdown(t *testing.T) {
 	defer r.Close()
 
 	started := make(chan struct{})
-	slow := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	demotest.AddProvider(t, r, "slow", []string{""}, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		close(started)
 		time.Sleep(500 * time.Millisecond)
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"ok":true}`)
-	})}
-	slowLn, _ := net.Listen("tcp", "127.0.0.1:0")
-	go slow.Serve(tls.NewListener(slowLn, pki.ServerTLSConfig(r.Hub.CA.Pool(), r.Certs[demo.PopulationRegister], nil)))
-	defer slow.Close()
-	n := r.Hub.Directory.Snapshot()
-	var a crossroads.Authorisation
-	for _, x := range n.Authorisations {
-		if x.ID == "ocmw-social-aid" {
-			a = x
-		}
-	}
-	a.Services = append(append([]string{}, a.Services...), "slow")
-	a.Fields = cloneFields(a.Fields)
-	a.Fields["slow"] = []string{""}
-	add := &crossroads.Network{
-		Services:       []crossroads.Service{{ID: "slow", Provider: demo.PopulationRegister, BaseURL: "https://" + slowLn.Addr().String(), Fields: []string{""}, ConcernsPerson: true}},
-		Authorisations: []crossroads.Authorisation{a},
-	}
-	if _, err := apply.Apply(ctx, r.Hub.Directory.Store(), add, r.Hub.Scheme, false); err != nil {
-		t.Fatal(err)
-	}
+	}))
 	p := r.People[0]
 	type result struct {
 		status int

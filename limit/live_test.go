@@ -15,29 +15,10 @@ import (
 	"github.com/crossroads-hub/crossroads/apply"
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/demo"
+	"github.com/crossroads-hub/crossroads/demo/demotest"
 	"github.com/crossroads-hub/crossroads/load"
 	"github.com/crossroads-hub/crossroads/pki"
 )
-
-func startDemo(t *testing.T) *demo.Running {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r, errc, err := demo.Start(ctx, demo.Options{DataDir: t.TempDir(), People: 30, ProviderTimeout: 5 * time.Second}, ln)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-errc
-		r.Close()
-	})
-	return r
-}
 
 func reason(t *testing.T, resp *http.Response, body []byte) string {
 	t.Helper()
@@ -79,7 +60,7 @@ func onemOK(t *testing.T, r *demo.Running) {
 // authorisation: 429 rate-limited with Retry-After, audited, while another
 // participant is served.
 func TestLiveAuthorisationRateLimit(t *testing.T) {
-	r := startDemo(t)
+	r := demotest.Start(t, demo.Options{})
 	ctx := context.Background()
 	a := authorisation(t, r, "ocmw-social-aid")
 	// One token per 100 s: the test never sees a refill.
@@ -131,7 +112,7 @@ func TestLiveAuthorisationRateLimit(t *testing.T) {
 // participant past its limit; the report shows 429 rate-limited, and the
 // other participant is served throughout.
 func TestLiveParticipantLimitWithLoadGenerator(t *testing.T) {
-	r := startDemo(t)
+	r := demotest.Start(t, demo.Options{})
 	r.Hub.Limiter.Configure(crossroads.Limits{}, map[string]crossroads.Limits{demo.OCMW: {RatePerSecond: 0.01, Burst: 5}}, 0)
 	p := r.People[0]
 	hdr := http.Header{}
@@ -203,7 +184,7 @@ func holdingProvider(t *testing.T, r *demo.Running) (arrived chan struct{}, rele
 // a hub capped at one exchange in flight sheds everyone with 503
 // overloaded; health checks still answer, and all recovers on release.
 func TestLiveConcurrencyLimitAndLoadShedding(t *testing.T) {
-	r := startDemo(t)
+	r := demotest.Start(t, demo.Options{})
 	ctx := context.Background()
 	arrived, release := holdingProvider(t, r)
 	p := r.People[0]
