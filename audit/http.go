@@ -12,6 +12,7 @@ import (
 
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/audit/verify"
+	"github.com/crossroads-hub/crossroads/problem"
 	"github.com/transparency-dev/tessera/api/layout"
 )
 
@@ -25,11 +26,11 @@ func (t *Trail) LogHandler() http.Handler {
 		if err != nil {
 			if errors.Is(err, ErrNotWitnessed) {
 				w.Header().Set("Retry-After", "10")
-				problem(w, http.StatusServiceUnavailable, "Checkpoint not yet cosigned", "No checkpoint has yet been cosigned by the witnesses the log's policy requires.")
+				writeProblem(w, http.StatusServiceUnavailable, "Checkpoint not yet cosigned", "No checkpoint has yet been cosigned by the witnesses the log's policy requires.")
 				return
 			}
 			t.log.Error("audit read checkpoint", "err", err)
-			problem(w, http.StatusServiceUnavailable, "Checkpoint unavailable", "")
+			writeProblem(w, http.StatusServiceUnavailable, "Checkpoint unavailable", "")
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -43,7 +44,7 @@ func (t *Trail) LogHandler() http.Handler {
 	mux.HandleFunc("GET /v1/log/tile/entries/{index...}", func(w http.ResponseWriter, r *http.Request) {
 		idx, p, err := layout.ParseTileIndexPartial(r.PathValue("index"))
 		if err != nil {
-			problem(w, http.StatusNotFound, "Not found", "")
+			writeProblem(w, http.StatusNotFound, "Not found", "")
 			return
 		}
 		b, err := t.lg.reader.ReadEntryBundle(r.Context(), idx, p)
@@ -55,7 +56,7 @@ func (t *Trail) LogHandler() http.Handler {
 	mux.HandleFunc("GET /v1/log/tile/{level}/{index...}", func(w http.ResponseWriter, r *http.Request) {
 		lvl, idx, p, err := layout.ParseTileLevelIndexPartial(r.PathValue("level"), r.PathValue("index"))
 		if err != nil {
-			problem(w, http.StatusNotFound, "Not found", "")
+			writeProblem(w, http.StatusNotFound, "Not found", "")
 			return
 		}
 		b, err := t.lg.reader.ReadTile(r.Context(), lvl, idx, p)
@@ -74,7 +75,7 @@ func (t *Trail) LogHandler() http.Handler {
 
 func serveTile(w http.ResponseWriter, b []byte, err error, p uint8) {
 	if err != nil {
-		problem(w, http.StatusNotFound, "Not found", "")
+		writeProblem(w, http.StatusNotFound, "Not found", "")
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -127,7 +128,7 @@ func (t *Trail) ProofHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		caller, ok := crossroads.CallerFrom(r.Context())
 		if !ok {
-			problem(w, http.StatusUnauthorized, "Authentication required", "")
+			writeProblem(w, http.StatusUnauthorized, "Authentication required", "")
 			return
 		}
 		id := r.PathValue("exchangeId")
@@ -135,10 +136,10 @@ func (t *Trail) ProofHandler() http.Handler {
 		if err != nil || !(privileged(caller) || caller.ID == row.Requester || (row.Provider != "" && caller.ID == row.Provider)) {
 			if err != nil && !errors.Is(err, crossroads.ErrNotFound) {
 				t.log.Error("audit proof lookup", "err", err)
-				problem(w, http.StatusServiceUnavailable, "Audit trail unavailable", "")
+				writeProblem(w, http.StatusServiceUnavailable, "Audit trail unavailable", "")
 				return
 			}
-			problem(w, http.StatusNotFound, "Not found", "No audit record of this exchange is available to you.")
+			writeProblem(w, http.StatusNotFound, "Not found", "No audit record of this exchange is available to you.")
 			return
 		}
 		var pr *verify.Proof
@@ -152,12 +153,12 @@ func (t *Trail) ProofHandler() http.Handler {
 		}
 		if errors.Is(err, ErrNotIntegrated) {
 			w.Header().Set("Retry-After", strconv.Itoa(int((t.cfg.MaxMergeDelay+time.Second-1)/time.Second)))
-			problem(w, http.StatusServiceUnavailable, "Not yet in the log", "The record is durable; its inclusion proof is available within the maximum merge delay.")
+			writeProblem(w, http.StatusServiceUnavailable, "Not yet in the log", "The record is durable; its inclusion proof is available within the maximum merge delay.")
 			return
 		}
 		if err != nil {
 			t.log.Error("audit proof", "err", err)
-			problem(w, http.StatusServiceUnavailable, "Audit trail unavailable", "")
+			writeProblem(w, http.StatusServiceUnavailable, "Audit trail unavailable", "")
 			return
 		}
 		if row.Erased() {
@@ -177,26 +178,26 @@ func (t *Trail) RecordsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		caller, ok := crossroads.CallerFrom(r.Context())
 		if !ok {
-			problem(w, http.StatusUnauthorized, "Authentication required", "")
+			writeProblem(w, http.StatusUnauthorized, "Authentication required", "")
 			return
 		}
 		if !privileged(caller) {
-			problem(w, http.StatusForbidden, "Forbidden", "Only operators and auditors may search the audit trail.")
+			writeProblem(w, http.StatusForbidden, "Forbidden", "Only operators and auditors may search the audit trail.")
 			return
 		}
 		q, err := parseQuery(r.URL.Query())
 		if err != nil {
-			problem(w, http.StatusBadRequest, "Invalid query", err.Error())
+			writeProblem(w, http.StatusBadRequest, "Invalid query", err.Error())
 			return
 		}
 		p, err := t.Search(r.Context(), q)
 		if errors.Is(err, crossroads.ErrInvalid) {
-			problem(w, http.StatusBadRequest, "Invalid query", "Bad page token.")
+			writeProblem(w, http.StatusBadRequest, "Invalid query", "Bad page token.")
 			return
 		}
 		if err != nil {
 			t.log.Error("audit search", "err", err)
-			problem(w, http.StatusServiceUnavailable, "Audit trail unavailable", "")
+			writeProblem(w, http.StatusServiceUnavailable, "Audit trail unavailable", "")
 			return
 		}
 		t.log.Info("audit search", "caller", caller.ID, "records", len(p.Records))
@@ -230,15 +231,10 @@ func parseQuery(v url.Values) (Query, error) {
 	return q, nil
 }
 
-// problem writes an RFC 9457 problem detail.
-func problem(w http.ResponseWriter, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(struct {
-		Type   string `json:"type"`
-		Title  string `json:"title"`
-		Status int    `json:"status"`
-		Detail string `json:"detail,omitempty"`
-	}{"about:blank", title, status, detail})
+// writeProblem answers with RFC 9457 problem details (package problem),
+// with a title of its own.
+func writeProblem(w http.ResponseWriter, status int, title, detail string) {
+	p := problem.New(status, "", detail)
+	p.Title = title
+	problem.Write(w, p)
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/personid"
+	"github.com/crossroads-hub/crossroads/problem"
 )
 
 // Path is the route of the handler.
@@ -162,50 +163,50 @@ type Response struct {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
-		problem(w, http.StatusMethodNotAllowed, "Method not allowed", "")
+		writeProblem(w, http.StatusMethodNotAllowed, "Method not allowed", "")
 		return
 	}
 	raw, ok := bearer(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="crossroads"`)
-		problem(w, http.StatusUnauthorized, "Authentication required", "Send an OpenID Connect ID token as a bearer token.")
+		writeProblem(w, http.StatusUnauthorized, "Authentication required", "Send an OpenID Connect ID token as a bearer token.")
 		return
 	}
 	v, err := h.idVerifier(r.Context())
 	if err != nil {
 		h.log.Error("citizen identity provider unavailable", "err", err)
-		problem(w, http.StatusServiceUnavailable, "Identity provider unavailable", "")
+		writeProblem(w, http.StatusServiceUnavailable, "Identity provider unavailable", "")
 		return
 	}
 	tok, err := v.Verify(r.Context(), raw)
 	if err != nil {
 		h.log.Info("citizen token refused", "reason", refusal(err))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="crossroads", error="invalid_token"`)
-		problem(w, http.StatusUnauthorized, "Invalid token", "The ID token is not valid for this service: "+refusal(err)+".")
+		writeProblem(w, http.StatusUnauthorized, "Invalid token", "The ID token is not valid for this service: "+refusal(err)+".")
 		return
 	}
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="crossroads", error="invalid_token"`)
-		problem(w, http.StatusUnauthorized, "Invalid token", "The ID token's claims cannot be read.")
+		writeProblem(w, http.StatusUnauthorized, "Invalid token", "The ID token's claims cannot be read.")
 		return
 	}
 	id, _ := claims[h.cfg.SubjectClaim].(string)
 	subject, err := h.cfg.Scheme.Canonical(id)
 	if id == "" || err != nil {
 		h.log.Info("citizen token refused", "reason", "no valid person identifier", "claim", h.cfg.SubjectClaim)
-		problem(w, http.StatusForbidden, "No person identifier", "The ID token carries no valid person identifier in the claim "+h.cfg.SubjectClaim+".")
+		writeProblem(w, http.StatusForbidden, "No person identifier", "The ID token carries no valid person identifier in the claim "+h.cfg.SubjectClaim+".")
 		return
 	}
 	from, to, err := h.period(r)
 	if err != nil {
-		problem(w, http.StatusBadRequest, "Invalid query", err.Error())
+		writeProblem(w, http.StatusBadRequest, "Invalid query", err.Error())
 		return
 	}
 	ents, err := h.cfg.Trail.BySubject(r.Context(), subject, from, to)
 	if err != nil {
 		h.log.Error("citizen lookup", "err", err)
-		problem(w, http.StatusServiceUnavailable, "Audit trail unavailable", "")
+		writeProblem(w, http.StatusServiceUnavailable, "Audit trail unavailable", "")
 		return
 	}
 	h.log.Info("citizen lookup", "records", len(ents))
@@ -271,15 +272,10 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, errors.New("want an RFC 3339 time or a YYYY-MM-DD date")
 }
 
-// problem writes an RFC 9457 problem detail.
-func problem(w http.ResponseWriter, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(struct {
-		Type   string `json:"type"`
-		Title  string `json:"title"`
-		Status int    `json:"status"`
-		Detail string `json:"detail,omitempty"`
-	}{"about:blank", title, status, detail})
+// writeProblem answers with RFC 9457 problem details (package problem),
+// with a title of its own.
+func writeProblem(w http.ResponseWriter, status int, title, detail string) {
+	p := problem.New(status, "", detail)
+	p.Title = title
+	problem.Write(w, p)
 }
