@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/crossroads-hub/crossroads/atomicfile"
 )
 
 // KeyProvider holds the key-encryption keys (KEKs) that wrap the per-period
@@ -85,7 +87,7 @@ func (k *FileKeys) Rotate() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := writeFileSync(filepath.Join(k.dir, "current"), []byte(id+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(k.dir, "current"), []byte(id+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("audit keys: %w", err)
 	}
 	k.keks[id] = key
@@ -160,44 +162,10 @@ func loadOrCreateKey(file string) ([]byte, error) {
 	}
 	key = make([]byte, 32)
 	rand.Read(key)
-	if err := writeFileSync(file, key, 0o600); err != nil {
+	if err := atomicfile.Write(file, key, 0o600); err != nil {
 		return nil, fmt.Errorf("audit keys: %w", err)
 	}
 	return key, nil
-}
-
-// writeFileSync writes data to file atomically (temp file, fsync, rename,
-// fsync of the directory).
-func writeFileSync(file string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), file); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(file))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // seal encrypts with AES-256-GCM; the result is the 12-byte nonce followed

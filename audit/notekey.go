@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/crossroads-hub/crossroads/atomicfile"
 )
 
 // NoteKeyFile is the name, in the data directory, of the default note
@@ -41,7 +43,7 @@ func LoadOrCreateNoteKey(dir, origin string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("audit: note key: %w", err)
 	}
-	if err := writeFileSync(file, []byte(skey+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(file, []byte(skey+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("audit: note key: %w", err)
 	}
 	return skey, nil

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/crossroads-hub/crossroads/atomicfile"
 	"github.com/crossroads-hub/crossroads/audit/verify"
 	"github.com/crossroads-hub/crossroads/witness"
 	"github.com/transparency-dev/tessera/client"
@@ -210,7 +211,7 @@ func (w *witnessing) round(ctx context.Context, cp []byte, c verify.Checkpoint) 
 		w.t.log.Warn("audit witness quorum not met; keeping the previous checkpoint", "size", c.N, "cosignatures", got, "witnesses", len(w.ws))
 		return false
 	}
-	if err := writeFileSync(w.file, merged, 0o644); err != nil {
+	if err := atomicfile.Write(w.file, merged, 0o644); err != nil {
 		w.t.log.Error("audit witnessing: save cosigned checkpoint", "err", err)
 		return false
 	}

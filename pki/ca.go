@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/atomicfile"
 )
 
 // File names inside a CA directory.
@@ -110,10 +111,10 @@ func InitCA(dir string, passphrase []byte, commonName string) (*CA, error) {
 	}
 	// Key first: a crash in between leaves a key without a certificate,
 	// which LoadCA reports and InitCA refuses to overwrite.
-	if err := writeFileAtomic(keyPath, enc, 0o600); err != nil {
+	if err := atomicfile.Write(keyPath, enc, 0o600); err != nil {
 		return nil, fmt.Errorf("pki: init CA: write key: %w", err)
 	}
-	if err := writeFileAtomic(certPath, ca.certPEM, 0o644); err != nil {
+	if err := atomicfile.Write(certPath, ca.certPEM, 0o644); err != nil {
 		return nil, fmt.Errorf("pki: init CA: write certificate: %w", err)
 	}
 	return ca, nil

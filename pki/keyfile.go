@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 )
 
@@ -160,45 +159,6 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 		return nil, fmt.Errorf("gcm: %w", err)
 	}
 	return aead, nil
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory: write, chmod, fsync, rename, fsync the directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create temporary file: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
-		return fmt.Errorf("chmod: %w", err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("fsync: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("close: %w", err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		if serr := d.Sync(); serr != nil {
-			slog.Warn("pki: fsync directory failed", "dir", dir, "err", serr)
-		}
-		_ = d.Close()
-	}
-	return nil
 }
 
 // Passphrase returns the CA key passphrase from the environment variable

@@ -38,11 +38,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/crossroads-hub/crossroads/atomicfile"
 	"github.com/crossroads-hub/crossroads/audit"
 )
 
@@ -202,7 +202,7 @@ func (e *Exporter) Run(ctx context.Context) error {
 		}
 		failures, backoff = 0, e.cfg.MinBackoff
 		last := recs[len(recs)-1].Seq
-		if err := writeCursor(e.cfg.CursorFile, last); err != nil {
+		if err := atomicfile.Write(e.cfg.CursorFile, []byte(strconv.FormatInt(last, 10)+"\n"), 0o600); err != nil {
 			return fmt.Errorf("siem: save cursor: %w", err)
 		}
 		e.cursor = last
@@ -342,35 +342,4 @@ func readCursor(file string) (int64, error) {
 		return 0, fmt.Errorf("siem: cursor file %s is corrupt", file)
 	}
 	return n, nil
-}
-
-// writeCursor replaces the cursor file atomically and durably (temporary
-// file, fsync, rename, fsync of the directory).
-func writeCursor(file string, seq int64) error {
-	dir := filepath.Dir(file)
-	tmp, err := os.CreateTemp(dir, ".siem-cursor-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(strconv.FormatInt(seq, 10) + "\n"); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), file); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/crossroads-hub/crossroads/atomicfile"
 )
 
 // ErrStateChanged is returned (wrapped) by Store.CompareAndSwap when the
@@ -197,48 +199,11 @@ func (s *FileStore) CompareAndSwap(ctx context.Context, origin string, old *Stat
 	if err != nil {
 		return fmt.Errorf("witness: encoding state of %q: %w", origin, err)
 	}
-	if err := writeFileAtomic(s.path(origin), append(b, '\n')); err != nil {
+	if err := atomicfile.Write(s.path(origin), append(b, '\n'), 0o600); err != nil {
 		// The file is either the old or the new version; reload next time.
 		e.loaded = false
 		return fmt.Errorf("witness: storing state of %q: %w", origin, err)
 	}
 	e.state, e.ok = new, true
-	return nil
-}
-
-// writeFileAtomic replaces path with data: temporary file, fsync, rename,
-// directory fsync.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("creating temporary file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", f.Name(), err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", f.Name(), err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", f.Name(), err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("renaming to %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("opening directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
 	return nil
 }
