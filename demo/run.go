@@ -34,6 +34,9 @@ type Options struct {
 	ScenarioOnly bool
 	// DatabaseURL runs the hub on PostgreSQL instead of embedded SQLite.
 	DatabaseURL string
+	// Configure, if set, adjusts the hub's configuration before it opens
+	// (witnesses, limits, OIDC, …).
+	Configure func(*hub.Config)
 	// ProviderTimeout bounds provider calls (default: the hub's).
 	ProviderTimeout time.Duration
 	Out             io.Writer
@@ -112,7 +115,11 @@ func Start(ctx context.Context, opts Options, ln net.Listener) (*Running, <-chan
 			return nil, nil, err
 		}
 	}
-	h, err := hub.Open(ctx, hub.Config{DataDir: dataDir, DatabaseURL: opts.DatabaseURL, Passphrase: pass, Logger: opts.Logger, MaxMergeDelay: time.Second, ProviderTimeout: opts.ProviderTimeout})
+	cfg := hub.Config{DataDir: dataDir, DatabaseURL: opts.DatabaseURL, Passphrase: pass, Logger: opts.Logger, MaxMergeDelay: time.Second, ProviderTimeout: opts.ProviderTimeout}
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
+	}
+	h, err := hub.Open(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}

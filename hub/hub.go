@@ -13,6 +13,7 @@ package hub
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -218,7 +219,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, err
 	}
 	if h.Trail, err = audit.Open(ctx, audit.Config{Dir: auditDir, Store: h.audits, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
-		Witnesses: cfg.Witnesses, Quorum: cfg.WitnessQuorum}); err != nil {
+		Witnesses: cfg.Witnesses, Quorum: cfg.WitnessQuorum, WitnessHTTP: h.witnessClient()}); err != nil {
 		return nil, err
 	}
 	if err := h.openAuditServices(auditDir); err != nil {
@@ -305,6 +306,23 @@ func (h *Hub) hubCertificate(ctx context.Context) (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return pki.LoadKeyPair(certPEM, keyPEM)
+}
+
+// witnessClient reaches witnesses over TLS 1.3, trusting the system's roots
+// and the network CA (peer hubs and supervisors may run witnesses with
+// network certificates) and presenting the hub's certificate.
+func (h *Hub) witnessClient() *http.Client {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	roots.AddCert(h.CA.Certificate())
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, Certificates: []tls.Certificate{h.Cert}},
+		},
+	}
 }
 
 // revoked closes the connections of newly revoked certificates.
