@@ -45,7 +45,15 @@ func (s *AuditStore) Close() error { return s.c.close() }
 
 const auditCols = `seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf, log_index`
 
-// InsertBatch implements audit.Store.
+// insertChunk is how many records one INSERT statement carries: one
+// statement per chunk instead of one per record is what makes the
+// group-commit transaction cheap.
+const insertChunk = 64
+
+// InsertBatch implements audit.Store: every row in one transaction (one
+// fsync). Sequence numbers are assigned here, in order, from the largest in
+// the table (the transaction holds the write lock); a row whose exchange id
+// is already recorded is skipped and gets Seq 0.
 func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err error) {
 	tx, err := s.c.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -59,23 +67,55 @@ func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err er
 			}
 		}
 	}()
-	st, err := tx.PrepareContext(ctx, `INSERT INTO audit_records
-		(exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(exchange_id) DO NOTHING RETURNING seq`)
-	if err != nil {
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM audit_records`).Scan(&last); err != nil {
 		return fmt.Errorf("audit insert: %w", err)
 	}
-	defer st.Close()
-	for _, r := range rows {
-		r.Seq = 0
-		err := st.QueryRowContext(ctx, r.ExchangeID, r.Time.UnixMicro(), r.Requester, r.Provider, r.Service,
-			r.Purpose, r.Outcome, r.Reason, nullBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf).Scan(&r.Seq)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // duplicate exchange id
+	first := last + 1
+	var inserted int64
+	args := make([]any, 0, insertChunk*14)
+	for start := 0; start < len(rows); start += insertChunk {
+		chunk := rows[start:min(start+insertChunk, len(rows))]
+		args = args[:0]
+		for _, r := range chunk {
+			last++
+			r.Seq = last
+			args = append(args, r.Seq, r.ExchangeID, r.Time.UnixMicro(), r.Requester, r.Provider, r.Service,
+				r.Purpose, r.Outcome, r.Reason, nullBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf)
 		}
+		res, err := tx.ExecContext(ctx, insertSQL(len(chunk)), args...)
 		if err != nil {
 			return fmt.Errorf("audit insert: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("audit insert: %w", err)
+		}
+		inserted += n
+	}
+	if inserted != int64(len(rows)) {
+		// Some exchange ids were already recorded: find which rows went in.
+		present := make(map[int64]bool, inserted)
+		q, err := tx.QueryContext(ctx, `SELECT seq FROM audit_records WHERE seq >= ? AND seq <= ?`, first, last)
+		if err != nil {
+			return fmt.Errorf("audit insert: %w", err)
+		}
+		for q.Next() {
+			var seq int64
+			if err := q.Scan(&seq); err != nil {
+				q.Close()
+				return fmt.Errorf("audit insert: %w", err)
+			}
+			present[seq] = true
+		}
+		q.Close()
+		if err := q.Err(); err != nil {
+			return fmt.Errorf("audit insert: %w", err)
+		}
+		for _, r := range rows {
+			if !present[r.Seq] {
+				r.Seq = 0
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -83,6 +123,21 @@ func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err er
 	}
 	return nil
 }
+
+var insertSQLs [insertChunk + 1]string
+
+func init() {
+	const head = `INSERT INTO audit_records
+		(seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf)
+		VALUES `
+	const tuple = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	for n := 1; n <= insertChunk; n++ {
+		insertSQLs[n] = head + strings.TrimSuffix(strings.Repeat(tuple+", ", n), ", ") + ` ON CONFLICT(exchange_id) DO NOTHING`
+	}
+}
+
+// insertSQL is the INSERT statement for n rows.
+func insertSQL(n int) string { return insertSQLs[n] }
 
 func nullBytes(b []byte) any {
 	if len(b) == 0 {
