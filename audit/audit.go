@@ -349,7 +349,7 @@ func (t *Trail) writer() {
 			p.done <- err
 		}
 		if err == nil {
-			t.lg.notify()
+			t.lg.added(len(rows))
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/tessera"
@@ -17,6 +18,13 @@ import (
 // integrateBatch bounds the rows added to the log in one pass.
 const integrateBatch = 4096
 
+// kickAfter is how many newly durable records start an integration pass
+// before the next tick. Between ticks (a quarter of the merge delay)
+// records accumulate, so that each pass, with its fsyncs in the log and in
+// the store, carries many leaves: integration cost per record falls as
+// load rises, and the exchange path never waits for it.
+const kickAfter = integrateBatch / 2
+
 // merkleLog integrates durable records into the Tessera log, in the
 // background, and records each one's index in the store.
 type merkleLog struct {
@@ -27,9 +35,10 @@ type merkleLog struct {
 	cancel   context.CancelFunc
 	ctx      context.Context
 
-	kick chan struct{} // a new batch is durable
-	stop chan struct{} // Close: a last pass, then return
-	done chan struct{}
+	pending atomic.Int64  // records made durable since the last pass began
+	kick    chan struct{} // enough records are waiting
+	stop    chan struct{} // Close: a last pass, then return
+	done    chan struct{}
 }
 
 func openLog(ctx context.Context, t *Trail) (*merkleLog, error) {
@@ -60,6 +69,13 @@ func openLog(ctx context.Context, t *Trail) (*merkleLog, error) {
 	}
 	go l.run()
 	return l, nil
+}
+
+// added is told of n newly durable records.
+func (l *merkleLog) added(n int) {
+	if l.pending.Add(int64(n)) >= kickAfter {
+		l.notify()
+	}
 }
 
 func (l *merkleLog) notify() {
@@ -117,6 +133,7 @@ var errCrash = errors.New("simulated crash")
 // integrate adds every row not yet integrated to the log, in Seq order,
 // and records the indexes.
 func (l *merkleLog) integrate(ctx context.Context) error {
+	l.pending.Store(0)
 	var after int64
 	for {
 		rows, err := l.t.store.Rows(ctx, after, integrateBatch, true)

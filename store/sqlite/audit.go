@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/crossroads-hub/crossroads"
@@ -19,6 +20,9 @@ const AuditFile = "audit.db"
 // AuditStore implements audit.Store on its own database file.
 type AuditStore struct {
 	c *conn
+
+	mu      sync.Mutex
+	inserts [insertChunk + 1]*sql.Stmt // prepared on the writer, by row count
 }
 
 var _ audit.Store = (*AuditStore)(nil)
@@ -41,7 +45,17 @@ func OpenAudit(ctx context.Context, dir string) (*AuditStore, error) {
 }
 
 // Close closes the database.
-func (s *AuditStore) Close() error { return s.c.close() }
+func (s *AuditStore) Close() error {
+	s.mu.Lock()
+	for i, st := range s.inserts {
+		if st != nil {
+			st.Close()
+			s.inserts[i] = nil
+		}
+	}
+	s.mu.Unlock()
+	return s.c.close()
+}
 
 const auditCols = `seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf, log_index`
 
@@ -55,6 +69,17 @@ const insertChunk = 64
 // the table (the transaction holds the write lock); a row whose exchange id
 // is already recorded is skipped and gets Seq 0.
 func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err error) {
+	// Prepare before the transaction takes the writer's only connection.
+	if len(rows) >= insertChunk {
+		if _, err := s.insertStmt(ctx, insertChunk); err != nil {
+			return fmt.Errorf("audit insert: %w", err)
+		}
+	}
+	if rest := len(rows) % insertChunk; rest > 0 {
+		if _, err := s.insertStmt(ctx, rest); err != nil {
+			return fmt.Errorf("audit insert: %w", err)
+		}
+	}
 	tx, err := s.c.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("audit insert: %w", err)
@@ -83,7 +108,11 @@ func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err er
 			args = append(args, r.Seq, r.ExchangeID, r.Time.UnixMicro(), r.Requester, r.Provider, r.Service,
 				r.Purpose, r.Outcome, r.Reason, nullBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf)
 		}
-		res, err := tx.ExecContext(ctx, insertSQL(len(chunk)), args...)
+		st, err := s.insertStmt(ctx, len(chunk))
+		if err != nil {
+			return fmt.Errorf("audit insert: %w", err)
+		}
+		res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 		if err != nil {
 			return fmt.Errorf("audit insert: %w", err)
 		}
@@ -136,8 +165,22 @@ func init() {
 	}
 }
 
-// insertSQL is the INSERT statement for n rows.
-func insertSQL(n int) string { return insertSQLs[n] }
+// insertStmt returns the prepared INSERT for n rows: parsing a statement
+// of 64 tuples costs more than running it, so each size is prepared once
+// (never inside a transaction: preparing takes the writer's connection).
+func (s *AuditStore) insertStmt(ctx context.Context, n int) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.inserts[n]; st != nil {
+		return st, nil
+	}
+	st, err := s.c.w.PrepareContext(ctx, insertSQLs[n])
+	if err != nil {
+		return nil, err
+	}
+	s.inserts[n] = st
+	return st, nil
+}
 
 func nullBytes(b []byte) any {
 	if len(b) == 0 {
