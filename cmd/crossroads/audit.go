@@ -2,18 +2,25 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/audit/verify"
+	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/store/sqlite"
-	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 func init() {
@@ -24,10 +31,11 @@ const auditUsage = `usage: crossroads audit <subcommand> [flags]
 
 subcommands:
   key     --dir DIR                      print the log's note verifier key
-  verify  --log URL [--since FILE] [--save FILE] [--full] [--key FILE | --key-string KEY]
+  verify  --log URL [--ca CA] [--since FILE] [--save FILE] [--full] [--key FILE | --key-string KEY]
                                          check the checkpoint signature, consistency with a
                                          saved checkpoint and, with --full, the whole tree
   prove   --proof FILE [--receipt TOKEN] [--log URL] [--key FILE | --key-string KEY]
+          --exchange ID --hub URL --cert C --cert-key K --ca CA  (fetch it as a party)
                                          check a c2sp.org/tlog-proof@v1 (and a receipt)
   check   --dir DIR                      check the local trail: records against leaves, the log
   rewrap  --dir DIR                      rewrap data keys under the current key-encryption key
@@ -107,6 +115,7 @@ func auditVerify(ctx context.Context, args []string) error {
 	since := fs.String("since", "", "a previously verified checkpoint file: check consistency with it")
 	save := fs.String("save", "", "write the verified checkpoint to this file")
 	full := fs.Bool("full", false, "re-derive the whole tree from the entry bundles and check every tile")
+	caFile := fs.String("ca", "", "PEM roots to trust for the log's HTTPS (default: the system's), e.g. the network CA")
 	getV := verifierFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return flagErr(err)
@@ -116,6 +125,17 @@ func auditVerify(ctx context.Context, args []string) error {
 		return errUsage
 	}
 	src := &verify.HTTP{Base: *logURL}
+	if *caFile != "" {
+		caPEM, err := os.ReadFile(*caFile)
+		if err != nil {
+			return fmt.Errorf("CA certificate: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return fmt.Errorf("CA certificate %s: no PEM certificate", *caFile)
+		}
+		src.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}}}
+	}
 	_, v, err := getV(ctx, src)
 	if err != nil {
 		return err
@@ -162,19 +182,39 @@ func auditProve(ctx context.Context, args []string) error {
 	proofFile := fs.String("proof", "", "c2sp.org/tlog-proof@v1 file ('-' for standard input)")
 	receipt := fs.String("receipt", "", "the exchange's receipt token: check it and that the proof is for its leaf")
 	logURL := fs.String("log", "", "base URL of the log (to fetch the key, and check consistency with the current checkpoint)")
+	exchange := fs.String("exchange", "", "fetch the proof of this exchange from --hub (as a party of the exchange)")
+	hubURL := fs.String("hub", "", "the hub, with --exchange: https://host:port")
+	certFile := fs.String("cert", "", "your participant certificate, with --exchange")
+	keyFile := fs.String("cert-key", "", "its private key, with --exchange")
+	caFile := fs.String("ca", "", "the network CA certificate, with --exchange")
 	getV := verifierFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return flagErr(err)
 	}
-	if *proofFile == "" {
+	if *proofFile == "" && *exchange == "" {
 		fmt.Fprint(os.Stderr, auditUsage)
 		return errUsage
 	}
 	var raw []byte
 	var err error
-	if *proofFile == "-" {
+	var client *http.Client
+	switch {
+	case *exchange != "":
+		if *hubURL == "" || *certFile == "" || *keyFile == "" || *caFile == "" {
+			return errors.New("--exchange needs --hub, --cert, --cert-key and --ca")
+		}
+		if client, err = mtlsClient(*certFile, *keyFile, *caFile); err != nil {
+			return err
+		}
+		if raw, err = fetchProof(ctx, client, *hubURL, *exchange); err != nil {
+			return err
+		}
+		if *logURL == "" {
+			*logURL = strings.TrimSuffix(*hubURL, "/") + "/v1/log/"
+		}
+	case *proofFile == "-":
 		raw, err = io.ReadAll(os.Stdin)
-	} else {
+	default:
 		raw, err = os.ReadFile(*proofFile)
 	}
 	if err != nil {
@@ -182,7 +222,7 @@ func auditProve(ctx context.Context, args []string) error {
 	}
 	var src *verify.HTTP
 	if *logURL != "" {
-		src = &verify.HTTP{Base: *logURL}
+		src = &verify.HTTP{Base: *logURL, Client: client}
 	}
 	vkey, v, err := getV(ctx, src)
 	if err != nil {
@@ -226,6 +266,45 @@ func auditProve(ctx context.Context, args []string) error {
 		fmt.Printf("consistent with the current checkpoint of size %d\n", cur.N)
 	}
 	return nil
+}
+
+// mtlsClient is an HTTPS client presenting a participant certificate and
+// trusting the network CA.
+func mtlsClient(certFile, keyFile, caFile string) (*http.Client, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("CA certificate %s: no PEM certificate", caFile)
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.ClientTLSConfig(pool, pair)}}, nil
+}
+
+// fetchProof asks the hub for an exchange's tlog-proof.
+func fetchProof(ctx context.Context, client *http.Client, hub, exchange string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(hub, "/")+"/v1/audit/proofs/"+url.PathEscape(exchange), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch proof: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("fetch proof: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch proof: %s: %s", resp.Status, b)
+	}
+	return b, nil
 }
 
 func auditCheck(ctx context.Context, args []string) error {
