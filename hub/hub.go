@@ -336,6 +336,9 @@ func (h *Hub) ready(ctx context.Context) error {
 	if _, _, err := h.Registers.RevokedSince(ctx, 1<<62); err != nil {
 		return fmt.Errorf("registers: %w", err)
 	}
+	if _, err := h.audits.MaxIndex(ctx); err != nil {
+		return fmt.Errorf("audit store: %w", err)
+	}
 	return nil
 }
 

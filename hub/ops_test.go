@@ -124,3 +124,24 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal("new connection accepted after shutdown")
 	}
 }
+
+// TestReadyzFollowsTheAuditStore: a hub whose audit store is gone is not
+// ready (a load balancer must stop sending it exchanges it would refuse).
+func TestReadyzFollowsTheAuditStore(t *testing.T) {
+	r := start(t)
+	get := func() int {
+		resp, err := r.Clients.Client(demo.OCMW).Get(r.Base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := get(); st != http.StatusOK {
+		t.Fatalf("ready: %d", st)
+	}
+	r.Hub.CloseAuditStoreForTest()
+	if st := get(); st != http.StatusServiceUnavailable {
+		t.Fatalf("ready without an audit store: %d", st)
+	}
+}
