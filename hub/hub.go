@@ -11,11 +11,14 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -266,7 +269,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		ErrorLog:          connErrorLog(cfg.Logger, h.Registry),
 	}
 	return h, nil
 }
@@ -306,6 +309,34 @@ func (h *Hub) hubCertificate(ctx context.Context) (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return pki.LoadKeyPair(certPEM, keyPEM)
+}
+
+// connErrorLog receives net/http's connection-level errors (refused TLS
+// handshakes: no, expired, revoked or foreign certificates; clients that
+// time out before sending a request) and counts them, so that attempts
+// that never reach a handler are counted too; the lines go to the debug log.
+func connErrorLog(logger *slog.Logger, reg prometheus.Registerer) *log.Logger {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crossroads_connection_errors_total",
+		Help: "Connections closed before a request reached a handler, by kind (tls-handshake, other).",
+	}, []string{"kind"})
+	reg.MustRegister(c)
+	debug := slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
+	return log.New(connErrorWriter{c: c, next: debug.Writer()}, "", 0)
+}
+
+type connErrorWriter struct {
+	c    *prometheus.CounterVec
+	next io.Writer
+}
+
+func (w connErrorWriter) Write(p []byte) (int, error) {
+	kind := "other"
+	if bytes.Contains(p, []byte("TLS handshake error")) {
+		kind = "tls-handshake"
+	}
+	w.c.WithLabelValues(kind).Inc()
+	return w.next.Write(p)
 }
 
 // witnessClient reaches witnesses over TLS 1.3, trusting the system's roots

@@ -145,3 +145,43 @@ func TestReadyzFollowsTheAuditStore(t *testing.T) {
 		t.Fatalf("ready without an audit store: %d", st)
 	}
 }
+
+// TestRefusedHandshakesAreCounted: a certificate of another CA never
+// reaches a handler, but the refusal shows in the metrics.
+func TestRefusedHandshakesAreCounted(t *testing.T) {
+	r := start(t)
+	other, err := pki.InitCA(t.TempDir(), []byte("another network's passphrase"), "Other CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, _, err := other.Issue(pki.IssueRequest{Participant: demo.OCMW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, _ := pki.LoadKeyPair(certPEM, keyPEM)
+	cfg := pki.ClientTLSConfig(r.Hub.CA.Pool(), foreign)
+	// Send it even though the hub asks for certificates of its own CA only.
+	cfg.Certificates = nil
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &foreign, nil }
+	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+	if resp, err := cl.Get(r.Base + "/v1/integrations"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a foreign certificate was accepted: %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := r.Clients.Client(demo.Operator).Get(r.Base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), `crossroads_connection_errors_total{kind="tls-handshake"}`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the refused handshake was not counted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
