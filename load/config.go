@@ -7,7 +7,6 @@ package load
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/crossroads-hub/crossroads/pki"
 )
 
 // Mode is the load model.
@@ -267,19 +268,11 @@ func LoadMix(path string) ([]Request, error) {
 // ClientTLS builds a TLS 1.3 client configuration from PEM files: the
 // client certificate and key, and the CA that signs the server.
 func ClientTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cfg, err := pki.LoadClientTLS(certFile, keyFile, caFile)
 	if err != nil {
-		return nil, fmt.Errorf("load: client certificate: %w", err)
+		return nil, fmt.Errorf("load: %w", err)
 	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("load: CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("load: CA %s: no PEM certificate", caFile)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS13}, nil
+	return cfg, nil
 }
 
 // Baseline adapts a hub mix for the baselines: expectations are cleared

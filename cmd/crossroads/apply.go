@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -93,17 +91,9 @@ func printPlan(diff string, dry, changed bool) {
 }
 
 func applyRemote(ctx context.Context, in io.Reader, base, certFile, keyFile, caFile string, dry bool) error {
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	tlsCfg, err := pki.LoadClientTLS(certFile, keyFile, caFile)
 	if err != nil {
-		return fmt.Errorf("operator certificate: %w", err)
-	}
-	caPEM, err := os.ReadFile(caFile)
-	if err != nil {
-		return fmt.Errorf("CA certificate: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return fmt.Errorf("CA certificate %s: no PEM certificate", caFile)
+		return err
 	}
 	body, err := io.ReadAll(io.LimitReader(in, 8<<20))
 	if err != nil {
@@ -118,7 +108,7 @@ func applyRemote(ctx context.Context, in io.Reader, base, certFile, keyFile, caF
 		return err
 	}
 	req.Header.Set("Content-Type", "application/yaml")
-	cl := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.ClientTLSConfig(pool, pair)}}
+	cl := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
 	resp, err := cl.Do(req)
 	if err != nil {
 		return err

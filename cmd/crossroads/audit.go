@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -126,13 +125,9 @@ func auditVerify(ctx context.Context, args []string) error {
 	}
 	src := &verify.HTTP{Base: *logURL}
 	if *caFile != "" {
-		caPEM, err := os.ReadFile(*caFile)
+		pool, err := pki.LoadPool(*caFile)
 		if err != nil {
-			return fmt.Errorf("CA certificate: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caPEM) {
-			return fmt.Errorf("CA certificate %s: no PEM certificate", *caFile)
+			return err
 		}
 		src.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}}}
 	}
@@ -271,19 +266,11 @@ func auditProve(ctx context.Context, args []string) error {
 // mtlsClient is an HTTPS client presenting a participant certificate and
 // trusting the network CA.
 func mtlsClient(certFile, keyFile, caFile string) (*http.Client, error) {
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cfg, err := pki.LoadClientTLS(certFile, keyFile, caFile)
 	if err != nil {
-		return nil, fmt.Errorf("certificate: %w", err)
+		return nil, err
 	}
-	caPEM, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("CA certificate: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("CA certificate %s: no PEM certificate", caFile)
-	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.ClientTLSConfig(pool, pair)}}, nil
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}, nil
 }
 
 // fetchProof asks the hub for an exchange's tlog-proof.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -62,13 +61,9 @@ func runHostile(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	caPEM, err := os.ReadFile(*ca)
+	roots, err := pki.LoadPool(*ca)
 	if err != nil {
-		return fmt.Errorf("read CA: %w", err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(caPEM) {
-		return fmt.Errorf("%s holds no PEM certificate", *ca)
+		return err
 	}
 	t := hostile.Target{
 		Base: strings.TrimSuffix(*target, "/"), Roots: roots, Client: client,
