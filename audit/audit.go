@@ -105,8 +105,9 @@ type Trail struct {
 var _ crossroads.AuditLog = (*Trail)(nil)
 
 type pending struct {
-	row  *Row
-	done chan error
+	row     *Row
+	receipt string // set by the writer once the row is durable
+	done    chan error
 }
 
 // Open opens the trail: keys, store, Merkle log (reconciling it with the
@@ -225,20 +226,7 @@ func (t *Trail) Commit(ctx context.Context, rec *crossroads.AuditRecord) (crossr
 	if row.Seq == 0 {
 		return crossroads.Receipt{}, fmt.Errorf("audit: exchange already recorded: %w", crossroads.ErrConflict)
 	}
-	lh := LeafHash(row.Leaf)
-	tok, err := signReceipt(t.signer, &ReceiptClaims{
-		Version:       1,
-		Log:           t.signer.Name(),
-		ExchangeID:    r.ExchangeID,
-		LeafHash:      lh[:],
-		Time:          time.Now().UTC().Truncate(time.Millisecond),
-		MaxMergeDelay: int64((t.cfg.MaxMergeDelay + time.Second - 1) / time.Second),
-	})
-	if err != nil {
-		// The record is durable; a receipt is a courtesy.
-		t.log.Error("audit receipt", "err", err)
-	}
-	return crossroads.Receipt{ExchangeID: r.ExchangeID, Token: tok}, nil
+	return crossroads.Receipt{ExchangeID: r.ExchangeID, Token: p.receipt}, nil
 }
 
 // seal turns a record into a storable row: canonical bytes, commitment,
@@ -345,12 +333,44 @@ func (t *Trail) writer() {
 			t.log.Error("audit store write failed", "records", len(rows), "err", err)
 			err = fmt.Errorf("audit: store: %w", err)
 		}
+		if err == nil {
+			t.receipts(batch)
+		}
 		for _, p := range batch {
 			p.done <- err
 		}
 		if err == nil {
 			t.lg.added(len(rows))
 		}
+	}
+}
+
+// receipts signs, once, the receipts of a durable batch (see receipt.go).
+// The records are durable whatever happens here: a receipt is a courtesy,
+// so a failure is logged and the tokens stay empty.
+func (t *Trail) receipts(batch []*pending) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	mmd := int64((t.cfg.MaxMergeDelay + time.Second - 1) / time.Second)
+	claims := make([]*ReceiptClaims, 0, len(batch))
+	owners := make([]*pending, 0, len(batch))
+	for _, p := range batch {
+		if p.row.Seq == 0 {
+			continue // already recorded: Commit reports the conflict
+		}
+		lh := LeafHash(p.row.Leaf)
+		claims = append(claims, &ReceiptClaims{Version: 2, Log: t.signer.Name(), ExchangeID: p.row.ExchangeID, LeafHash: lh[:], Time: now, MaxMergeDelay: mmd})
+		owners = append(owners, p)
+	}
+	if len(claims) == 0 {
+		return
+	}
+	tokens, err := signReceipts(t.signer, claims)
+	if err != nil {
+		t.log.Error("audit receipts", "records", len(claims), "err", err)
+		return
+	}
+	for i, p := range owners {
+		p.receipt = tokens[i]
 	}
 }
 

@@ -107,12 +107,34 @@ func TestIndependentVerifier(t *testing.T) {
 
 	// Every receipt is signed by the log key and its leaf is included.
 	for _, r := range receipts {
-		p, s, _ := strings.Cut(r.Token, ".")
-		sig, _ := base64.RawURLEncoding.DecodeString(s)
-		if !v.Verify([]byte("crossroads-receipt/v1\n"+p), sig) {
+		// claims . batch . signature: the claims are a leaf of a batch tree
+		// whose root the log key signed.
+		parts := strings.Split(r.Token, ".")
+		if len(parts) != 3 {
+			t.Fatalf("receipt of %s: %d parts", r.ExchangeID, len(parts))
+		}
+		payload, _ := base64.RawURLEncoding.DecodeString(parts[0])
+		rawBatch, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+		var batch struct {
+			Index, Size int64
+			Root        []byte
+			Path        [][]byte
+		}
+		if err := json.Unmarshal(rawBatch, &batch); err != nil {
+			t.Fatal(err)
+		}
+		rp := make(tlog.RecordProof, len(batch.Path))
+		for i, h := range batch.Path {
+			rp[i] = tlog.Hash(h)
+		}
+		if err := tlog.CheckRecord(rp, batch.Size, tlog.Hash(batch.Root), batch.Index, tlog.RecordHash(payload)); err != nil {
+			t.Fatalf("receipt of %s: batch path: %v", r.ExchangeID, err)
+		}
+		msg := fmt.Sprintf("crossroads-receipt/v2\n%d\n%s\n", batch.Size, base64.StdEncoding.EncodeToString(batch.Root))
+		if !v.Verify([]byte(msg), sig) {
 			t.Fatalf("receipt of %s: bad signature", r.ExchangeID)
 		}
-		payload, _ := base64.RawURLEncoding.DecodeString(p)
 		var claims struct {
 			ExchangeID string `json:"exchangeId"`
 			LeafHash   []byte `json:"leafHash"`

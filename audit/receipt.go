@@ -5,20 +5,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 )
 
 // receiptContext separates receipt signatures from checkpoint signatures
 // made with the same note key: a checkpoint's second line is a decimal
 // tree size, never this.
-const receiptContext = "crossroads-receipt/v1\n"
+const receiptContext = "crossroads-receipt/v2\n"
 
-// ReceiptClaims is the statement a receipt signs: the hub promises that the
-// leaf with LeafHash, committing to the record of ExchangeID, will be in
-// the log named Log within MaxMergeDelay of Time.
+// ReceiptClaims is what a receipt states: the hub promises that the leaf
+// with LeafHash, committing to the record of ExchangeID, will be in the log
+// named Log within MaxMergeDelay of Time.
 type ReceiptClaims struct {
 	Version       int       `json:"v"`
 	Log           string    `json:"log"`
@@ -28,18 +31,94 @@ type ReceiptClaims struct {
 	MaxMergeDelay int64     `json:"mmd"`      // seconds
 }
 
-// signReceipt returns the compact token base64url(JSON) "." base64url(sig).
-func signReceipt(s note.Signer, c *ReceiptClaims) (string, error) {
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return "", fmt.Errorf("audit: receipt: %w", err)
+// receiptBatch places one receipt's claims in the batch the hub signed.
+type receiptBatch struct {
+	Index uint64   `json:"index"`
+	Size  uint64   `json:"size"`
+	Root  []byte   `json:"root"` // RFC 6962 tree hash of the batch, base64 in JSON
+	Path  [][]byte `json:"path"` // RFC 6962 inclusion proof, base64 in JSON
+}
+
+// A receipt token is three base64url parts joined by dots:
+//
+//	claims . batch . signature
+//
+// claims is the JSON of ReceiptClaims; its RFC 6962 leaf hash is a leaf of
+// a small Merkle tree over every receipt of one group commit; batch gives
+// the leaf's index, the tree size, its root and the inclusion path (checkable
+// with tlog.CheckRecord or any RFC 6962 library); the signature is the
+// log's note key (Ed25519) over
+//
+//	"crossroads-receipt/v2\n" <size> "\n" <base64 root> "\n"
+//
+// One signature per group commit instead of one per exchange: the path is
+// what makes each receipt checkable on its own, with any RFC 6962 library.
+//
+// signReceipts makes the receipts of one durable batch.
+func signReceipts(s note.Signer, claims []*ReceiptClaims) ([]string, error) {
+	n := len(claims)
+	payloads := make([][]byte, n)
+	leaves := make([][]byte, n)
+	for i, c := range claims {
+		b, err := json.Marshal(c)
+		if err != nil {
+			return nil, fmt.Errorf("audit: receipt: %w", err)
+		}
+		payloads[i] = b
+		leaves[i] = rfc6962.DefaultHasher.HashLeaf(b)
 	}
-	p := base64.RawURLEncoding.EncodeToString(payload)
-	sig, err := s.Sign([]byte(receiptContext + p))
+	root := mth(leaves)
+	sig, err := s.Sign(receiptMessage(uint64(n), root))
 	if err != nil {
-		return "", fmt.Errorf("audit: sign receipt: %w", err)
+		return nil, fmt.Errorf("audit: sign receipts: %w", err)
 	}
-	return p + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+	sig64 := base64.RawURLEncoding.EncodeToString(sig)
+	out := make([]string, n)
+	for i := range claims {
+		b, err := json.Marshal(receiptBatch{Index: uint64(i), Size: uint64(n), Root: root, Path: path(i, leaves)})
+		if err != nil {
+			return nil, fmt.Errorf("audit: receipt: %w", err)
+		}
+		out[i] = base64.RawURLEncoding.EncodeToString(payloads[i]) + "." + base64.RawURLEncoding.EncodeToString(b) + "." + sig64
+	}
+	return out, nil
+}
+
+func receiptMessage(size uint64, root []byte) []byte {
+	return []byte(receiptContext + strconv.FormatUint(size, 10) + "\n" + base64.StdEncoding.EncodeToString(root) + "\n")
+}
+
+// mth is the RFC 6962 Merkle tree hash of leaf hashes.
+func mth(leaves [][]byte) []byte {
+	switch len(leaves) {
+	case 0:
+		return rfc6962.DefaultHasher.EmptyRoot()
+	case 1:
+		return leaves[0]
+	}
+	k := split(len(leaves))
+	return rfc6962.DefaultHasher.HashChildren(mth(leaves[:k]), mth(leaves[k:]))
+}
+
+// path is the RFC 6962 inclusion proof of leaf m (§2.1.1).
+func path(m int, leaves [][]byte) [][]byte {
+	if len(leaves) <= 1 {
+		return [][]byte{}
+	}
+	k := split(len(leaves))
+	if m < k {
+		return append(path(m, leaves[:k]), mth(leaves[k:]))
+	}
+	return append(path(m-k, leaves[k:]), mth(leaves[:k]))
+}
+
+// split is the largest power of two smaller than n (n > 1).
+func split(n int) int {
+	k := 1
+	for k<<1 < n {
+		k <<= 1
+	}
+	return k
 }
 
 // VerifyReceipt checks a receipt token against the log's note verifier key
@@ -49,27 +128,38 @@ func VerifyReceipt(token, verifierKey string) (*ReceiptClaims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: verifier key: %w", err)
 	}
-	p, s, ok := strings.Cut(token, ".")
-	if !ok {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
 		return nil, errors.New("audit: malformed receipt")
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(s)
+	payload, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return nil, fmt.Errorf("audit: malformed receipt claims: %w", err)
+	}
+	bb, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, fmt.Errorf("audit: malformed receipt batch: %w", err)
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
 	if err != nil {
 		return nil, fmt.Errorf("audit: malformed receipt signature: %w", err)
 	}
-	if !v.Verify([]byte(receiptContext+p), sig) {
-		return nil, errors.New("audit: receipt signature invalid")
+	var b receiptBatch
+	if err := json.Unmarshal(bb, &b); err != nil || b.Size == 0 || b.Index >= b.Size || len(b.Path) > 64 {
+		return nil, errors.New("audit: malformed receipt batch")
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(p)
-	if err != nil {
-		return nil, fmt.Errorf("audit: malformed receipt payload: %w", err)
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, b.Index, b.Size, rfc6962.DefaultHasher.HashLeaf(payload), b.Path, b.Root); err != nil {
+		return nil, fmt.Errorf("audit: receipt inclusion path: %w", err)
+	}
+	if !v.Verify(receiptMessage(b.Size, b.Root), sig) {
+		return nil, errors.New("audit: receipt signature invalid")
 	}
 	var c ReceiptClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, fmt.Errorf("audit: malformed receipt payload: %w", err)
+		return nil, fmt.Errorf("audit: malformed receipt claims: %w", err)
 	}
-	if c.Version != 1 || c.Log != v.Name() || len(c.LeafHash) != 32 {
-		return nil, errors.New("audit: receipt is not a version 1 receipt of this log")
+	if c.Version != 2 || c.Log != v.Name() || len(c.LeafHash) != 32 {
+		return nil, errors.New("audit: receipt is not a version 2 receipt of this log")
 	}
 	return &c, nil
 }
