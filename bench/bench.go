@@ -376,8 +376,10 @@ func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix [
 		}
 		la := loadAvg()
 		cpu := measureCPU(opts.Warmup)
+		audit0 := s.run.Hub.Trail.Stats()
 		rep, err := load.Run(ctx, cfg)
 		cpuUsed := cpu()
+		audit1 := s.run.Hub.Trail.Stats()
 		if stopProfile != nil {
 			if perr := stopProfile(); perr != nil && err == nil {
 				err = perr
@@ -392,6 +394,10 @@ func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix [
 		fmt.Fprintf(opts.Progress, "bench: %-6s %-10s %8.0f req/s (%.0f allowed/s)  p50 %s  p99 %s  unexpected %d  failures %d  CPU %s/req  load average before %s\n",
 			mode, target, rep.Throughput, Allowed(rep), rep.Latency.P50.Round(time.Microsecond), rep.Latency.P99.Round(time.Microsecond),
 			rep.Unexpected, rep.Failures(), cpuPer[mode][target].Round(time.Microsecond), la)
+		if commits := audit1.Batches - audit0.Batches; target == load.TargetHub && commits > 0 {
+			fmt.Fprintf(opts.Progress, "bench: %-6s %-10s audit: %d records in %d group commits (%.1f per commit)\n",
+				mode, target, audit1.Records-audit0.Records, commits, float64(audit1.Records-audit0.Records)/float64(commits))
+		}
 		if rep.Unexpected > 0 {
 			fmt.Fprintf(opts.Progress, "bench: %s %s: unexpected answers; status %v, reasons %v\n", mode, target, rep.Status, rep.Reasons)
 		}

@@ -238,7 +238,13 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	h.Tracker = pki.NewConnTracker()
 
 	h.Registry = prometheus.NewRegistry()
-	h.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "crossroads_audit_commits_total", Help: "Group-commit transactions of the audit store.",
+		}, func() float64 { return float64(h.Trail.Stats().Batches) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "crossroads_audit_records_total", Help: "Audit records made durable (records / commits = mean batch size).",
+		}, func() float64 { return float64(h.Trail.Stats().Records) }))
 	metrics := exchange.NewMetrics(h.Registry)
 
 	transport := &http.Transport{

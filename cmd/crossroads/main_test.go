@@ -83,3 +83,12 @@ func TestCAAndApplyCommands(t *testing.T) {
 		t.Fatal("issued with a wrong passphrase")
 	}
 }
+
+func TestMemTotal(t *testing.T) {
+	if _, err := os.Stat("/proc/meminfo"); err != nil {
+		t.Skip("no /proc/meminfo here")
+	}
+	if m := memTotal(); m < 64<<20 {
+		t.Fatalf("memTotal = %d", m)
+	}
+}

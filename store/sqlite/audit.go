@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -191,7 +192,28 @@ func nullBytes(b []byte) any {
 
 // MarkIntegrated implements audit.Store.
 func (s *AuditStore) MarkIntegrated(ctx context.Context, marks []audit.Mark) (err error) {
-	tx, err := s.c.w.BeginTx(ctx, nil)
+	// Log indexes can always be recovered from the log itself (the trail
+	// reconciles on start), so this transaction skips the fsync: it holds
+	// the writer for a moment instead of an fsync's worth, and the next
+	// record insert's fsync makes it durable anyway. The connection is
+	// pinned so that no insert can run while synchronous is OFF.
+	c, err := s.c.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("audit mark: %w", err)
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, `PRAGMA synchronous = OFF`); err != nil {
+		return fmt.Errorf("audit mark: %w", err)
+	}
+	defer func() {
+		if _, rerr := c.ExecContext(context.Background(), `PRAGMA synchronous = FULL`); rerr != nil {
+			// Never hand back a connection that would commit records
+			// without fsync: discard it.
+			c.Raw(func(any) error { return driver.ErrBadConn })
+			err = errors.Join(err, fmt.Errorf("audit mark: restore synchronous: %w", rerr))
+		}
+	}()
+	tx, err := c.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("audit mark: %w", err)
 	}

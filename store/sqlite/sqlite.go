@@ -10,12 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -29,7 +32,20 @@ var migrationsFS embed.FS
 type conn struct {
 	w *sql.DB
 	r *sql.DB
+
+	// The writer never checkpoints the WAL itself (a commit that has to
+	// copy the WAL into the database stalls every exchange waiting on it);
+	// a connection of its own does, in the background, without blocking
+	// the writer.
+	cp       *sql.DB
+	stopCP   chan struct{}
+	cpDone   chan struct{}
+	stopOnce sync.Once
 }
+
+// checkpointEvery is how often the background checkpointer copies the WAL
+// into the database.
+const checkpointEvery = time.Second
 
 // openDB opens (creating if needed) the database at file and applies the
 // migrations under migrations/<schema>/ that it has not yet applied.
@@ -48,7 +64,7 @@ func openDB(ctx context.Context, file, schema string) (*conn, error) {
 	// The writer takes the write lock when a transaction begins (no
 	// upgrade deadlocks); readers use deferred transactions, as a read-only
 	// connection cannot take the write lock.
-	w, err := sql.Open("sqlite", uri+pragmas+"&_txlock=immediate")
+	w, err := sql.Open("sqlite", uri+pragmas+"&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(67108864)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", file, err)
 	}
@@ -67,7 +83,33 @@ func openDB(ctx context.Context, file, schema string) (*conn, error) {
 		return nil, fmt.Errorf("open %s for reading: %w", file, err)
 	}
 	r.SetMaxOpenConns(8)
-	return &conn{w: w, r: r}, nil
+	cp, err := sql.Open("sqlite", uri+pragmas)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open %s for checkpoints: %w", file, err)
+	}
+	cp.SetMaxOpenConns(1)
+	c := &conn{w: w, r: r, cp: cp, stopCP: make(chan struct{}), cpDone: make(chan struct{})}
+	go c.checkpoints()
+	return c, nil
+}
+
+// checkpoints runs passive WAL checkpoints until close.
+func (c *conn) checkpoints() {
+	defer close(c.cpDone)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopCP:
+			return
+		case <-t.C:
+			if _, err := c.cp.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+				slog.Debug("sqlite: background checkpoint", "err", err)
+			}
+		}
+	}
 }
 
 // checkWritable reports, with the operating system's reason, why the
@@ -95,7 +137,9 @@ func checkWritable(file string) error {
 }
 
 func (c *conn) close() error {
-	return errors.Join(c.r.Close(), c.w.Close())
+	c.stopOnce.Do(func() { close(c.stopCP) })
+	<-c.cpDone
+	return errors.Join(c.cp.Close(), c.r.Close(), c.w.Close())
 }
 
 // migrate applies migrations/<schema>/NNNN_name.sql in order, each in its
