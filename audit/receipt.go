@@ -67,7 +67,8 @@ func signReceipts(s note.Signer, claims []*ReceiptClaims) ([]string, error) {
 		payloads[i] = b
 		leaves[i] = rfc6962.DefaultHasher.HashLeaf(b)
 	}
-	root := mth(leaves)
+	paths := make([][][]byte, n)
+	root := tree(leaves, paths)
 	sig, err := s.Sign(receiptMessage(uint64(n), root))
 	if err != nil {
 		return nil, fmt.Errorf("audit: sign receipts: %w", err)
@@ -75,7 +76,11 @@ func signReceipts(s note.Signer, claims []*ReceiptClaims) ([]string, error) {
 	sig64 := base64.RawURLEncoding.EncodeToString(sig)
 	out := make([]string, n)
 	for i := range claims {
-		b, err := json.Marshal(receiptBatch{Index: uint64(i), Size: uint64(n), Root: root, Path: path(i, leaves)})
+		p := paths[i]
+		if p == nil {
+			p = [][]byte{}
+		}
+		b, err := json.Marshal(receiptBatch{Index: uint64(i), Size: uint64(n), Root: root, Path: p})
 		if err != nil {
 			return nil, fmt.Errorf("audit: receipt: %w", err)
 		}
@@ -88,8 +93,10 @@ func receiptMessage(size uint64, root []byte) []byte {
 	return []byte(receiptContext + strconv.FormatUint(size, 10) + "\n" + base64.StdEncoding.EncodeToString(root) + "\n")
 }
 
-// mth is the RFC 6962 Merkle tree hash of leaf hashes.
-func mth(leaves [][]byte) []byte {
+// tree returns the RFC 6962 Merkle tree hash of leaf hashes and appends to
+// paths[i] the inclusion proof of leaf i (§2.1.1), in one pass: every
+// subtree hash is computed once, so the whole batch costs O(n log n).
+func tree(leaves [][]byte, paths [][][]byte) []byte {
 	switch len(leaves) {
 	case 0:
 		return rfc6962.DefaultHasher.EmptyRoot()
@@ -97,19 +104,15 @@ func mth(leaves [][]byte) []byte {
 		return leaves[0]
 	}
 	k := split(len(leaves))
-	return rfc6962.DefaultHasher.HashChildren(mth(leaves[:k]), mth(leaves[k:]))
-}
-
-// path is the RFC 6962 inclusion proof of leaf m (§2.1.1).
-func path(m int, leaves [][]byte) [][]byte {
-	if len(leaves) <= 1 {
-		return [][]byte{}
+	left := tree(leaves[:k], paths[:k])
+	right := tree(leaves[k:], paths[k:])
+	for i := range paths[:k] {
+		paths[i] = append(paths[i], right)
 	}
-	k := split(len(leaves))
-	if m < k {
-		return append(path(m, leaves[:k]), mth(leaves[k:]))
+	for i := range paths[k:] {
+		paths[k+i] = append(paths[k+i], left)
 	}
-	return append(path(m-k, leaves[k:]), mth(leaves[:k]))
+	return rfc6962.DefaultHasher.HashChildren(left, right)
 }
 
 // split is the largest power of two smaller than n (n > 1).
