@@ -171,6 +171,7 @@ type AuditRecord struct {
 	AuthorisationRef string    `json:"authorisationRef,omitempty"`
 	CorrelationID    string    `json:"correlationId,omitempty"`
 	Method           string    `json:"method,omitempty"`
+	Target           string    `json:"target,omitempty"` // path and query asked of the provider
 	Outcome          string    `json:"outcome"`
 	Reason           Reason    `json:"reason"`
 	ProviderStatus   int       `json:"providerStatus,omitempty"`

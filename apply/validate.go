@@ -12,6 +12,7 @@ import (
 
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/personid"
+	"github.com/crossroads-hub/crossroads/pki"
 )
 
 // Problem is one reason a network file cannot be applied.
@@ -152,6 +153,8 @@ func (ps *problems) id(path, register, id string, seen map[string]int, i int) {
 		ps.add(path+".id", "id is required")
 	case !idPattern.MatchString(id):
 		ps.add(path+".id", "%q is not a valid id (1–63 of a-z 0-9 . _ -, starting with a letter or digit)", id)
+	case register == "participants" && id == pki.HubParticipant:
+		ps.add(path+".id", "%q is reserved for the hub itself", id)
 	default:
 		if j, dup := seen[id]; dup {
 			ps.add(path+".id", "duplicate id %q (also %s[%d])", id, register, j)

@@ -131,7 +131,7 @@ func TestIndependentVerifier(t *testing.T) {
 		if err := tlog.CheckRecord(rp, batch.Size, tlog.Hash(batch.Root), batch.Index, tlog.RecordHash(payload)); err != nil {
 			t.Fatalf("receipt of %s: batch path: %v", r.ExchangeID, err)
 		}
-		msg := fmt.Sprintf("crossroads-receipt/v2\n%d\n%s\n", batch.Size, base64.StdEncoding.EncodeToString(batch.Root))
+		msg := fmt.Sprintf("crossroads receipt v2\n%d\n%s\n", batch.Size, base64.StdEncoding.EncodeToString(batch.Root))
 		if !v.Verify([]byte(msg), sig) {
 			t.Fatalf("receipt of %s: bad signature", r.ExchangeID)
 		}

@@ -15,9 +15,10 @@ import (
 )
 
 // receiptContext separates receipt signatures from checkpoint signatures
-// made with the same note key: a checkpoint's second line is a decimal
-// tree size, never this.
-const receiptContext = "crossroads-receipt/v2\n"
+// made with the same note key: a checkpoint's first line is the log's
+// origin, which is the note key's name, and a note key name cannot contain
+// a space; this line does, so no receipt signature is a checkpoint's.
+const receiptContext = "crossroads receipt v2\n"
 
 // ReceiptClaims is what a receipt states: the hub promises that the leaf
 // with LeafHash, committing to the record of ExchangeID, will be in the log
@@ -49,7 +50,7 @@ type receiptBatch struct {
 // with tlog.CheckRecord or any RFC 6962 library); the signature is the
 // log's note key (Ed25519) over
 //
-//	"crossroads-receipt/v2\n" <size> "\n" <base64 root> "\n"
+//	"crossroads receipt v2\n" <size> "\n" <base64 root> "\n"
 //
 // One signature per group commit instead of one per exchange: the path is
 // what makes each receipt checkable on its own, with any RFC 6962 library.

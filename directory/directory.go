@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -151,6 +152,32 @@ func (d *Directory) remove(in crossroads.Integration) {
 func sameIntegration(a, b crossroads.Integration) bool {
 	return a.Person == b.Person && a.Participant == b.Participant && a.Sector == b.Sector &&
 		a.Capacity == b.Capacity && a.From.Equal(b.From)
+}
+
+// Refresh reloads participants, services and authorisations from the store
+// when they differ from memory, so that changes written by another hub
+// node (or an offline apply) reach this one. It reports whether anything
+// changed. Integrations are not refreshed: they follow writes made through
+// this directory (see docs/architecture.md).
+func (d *Directory) Refresh(ctx context.Context) (bool, error) {
+	n, err := d.store.Registers(ctx)
+	if err != nil {
+		return false, fmt.Errorf("refresh registers: %w", err)
+	}
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	if reflect.DeepEqual(normalise(n), normalise(d.regs.Load().net)) {
+		return false, nil
+	}
+	d.regs.Store(index(n))
+	return true, nil
+}
+
+// normalise drops integrations (never part of the snapshot) for comparison.
+func normalise(n *crossroads.Network) crossroads.Network {
+	c := *n
+	c.Integrations = nil
+	return c
 }
 
 // Participant implements policy.View.

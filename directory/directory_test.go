@@ -160,3 +160,34 @@ func BenchmarkDecide(b *testing.B) {
 		b.Fatal("no request was allowed: the benchmark measures only denials")
 	}
 }
+
+// TestRefreshSeesOtherWriters: a change written to the store by someone
+// else (another hub node, an offline apply) reaches the directory.
+func TestRefreshSeesOtherWriters(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	d, err := Open(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Store().Apply(ctx, network()); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := d.Refresh(ctx); err != nil || changed {
+		t.Fatalf("refresh without change: %v %v", changed, err)
+	}
+	n := network()
+	n.Participants[0].Status = crossroads.StatusSuspended
+	if err := store.Apply(ctx, &crossroads.Network{Participants: n.Participants[:1]}); err != nil { // behind the directory's back
+		t.Fatal(err)
+	}
+	if p, _ := d.Participant("ocmw"); p.Status != crossroads.StatusActive {
+		t.Fatal("memory changed before refresh")
+	}
+	if changed, err := d.Refresh(ctx); err != nil || !changed {
+		t.Fatalf("refresh: %v %v", changed, err)
+	}
+	if p, _ := d.Participant("ocmw"); p.Status != crossroads.StatusSuspended {
+		t.Fatalf("suspension not seen after refresh: %s", p.Status)
+	}
+}

@@ -82,9 +82,17 @@ type Handler struct {
 	grants sync.Map // grantKey → *minimise.Grants
 }
 
+// grantKey names compiled grants; the entry remembers which authorisation
+// value it was compiled from, so a reload replaces it (the cache stays
+// bounded by authorisations × services and holds no old snapshot).
 type grantKey struct {
-	a       *crossroads.Authorisation
-	service string
+	authorisation string
+	service       string
+}
+
+type grantEntry struct {
+	from   *crossroads.Authorisation
+	grants *minimise.Grants
 }
 
 // New returns the exchange handler.
@@ -165,16 +173,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.rec.Requester = id
-	if h.cfg.Revocations != nil && h.cfg.Revocations.IsRevoked(pki.SerialHex(cert)) {
-		h.deny(w, r, s, http.StatusForbidden, crossroads.ReasonCertificateRevoked, "the client certificate has been revoked")
+	// Checked on every request, not only at the handshake: a keep-alive
+	// connection must not outlive its certificate's revocation or expiry.
+	if _, _, err := pki.CheckPeer(r.TLS, h.cfg.Revocations, now); err != nil {
+		h.deny(w, r, s, http.StatusForbidden, crossroads.ReasonCertificateRevoked, "the client certificate has been revoked or has expired")
 		return
 	}
-	release, after, ok := h.cfg.Limiter.Acquire(id, "", nil)
-	if !ok {
-		h.rateLimited(w, r, s, after)
-		return
-	}
-	defer release()
 
 	// validate
 	if status, reason, detail := h.validate(r, s); reason != "" {
@@ -188,6 +192,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}, now)
 	if d.Authorisation != nil {
 		s.rec.AuthorisationID, s.rec.AuthorisationRef = d.Authorisation.ID, d.Authorisation.Reference
+	}
+	if d.Allowed && s.svc == nil {
+		// The service was registered between validation and decision: take
+		// it now, or refuse if it has gone again.
+		svc, ok := h.cfg.Directory.Service(s.rec.Service)
+		if !ok {
+			d = crossroads.Decision{Reason: crossroads.ReasonUnknownService}
+		} else {
+			s.svc, s.rec.Provider = svc, svc.Provider
+		}
 	}
 	if !d.Allowed {
 		status := http.StatusForbidden
@@ -253,6 +267,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.cfg.Metrics.observe(s, crossroads.OutcomeAllowed, crossroads.ReasonAllowed, h.cfg.Now())
 }
 
+// transportError strips the URL (which may hold a person id) from a client
+// error before it is logged.
+func transportError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
 func peerCert(r *http.Request) *x509.Certificate {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return nil
@@ -287,6 +311,12 @@ func (h *Handler) validate(r *http.Request, s *state) (int, crossroads.Reason, s
 	if strings.ContainsAny(s.query, "\r\n\x00") {
 		return http.StatusBadRequest, crossroads.ReasonInvalidPath, "the query has control characters"
 	}
+	// The record names what was asked of the provider (it is encrypted at
+	// rest), so the trail shows the request, not only the declared subject.
+	s.rec.Target = "/" + path
+	if s.query != "" {
+		s.rec.Target += "?" + s.query
+	}
 
 	purpose := r.Header.Get(HeaderPurpose)
 	if purpose == "" {
@@ -319,7 +349,7 @@ func (h *Handler) validate(r *http.Request, s *state) (int, crossroads.Reason, s
 		s.svc = svc
 		s.rec.Provider = svc.Provider
 	}
-	if subj := r.Header.Get(HeaderSubject); subj != "" {
+	if subj := r.Header.Get(HeaderSubject); subj != "" && (!known || svc.ConcernsPerson) {
 		canon, err := h.cfg.Scheme.Canonical(subj)
 		if err != nil {
 			return http.StatusBadRequest, crossroads.ReasonInvalidSubject, "Crossroads-Subject is not a valid person identifier of the network's scheme (" + h.cfg.Scheme.Name() + ")"
@@ -462,7 +492,7 @@ func (h *Handler) forward(ctx context.Context, s *state) (*providerResponse, int
 			return nil, http.StatusGatewayTimeout, crossroads.ReasonProviderTimeout
 		}
 		h.cfg.Metrics.providerError(s.rec.Service, "unreachable")
-		h.cfg.Logger.Warn("provider unreachable", "exchange", s.rec.ExchangeID, "service", s.rec.Service, "err", err)
+		h.cfg.Logger.Warn("provider unreachable", "exchange", s.rec.ExchangeID, "service", s.rec.Service, "err", transportError(err))
 		return nil, http.StatusBadGateway, crossroads.ReasonProviderUnreachable
 	}
 	defer resp.Body.Close()
@@ -499,17 +529,19 @@ func (h *Handler) forward(ctx context.Context, s *state) (*providerResponse, int
 // minimise keeps only the granted fields; false when the response cannot
 // pass (non-JSON without a whole-payload grant, or JSON that is not JSON).
 func (h *Handler) minimise(s *state, d crossroads.Decision, resp *providerResponse) ([]byte, bool) {
-	k := grantKey{d.Authorisation, s.rec.Service}
-	gv, ok := h.grants.Load(k)
-	if !ok {
-		g, err := minimise.Compile(d.Fields)
+	k := grantKey{d.Authorisation.ID, s.rec.Service}
+	var g *minimise.Grants
+	if v, ok := h.grants.Load(k); ok && v.(grantEntry).from == d.Authorisation {
+		g = v.(grantEntry).grants
+	} else {
+		compiled, err := minimise.Compile(d.Fields)
 		if err != nil {
 			h.cfg.Logger.Error("authorisation has a bad field grant", "authorisation", d.Authorisation.ID, "err", err)
 			return nil, false
 		}
-		gv, _ = h.grants.LoadOrStore(k, g)
+		h.grants.Store(k, grantEntry{from: d.Authorisation, grants: compiled})
+		g = compiled
 	}
-	g := gv.(*minimise.Grants)
 	if !isJSON(resp.ctype) {
 		if g.Whole() {
 			return resp.body, true

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/problem"
 )
 
@@ -39,6 +40,10 @@ func (a *API) signCSR(w http.ResponseWriter, r *http.Request) {
 	}
 	var b csrBody
 	if !decodeJSON(w, r, &b) {
+		return
+	}
+	if b.Participant == pki.HubParticipant {
+		problem.Error(w, http.StatusForbidden, "forbidden", "the hub's identity is not issued through the API")
 		return
 	}
 	if _, ok := a.cfg.Directory.Participant(b.Participant); !ok {

@@ -9,6 +9,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -130,7 +131,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			a.cfg.Logger.Error("handler panic", "path", r.URL.Path, "panic", v)
+			a.cfg.Logger.Error("handler panic", "route", r.Pattern, "panic", v)
 			problem.Error(w, http.StatusInternalServerError, "internal-error", "")
 		}
 	}()
@@ -192,12 +193,11 @@ func (a *API) authenticate(r *http.Request) (*crossroads.Participant, int, cross
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return nil, http.StatusUnauthorized, crossroads.ReasonCertificateError, "a client certificate of the network CA is required"
 	}
-	cert := r.TLS.PeerCertificates[0]
-	if a.cfg.Revocations != nil && a.cfg.Revocations.IsRevoked(pki.SerialHex(cert)) {
-		return nil, http.StatusForbidden, crossroads.ReasonCertificateRevoked, "the client certificate has been revoked"
-	}
-	id, err := pki.ParticipantID(cert)
-	if err != nil {
+	id, _, err := pki.CheckPeer(r.TLS, a.cfg.Revocations, a.cfg.Now())
+	switch {
+	case errors.Is(err, pki.ErrRevoked), errors.Is(err, pki.ErrExpired):
+		return nil, http.StatusForbidden, crossroads.ReasonCertificateRevoked, "the client certificate has been revoked or has expired"
+	case err != nil:
 		return nil, http.StatusUnauthorized, crossroads.ReasonCertificateError, "the client certificate names no participant"
 	}
 	p, ok := a.cfg.Directory.Participant(id)

@@ -57,10 +57,20 @@ func (a *API) listAuthorisations(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
+	// The public catalogue says what exists and who provides it; the
+	// providers' internal endpoints are for operators (/v1/admin/network).
+	type publicService struct {
+		ID             string   `json:"id"`
+		Provider       string   `json:"provider"`
+		Description    string   `json:"description,omitempty"`
+		Classification int      `json:"classification"`
+		Fields         []string `json:"fields"`
+		ConcernsPerson bool     `json:"concernsPerson"`
+	}
 	n := a.cfg.Directory.Snapshot()
-	out := n.Services
-	if out == nil {
-		out = []crossroads.Service{}
+	out := make([]publicService, 0, len(n.Services))
+	for _, s := range n.Services {
+		out = append(out, publicService{s.ID, s.Provider, s.Description, s.Classification, s.Fields, s.ConcernsPerson})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"services": out})
 }

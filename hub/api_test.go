@@ -13,9 +13,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crossroads-hub/crossroads/demo"
 	"github.com/crossroads-hub/crossroads/personid"
+	"github.com/crossroads-hub/crossroads/pki"
 )
 
 func do(t *testing.T, cl *http.Client, method, url, ctype, body string) (int, []byte) {
@@ -181,5 +183,49 @@ func TestCSRIssuance(t *testing.T) {
 	}
 	if st, _ := do(t, r.Clients.Client(demo.Operator), "POST", r.Base+"/v1/admin/certificates", "application/json", `{"participant":"ocmw-gent","csr":"garbage"}`); st != 422 {
 		t.Fatalf("garbage CSR: %d", st)
+	}
+}
+
+// TestHubIdentityIsReserved: nobody gets a certificate naming the hub, so
+// nobody can sign requests or seals as the hub.
+func TestHubIdentityIsReserved(t *testing.T) {
+	r := start(t)
+	ops := r.Clients.Client(demo.Operator)
+	if st, b := do(t, ops, "POST", r.Base+"/v1/admin/apply", "application/yaml", "participants:\n  - {id: hub, name: Fake hub, kind: institution, status: active}\n"); st != 422 {
+		t.Fatalf("registering participant hub: %d %s", st, b)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	body, _ := json.Marshal(map[string]string{"participant": "hub", "csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))})
+	if st, b := do(t, ops, "POST", r.Base+"/v1/admin/certificates", "application/json", string(body)); st != 403 {
+		t.Fatalf("issuing a hub certificate: %d %s", st, b)
+	}
+}
+
+// TestExpiryCheckedPerRequest: a keep-alive connection does not outlive its
+// certificate.
+func TestExpiryCheckedPerRequest(t *testing.T) {
+	r := start(t)
+	certPEM, keyPEM, rec, err := r.Hub.CA.Issue(pki.IssueRequest{Participant: demo.OCMW, Validity: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Hub.Registers.RecordCertificate(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	pair, _ := pki.LoadKeyPair(certPEM, keyPEM)
+	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: pki.ClientTLSConfig(r.Hub.CA.Pool(), pair), MaxIdleConnsPerHost: 1}}
+	if st, _ := do(t, cl, "GET", r.Base+"/v1/integrations", "", ""); st != 200 {
+		t.Fatalf("fresh certificate: %d", st)
+	}
+	time.Sleep(time.Until(pair.Leaf.NotAfter) + 200*time.Millisecond)
+	req, _ := http.NewRequest("GET", r.Base+"/v1/integrations", nil)
+	resp, err := cl.Do(req) // same connection, kept alive
+	if err != nil {
+		t.Fatalf("the kept-alive connection was not reused: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("expired certificate on a kept-alive connection: %d", resp.StatusCode)
 	}
 }

@@ -362,6 +362,30 @@ func (h *Hub) witnessClient() *http.Client {
 	}
 }
 
+// registerRefresh is how often the hub rereads the registers written by
+// other nodes or an offline apply.
+const registerRefresh = 2 * time.Second
+
+// refreshRegisters keeps the in-memory registers in step with the store.
+func (h *Hub) refreshRegisters(ctx context.Context) {
+	t := time.NewTicker(registerRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			changed, err := h.Directory.Refresh(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				h.log.Warn("registers refresh", "err", err)
+			case changed:
+				h.log.Info("registers changed in the store; reloaded")
+			}
+		}
+	}
+}
+
 // revoked closes the connections of newly revoked certificates.
 func (h *Hub) revoked(serials []string) {
 	if n := h.Tracker.CloseSerial(serials...); n > 0 {
@@ -385,6 +409,7 @@ func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go h.Revs.Watch(watchCtx, h.Registers, h.cfg.RevocationPoll, h.revoked)
+	go h.refreshRegisters(watchCtx)
 	var jobs sync.WaitGroup
 	defer func() { stopWatch(); jobs.Wait() }()
 	h.startAuditJobs(watchCtx, &jobs)

@@ -72,6 +72,9 @@ func runCA(ctx context.Context, args []string) error {
 		if *participant == "" {
 			return errors.New("--participant is required")
 		}
+		if *participant == pki.HubParticipant {
+			return errors.New("the participant id \"hub\" is reserved: the hub issues its own certificate")
+		}
 		ca, regs, err := openCA(ctx, *dir, *passEnv, *passFile)
 		if err != nil {
 			return err

@@ -202,9 +202,8 @@ func (s *AuditStore) MarkIntegrated(ctx context.Context, marks []audit.Mark) (er
 		return fmt.Errorf("audit mark: %w", err)
 	}
 	defer c.Close()
-	if _, err := c.ExecContext(ctx, `PRAGMA synchronous = OFF`); err != nil {
-		return fmt.Errorf("audit mark: %w", err)
-	}
+	// Restore (or discard the connection) however the next statement ends:
+	// it may fail after taking effect.
 	defer func() {
 		if _, rerr := c.ExecContext(context.Background(), `PRAGMA synchronous = FULL`); rerr != nil {
 			// Never hand back a connection that would commit records
@@ -213,6 +212,9 @@ func (s *AuditStore) MarkIntegrated(ctx context.Context, marks []audit.Mark) (er
 			err = errors.Join(err, fmt.Errorf("audit mark: restore synchronous: %w", rerr))
 		}
 	}()
+	if _, err := c.ExecContext(ctx, `PRAGMA synchronous = OFF`); err != nil {
+		return fmt.Errorf("audit mark: %w", err)
+	}
 	tx, err := c.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("audit mark: %w", err)
