@@ -229,3 +229,21 @@ func TestExpiryCheckedPerRequest(t *testing.T) {
 		t.Fatalf("expired certificate on a kept-alive connection: %d", resp.StatusCode)
 	}
 }
+
+// TestAuditorSearchBySubject: an auditor finds a person's exchanges however
+// the identifier is written, and a malformed one is refused.
+func TestAuditorSearchBySubject(t *testing.T) {
+	r := start(t)
+	p := r.People[0]
+	if resp, _, err := r.Clients.Exchange(context.Background(), demo.OCMW, demo.ServicePerson, "persons/"+p.INSZ, "social-aid", p.INSZ); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("exchange: %v", err)
+	}
+	dotted := p.INSZ[:2] + "." + p.INSZ[2:4] + "." + p.INSZ[4:6] + "-" + p.INSZ[6:9] + "." + p.INSZ[9:]
+	st, b := do(t, r.Clients.Client(demo.Operator), "GET", r.Base+"/v1/audit/records?subject="+dotted, "", "")
+	if st != 200 || !strings.Contains(string(b), p.INSZ) {
+		t.Fatalf("search by %s: %d %s", dotted, st, b)
+	}
+	if st, _ := do(t, r.Clients.Client(demo.Operator), "GET", r.Base+"/v1/audit/records?subject=123", "", ""); st != 400 {
+		t.Fatalf("malformed subject: %d", st)
+	}
+}

@@ -12,9 +12,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/citizen"
 	"github.com/crossroads-hub/crossroads/httpapi"
+	"github.com/crossroads-hub/crossroads/problem"
 	"github.com/crossroads-hub/crossroads/siem"
 )
 
@@ -28,7 +30,7 @@ func (h *Hub) auditRoutes() []httpapi.Route {
 	return []httpapi.Route{
 		{Method: "GET", Pattern: "/v1/log/", Access: httpapi.Public, Handler: h.Trail.LogHandler()},
 		{Method: "GET", Pattern: "/v1/audit/proofs/{exchangeId}", Access: httpapi.Participant, Handler: h.Trail.ProofHandler()},
-		{Method: "GET", Pattern: "/v1/audit/records", Access: httpapi.Auditor, Handler: h.Trail.RecordsHandler()},
+		{Method: "GET", Pattern: "/v1/audit/records", Access: httpapi.Auditor, Handler: h.canonicalSubject(h.Trail.RecordsHandler())},
 		{Method: "GET", Pattern: citizen.Path, Access: httpapi.Public, Handler: h.citizen},
 	}
 }
@@ -107,4 +109,25 @@ func (h *Hub) startAuditJobs(ctx context.Context, jobs *sync.WaitGroup) {
 			}
 		})
 	}
+}
+
+// canonicalSubject writes the subject of an auditor's search in the
+// network's canonical form ("85.07.30-033.28" → "85073003328"): the trail
+// finds subjects through a blind index of the canonical form, so any other
+// spelling would silently find nothing.
+func (h *Hub) canonicalSubject(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if v := q.Get("subject"); v != "" {
+			c, err := h.Scheme.Canonical(v)
+			if err != nil {
+				problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidSubject, "subject is not a valid person identifier of the network's scheme")
+				return
+			}
+			q.Set("subject", c)
+			r = r.Clone(r.Context())
+			r.URL.RawQuery = q.Encode()
+		}
+		next.ServeHTTP(w, r)
+	})
 }
