@@ -179,6 +179,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.deny(w, r, s, http.StatusForbidden, crossroads.ReasonCertificateRevoked, "the client certificate has been revoked or has expired")
 		return
 	}
+	release, after, ok := h.cfg.Limiter.Acquire(id, "", nil)
+	if !ok {
+		h.rateLimited(w, r, s, after)
+		return
+	}
+	defer release()
 
 	// validate
 	if status, reason, detail := h.validate(r, s); reason != "" {
