@@ -6,6 +6,7 @@ package crossroads
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -238,6 +239,20 @@ type Certificate struct {
 	RevokedAt        time.Time `json:"revokedAt,omitzero"` // zero when not revoked
 	RevocationReason string    `json:"revocationReason,omitempty"`
 	PEM              string    `json:"pem,omitempty"`
+}
+
+// ValidSerial checks a certificate serial's form: 1 to 128 lowercase hex
+// digits, no separators (as pki.SerialHex writes it).
+func ValidSerial(s string) error {
+	if s == "" || len(s) > 128 {
+		return fmt.Errorf("%w: certificate serial must be 1 to 128 hex digits", ErrInvalid)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return fmt.Errorf("%w: certificate serial must be lowercase hex without separators", ErrInvalid)
+		}
+	}
+	return nil
 }
 
 // CertificateStore records issued certificates and their revocation.

@@ -10,24 +10,12 @@ import (
 	"github.com/crossroads-hub/crossroads"
 )
 
-func validSerial(s string) error {
-	if s == "" || len(s) > 128 {
-		return fmt.Errorf("%w: certificate serial must be 1 to 128 hex digits", crossroads.ErrInvalid)
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return fmt.Errorf("%w: certificate serial must be lowercase hex without separators", crossroads.ErrInvalid)
-		}
-	}
-	return nil
-}
-
 // RecordCertificate implements crossroads.CertificateStore. Recording the
 // same certificate again is a no-op; recording a different certificate
 // under a known serial fails with crossroads.ErrConflict. Revocation fields
 // of c are ignored: revoke with RevokeCertificate.
 func (s *Registers) RecordCertificate(ctx context.Context, c crossroads.Certificate) error {
-	if err := validSerial(c.Serial); err != nil {
+	if err := crossroads.ValidSerial(c.Serial); err != nil {
 		return fmt.Errorf("record certificate: %w", err)
 	}
 	nb, err1 := encTime(c.NotBefore)
@@ -65,7 +53,7 @@ func (s *Registers) RecordCertificate(ctx context.Context, c crossroads.Certific
 
 // RevokeCertificate implements crossroads.CertificateStore.
 func (s *Registers) RevokeCertificate(ctx context.Context, serial string, at time.Time, reason string) error {
-	if err := validSerial(serial); err != nil {
+	if err := crossroads.ValidSerial(serial); err != nil {
 		return fmt.Errorf("revoke certificate: %w", err)
 	}
 	if at.IsZero() {
