@@ -221,6 +221,21 @@ type RegisterStore interface {
 	Integrations(ctx context.Context, participant, person string) ([]Integration, error)
 	// EachIntegration streams every integration (to build the in-memory index at start).
 	EachIntegration(ctx context.Context, fn func(Integration) error) error
+	// IntegrationChanges returns, in order, up to limit changes to the
+	// person directory recorded after sequence number after (0: from the
+	// start), whoever wrote them: how hub nodes sharing a store learn each
+	// other's writes. Sequence numbers follow commit order.
+	IntegrationChanges(ctx context.Context, after int64, limit int) ([]IntegrationChange, error)
+	// LastIntegrationChange is the sequence number of the latest change (0: none).
+	LastIntegrationChange(ctx context.Context) (int64, error)
+}
+
+// IntegrationChange is one write to the person directory: the integration
+// as it is after the change, or as it was before a deletion.
+type IntegrationChange struct {
+	Seq         int64
+	Integration Integration
+	Deleted     bool
 }
 
 // Common errors. Wrap them; test with errors.Is.

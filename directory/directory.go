@@ -26,6 +26,7 @@ type Directory struct {
 	regs  atomic.Pointer[registers]
 
 	writeMu sync.Mutex // serialises writes so memory follows the store's order
+	changes int64      // the store's integration change feed, applied up to here
 	seed    maphash.Seed
 	shards  [shardCount]shard
 }
@@ -57,7 +58,15 @@ func Open(ctx context.Context, store crossroads.RegisterStore) (*Directory, erro
 	if err := d.reloadRegisters(ctx); err != nil {
 		return nil, err
 	}
-	err := store.EachIntegration(ctx, func(in crossroads.Integration) error {
+	// The feed position is taken before the integrations are read: a change
+	// made in between is then both loaded and replayed, which is harmless
+	// (replays are idempotent and in order); none can be missed.
+	last, err := store.LastIntegrationChange(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load integrations: %w", err)
+	}
+	d.changes = last
+	err = store.EachIntegration(ctx, func(in crossroads.Integration) error {
 		d.put(in)
 		return nil
 	})
@@ -171,6 +180,33 @@ func (d *Directory) Refresh(ctx context.Context) (bool, error) {
 	}
 	d.regs.Store(index(n))
 	return true, nil
+}
+
+// RefreshIntegrations applies, in order, the changes to the person directory
+// recorded in the store since the last call, whoever wrote them (another
+// hub node, an offline apply). It returns how many it applied.
+func (d *Directory) RefreshIntegrations(ctx context.Context) (int, error) {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	n := 0
+	for {
+		batch, err := d.store.IntegrationChanges(ctx, d.changes, 1000)
+		if err != nil {
+			return n, fmt.Errorf("refresh integrations: %w", err)
+		}
+		for _, c := range batch {
+			if c.Deleted {
+				d.remove(c.Integration)
+			} else {
+				d.put(c.Integration)
+			}
+			d.changes = c.Seq
+		}
+		n += len(batch)
+		if len(batch) < 1000 {
+			return n, nil
+		}
+	}
 }
 
 // normalise drops integrations (never part of the snapshot) for comparison.
@@ -299,6 +335,16 @@ func (w writeThrough) DeleteIntegration(ctx context.Context, in crossroads.Integ
 // Integrations implements crossroads.RegisterStore (listing from the store).
 func (w writeThrough) Integrations(ctx context.Context, participant, person string) ([]crossroads.Integration, error) {
 	return w.d.store.Integrations(ctx, participant, person)
+}
+
+// IntegrationChanges implements crossroads.RegisterStore.
+func (w writeThrough) IntegrationChanges(ctx context.Context, after int64, limit int) ([]crossroads.IntegrationChange, error) {
+	return w.d.store.IntegrationChanges(ctx, after, limit)
+}
+
+// LastIntegrationChange implements crossroads.RegisterStore.
+func (w writeThrough) LastIntegrationChange(ctx context.Context) (int64, error) {
+	return w.d.store.LastIntegrationChange(ctx)
 }
 
 // EachIntegration implements crossroads.RegisterStore.

@@ -191,3 +191,58 @@ func TestRefreshSeesOtherWriters(t *testing.T) {
 		t.Fatalf("suspension not seen after refresh: %s", p.Status)
 	}
 }
+
+// TestRefreshIntegrationsFollowsOtherNodes: two directories over one store
+// (two hub nodes): what one writes, the other decides on after a refresh.
+func TestRefreshIntegrationsFollowsOtherNodes(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	a, err := Open(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store().Apply(ctx, network()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	person := personid.Make("850730", 77, false)
+	in := crossroads.Integration{Person: person, Participant: "ocmw", Sector: "s", Capacity: "c", From: t0}
+	q := policy.Request{Requester: "ocmw", Service: "person", Purpose: "aid", Subject: person}
+	now := t0.Add(time.Hour)
+
+	if err := a.Store().PutIntegration(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if got := policy.Decide(b, q, now); got.Allowed {
+		t.Fatal("node b allowed before learning of the integration")
+	}
+	if n, err := b.RefreshIntegrations(ctx); err != nil || n == 0 {
+		t.Fatalf("refresh: %d %v", n, err)
+	}
+	if got := policy.Decide(b, q, now); !got.Allowed {
+		t.Fatalf("node b after refresh: %s", got.Reason)
+	}
+	// An ended file must stop exchanges on every node.
+	if err := a.Store().DeleteIntegration(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RefreshIntegrations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := policy.Decide(b, q, now); got.Reason != crossroads.ReasonNoIntegration {
+		t.Fatalf("node b after the deletion: %s", got.Reason)
+	}
+	if n, err := b.RefreshIntegrations(ctx); err != nil || n != 0 {
+		t.Fatalf("idle refresh applied %d (%v)", n, err)
+	}
+	// a replays its own writes harmlessly.
+	if _, err := a.RefreshIntegrations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := policy.Decide(a, q, now); got.Reason != crossroads.ReasonNoIntegration {
+		t.Fatalf("node a after replaying its own writes: %s", got.Reason)
+	}
+}

@@ -362,9 +362,10 @@ func (h *Hub) witnessClient() *http.Client {
 	}
 }
 
-// registerRefresh is how often the hub rereads the registers written by
-// other nodes or an offline apply.
-const registerRefresh = 2 * time.Second
+// registerRefresh is how often the hub rereads the registers, and the
+// person directory's change feed, written by other nodes or an offline
+// apply.
+const registerRefresh = time.Second
 
 // refreshRegisters keeps the in-memory registers in step with the store.
 func (h *Hub) refreshRegisters(ctx context.Context) {
@@ -381,6 +382,9 @@ func (h *Hub) refreshRegisters(ctx context.Context) {
 				h.log.Warn("registers refresh", "err", err)
 			case changed:
 				h.log.Info("registers changed in the store; reloaded")
+			}
+			if _, err := h.Directory.RefreshIntegrations(ctx); err != nil && ctx.Err() == nil {
+				h.log.Warn("person directory refresh", "err", err)
 			}
 		}
 	}

@@ -62,6 +62,7 @@ func TestRegisterStore(t *testing.T, open func(t *testing.T) interface {
 		{"IntegrationFilters", testIntegrationFilters},
 		{"IntegrationPutDelete", testIntegrationPutDelete},
 		{"IntegrationRejects", testIntegrationRejects},
+		{"IntegrationChanges", testIntegrationChanges},
 		{"EachIntegration", testEachIntegration},
 		{"Certificates", testCertificates},
 		{"RevocationCursor", testRevocationCursor},
@@ -468,6 +469,60 @@ func testIntegrationPutDelete(t *testing.T, open func(*testing.T) Store) {
 	}
 	if err := s.DeleteIntegration(ctx, crossroads.Integration{Person: "nobody", Participant: "p1", Sector: "1", Capacity: "c", From: t0}); !errors.Is(err, crossroads.ErrNotFound) {
 		t.Errorf("DeleteIntegration of unknown = %v, want ErrNotFound", err)
+	}
+}
+
+// testIntegrationChanges: every write to the person directory, by any
+// path, appears in the change feed in order, with what it changed.
+func testIntegrationChanges(t *testing.T, open func(*testing.T) Store) {
+	s := open(t)
+	mustApply(t, s, directoryFixture())
+	start, err := s.LastIntegrationChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := crossroads.Integration{Person: "00000000009", Participant: "p3", Sector: "5", Capacity: "patient", From: t1}
+	if err := s.PutIntegration(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	updated := in
+	updated.To = t2
+	if err := s.Apply(ctx, &crossroads.Network{Integrations: []crossroads.Integration{updated}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteIntegration(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := s.IntegrationChanges(ctx, start, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type step struct {
+		deleted bool
+		to      time.Time
+	}
+	want := []step{{false, time.Time{}}, {true, time.Time{}}, {false, t2}, {true, t2}} // insert; update = old out, new in; delete
+	if len(changes) != len(want) {
+		t.Fatalf("%d changes, want %d: %+v", len(changes), len(want), changes)
+	}
+	for i, c := range changes {
+		if i > 0 && c.Seq <= changes[i-1].Seq {
+			t.Fatalf("sequence not increasing: %+v", changes)
+		}
+		if c.Deleted != want[i].deleted || !c.Integration.To.Equal(want[i].to) || !c.Integration.From.Equal(t1) ||
+			c.Integration.Person != in.Person || c.Integration.Participant != in.Participant {
+			t.Errorf("change %d = %+v, want deleted=%v to=%v", i, c, want[i].deleted, want[i].to)
+		}
+	}
+	last, err := s.LastIntegrationChange(ctx)
+	if err != nil || last != changes[len(changes)-1].Seq {
+		t.Fatalf("LastIntegrationChange = %d, %v; want %d", last, err, changes[len(changes)-1].Seq)
+	}
+	if more, err := s.IntegrationChanges(ctx, last, 100); err != nil || len(more) != 0 {
+		t.Fatalf("changes after the last: %v %v", more, err)
+	}
+	if page, err := s.IntegrationChanges(ctx, start, 2); err != nil || len(page) != 2 || page[0].Seq != changes[0].Seq {
+		t.Fatalf("limit: %v %v", page, err)
 	}
 }
 
