@@ -206,7 +206,7 @@ func TestHubIdentityIsReserved(t *testing.T) {
 // certificate.
 func TestExpiryCheckedPerRequest(t *testing.T) {
 	r := start(t)
-	certPEM, keyPEM, rec, err := r.Hub.CA.Issue(pki.IssueRequest{Participant: demo.OCMW, Validity: 2 * time.Second})
+	certPEM, keyPEM, rec, err := r.Hub.CA.Issue(pki.IssueRequest{Participant: demo.OCMW, Validity: 4 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
