@@ -228,6 +228,9 @@ type RegisterStore interface {
 	IntegrationChanges(ctx context.Context, after int64, limit int) ([]IntegrationChange, error)
 	// LastIntegrationChange is the sequence number of the latest change (0: none).
 	LastIntegrationChange(ctx context.Context) (int64, error)
+	// PruneIntegrationChanges drops changes recorded before the given time
+	// and returns how many it dropped.
+	PruneIntegrationChanges(ctx context.Context, before time.Time) (int64, error)
 }
 
 // IntegrationChange is one write to the person directory: the integration

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/crossroads-hub/crossroads"
 )
@@ -209,6 +210,37 @@ func (d *Directory) RefreshIntegrations(ctx context.Context) (int, error) {
 	}
 }
 
+// ReloadIntegrations rebuilds the person directory from the store, for a
+// node that fell behind the change feed's retention.
+func (d *Directory) ReloadIntegrations(ctx context.Context) error {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	last, err := d.store.LastIntegrationChange(ctx)
+	if err != nil {
+		return fmt.Errorf("reload integrations: %w", err)
+	}
+	fresh := make([]map[key][]crossroads.Integration, shardCount)
+	for i := range fresh {
+		fresh[i] = make(map[key][]crossroads.Integration)
+	}
+	err = d.store.EachIntegration(ctx, func(in crossroads.Integration) error {
+		m := fresh[maphash.String(d.seed, in.Person)%shardCount]
+		k := key{in.Person, in.Participant}
+		m[k] = append(m[k], in)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reload integrations: %w", err)
+	}
+	for i := range d.shards {
+		d.shards[i].mu.Lock()
+		d.shards[i].m = fresh[i]
+		d.shards[i].mu.Unlock()
+	}
+	d.changes = last
+	return nil
+}
+
 // normalise drops integrations (never part of the snapshot) for comparison.
 func normalise(n *crossroads.Network) crossroads.Network {
 	c := *n
@@ -340,6 +372,11 @@ func (w writeThrough) Integrations(ctx context.Context, participant, person stri
 // IntegrationChanges implements crossroads.RegisterStore.
 func (w writeThrough) IntegrationChanges(ctx context.Context, after int64, limit int) ([]crossroads.IntegrationChange, error) {
 	return w.d.store.IntegrationChanges(ctx, after, limit)
+}
+
+// PruneIntegrationChanges implements crossroads.RegisterStore.
+func (w writeThrough) PruneIntegrationChanges(ctx context.Context, before time.Time) (int64, error) {
+	return w.d.store.PruneIntegrationChanges(ctx, before)
 }
 
 // LastIntegrationChange implements crossroads.RegisterStore.

@@ -246,3 +246,33 @@ func TestRefreshIntegrationsFollowsOtherNodes(t *testing.T) {
 		t.Fatalf("node a after replaying its own writes: %s", got.Reason)
 	}
 }
+
+// TestReloadIntegrations: a node that fell behind the change feed's
+// retention rebuilds its person directory whole.
+func TestReloadIntegrations(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	a, _ := Open(ctx, store)
+	if err := a.Store().Apply(ctx, network()); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Open(ctx, store)
+	person := personid.Make("850730", 78, false)
+	in := crossroads.Integration{Person: person, Participant: "ocmw", Sector: "s", Capacity: "c", From: t0}
+	if err := a.Store().PutIntegration(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	// The feed is pruned before b reads it: b would never learn of the change.
+	if _, err := store.PruneIntegrationChanges(ctx, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := b.RefreshIntegrations(ctx); n != 0 || len(b.Integrations(person, "ocmw")) != 0 {
+		t.Fatal("the pruned change reached b through the feed")
+	}
+	if err := b.ReloadIntegrations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Integrations(person, "ocmw"); len(got) != 1 {
+		t.Fatalf("after reload: %v", got)
+	}
+}

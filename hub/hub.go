@@ -364,27 +364,53 @@ func (h *Hub) witnessClient() *http.Client {
 
 // registerRefresh is how often the hub rereads the registers, and the
 // person directory's change feed, written by other nodes or an offline
-// apply.
-const registerRefresh = time.Second
+// apply. The feed keeps changes for changeRetention; a node whose refresh
+// has failed for half that long reloads the directory whole instead.
+const (
+	registerRefresh = time.Second
+	changeRetention = time.Hour
+	pruneEvery      = 10 * time.Minute
+)
 
 // refreshRegisters keeps the in-memory registers in step with the store.
 func (h *Hub) refreshRegisters(ctx context.Context) {
 	t := time.NewTicker(registerRefresh)
 	defer t.Stop()
+	lastOK, lastPrune := time.Now(), time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			changed, err := h.Directory.Refresh(ctx)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				h.log.Warn("registers refresh", "err", err)
-			case changed:
-				h.log.Info("registers changed in the store; reloaded")
+		}
+		changed, err := h.Directory.Refresh(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			h.log.Warn("registers refresh", "err", err)
+		case changed:
+			h.log.Info("registers changed in the store; reloaded")
+		}
+		if time.Since(lastOK) > changeRetention/2 {
+			err = h.Directory.ReloadIntegrations(ctx)
+			if err == nil {
+				h.log.Info("person directory reloaded whole after a long gap")
 			}
-			if _, err := h.Directory.RefreshIntegrations(ctx); err != nil && ctx.Err() == nil {
+		} else {
+			_, err = h.Directory.RefreshIntegrations(ctx)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
 				h.log.Warn("person directory refresh", "err", err)
+			}
+			continue
+		}
+		lastOK = time.Now()
+		if time.Since(lastPrune) > pruneEvery {
+			lastPrune = time.Now()
+			if n, err := h.Registers.PruneIntegrationChanges(ctx, lastPrune.Add(-changeRetention)); err != nil {
+				h.log.Warn("prune the person directory's change feed", "err", err)
+			} else if n > 0 {
+				h.log.Info("person directory change feed pruned", "changes", n)
 			}
 		}
 	}

@@ -46,3 +46,12 @@ func (s *Registers) LastIntegrationChange(ctx context.Context) (int64, error) {
 	}
 	return seq, nil
 }
+
+// PruneIntegrationChanges implements crossroads.RegisterStore.
+func (s *Registers) PruneIntegrationChanges(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM integration_changes WHERE at < $1`, before)
+	if err != nil {
+		return 0, fmt.Errorf("prune integration changes: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/crossroads-hub/crossroads"
 )
@@ -48,4 +49,17 @@ func (s *Registers) LastIntegrationChange(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("last integration change: %w", err)
 	}
 	return seq, nil
+}
+
+// PruneIntegrationChanges implements crossroads.RegisterStore.
+func (s *Registers) PruneIntegrationChanges(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.c.w.ExecContext(ctx, `DELETE FROM integration_changes WHERE at < ?`, before.Unix())
+	if err != nil {
+		return 0, fmt.Errorf("prune integration changes: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune integration changes: %w", err)
+	}
+	return n, nil
 }

@@ -524,6 +524,16 @@ func testIntegrationChanges(t *testing.T, open func(*testing.T) Store) {
 	if page, err := s.IntegrationChanges(ctx, start, 2); err != nil || len(page) != 2 || page[0].Seq != changes[0].Seq {
 		t.Fatalf("limit: %v %v", page, err)
 	}
+	// Pruning drops what was recorded before the given time, and only that.
+	if n, err := s.PruneIntegrationChanges(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("pruning recent changes: %d %v", n, err)
+	}
+	if n, err := s.PruneIntegrationChanges(ctx, time.Now().Add(time.Hour)); err != nil || n < int64(len(changes)) {
+		t.Fatalf("pruning everything: %d %v", n, err)
+	}
+	if rest, err := s.IntegrationChanges(ctx, 0, 100); err != nil || len(rest) != 0 {
+		t.Fatalf("after pruning: %v %v", rest, err)
+	}
 }
 
 func testIntegrationRejects(t *testing.T, open func(*testing.T) Store) {

@@ -16,7 +16,8 @@ CREATE TABLE integration_changes (
 	valid_from_ns smallint NOT NULL,
 	valid_to      timestamptz,
 	valid_to_ns   smallint,
-	deleted       boolean NOT NULL
+	deleted       boolean NOT NULL,
+	at            timestamptz NOT NULL DEFAULT now() -- for pruning
 );
 
 CREATE FUNCTION integration_changed() RETURNS trigger LANGUAGE plpgsql AS $$
