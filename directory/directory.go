@@ -159,6 +159,15 @@ func (d *Directory) remove(in crossroads.Integration) {
 	s.mu.Unlock()
 }
 
+// identity is what names an integration in the store.
+type identity struct {
+	person, participant, sector, capacity, from string
+}
+
+func identify(in crossroads.Integration) identity {
+	return identity{in.Person, in.Participant, in.Sector, in.Capacity, in.From.UTC().Format(time.RFC3339Nano)}
+}
+
 func sameIntegration(a, b crossroads.Integration) bool {
 	return a.Person == b.Person && a.Participant == b.Participant && a.Sector == b.Sector &&
 		a.Capacity == b.Capacity && a.From.Equal(b.From)
@@ -195,13 +204,26 @@ func (d *Directory) RefreshIntegrations(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("refresh integrations: %w", err)
 		}
-		for _, c := range batch {
+		// Only the last change of each integration in the batch is applied:
+		// replaying "put, then delete" one by one would let a decision
+		// between the two see an integration that is already gone (this
+		// node's own writes come back through the feed too).
+		last := make(map[identity]int, len(batch))
+		for i, c := range batch {
+			last[identify(c.Integration)] = i
+		}
+		for i, c := range batch {
+			if last[identify(c.Integration)] != i {
+				continue
+			}
 			if c.Deleted {
 				d.remove(c.Integration)
 			} else {
 				d.put(c.Integration)
 			}
-			d.changes = c.Seq
+		}
+		if len(batch) > 0 {
+			d.changes = batch[len(batch)-1].Seq
 		}
 		n += len(batch)
 		if len(batch) < 1000 {
