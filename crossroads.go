@@ -5,6 +5,7 @@ package crossroads
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -35,7 +36,18 @@ type Participant struct {
 	IncidentContact string `json:"incidentContact,omitempty" yaml:"incidentContact,omitempty"`
 }
 
+// Subject kinds: what an exchange, an integration or a capacity is about
+// (seed 001: a unique identification key for every person and company).
+// Each kind has its own identifier scheme (personid.Kinds).
+const (
+	SubjectNone       = "none"       // a service about no one (reference data)
+	SubjectPerson     = "person"     // natural persons: INSZ/NISS by default
+	SubjectEnterprise = "enterprise" // enterprises and establishment units (CBE numbers)
+)
+
 // Service is an offering of an authentic source, reached through the hub.
+// Only its declared operations can be called: the hub matches every call
+// against them and builds the provider URL itself.
 type Service struct {
 	ID             string `json:"id" yaml:"id"`
 	Provider       string `json:"provider" yaml:"provider"`
@@ -43,8 +55,57 @@ type Service struct {
 	Description    string `json:"description,omitempty" yaml:"description,omitempty"`
 	Classification int    `json:"classification" yaml:"classification"` // data classification 0–4 (seed 001)
 	// Fields lists, as JSON pointers (RFC 6901), what the service may return.
-	Fields         []string `json:"fields" yaml:"fields"`
-	ConcernsPerson bool     `json:"concernsPerson" yaml:"concernsPerson"`
+	Fields []string `json:"fields" yaml:"fields"`
+	// Subject is the kind of subject the service is about: SubjectPerson,
+	// SubjectEnterprise or SubjectNone. Empty: read from ConcernsPerson.
+	Subject string `json:"subject,omitempty" yaml:"subject,omitempty"`
+	// ConcernsPerson is the wave-1 spelling of Subject: person (still read
+	// from existing network files; SubjectKind prefers Subject).
+	ConcernsPerson bool `json:"concernsPerson,omitempty" yaml:"concernsPerson,omitempty"`
+	// Operations are the calls the service offers; a service without any
+	// cannot be called.
+	Operations []Operation `json:"operations,omitempty" yaml:"operations,omitempty"`
+}
+
+// SubjectKind returns the kind of subject the service is about.
+func (s *Service) SubjectKind() string {
+	switch {
+	case s.Subject != "":
+		return s.Subject
+	case s.ConcernsPerson:
+		return SubjectPerson
+	default:
+		return SubjectNone
+	}
+}
+
+// Operation returns the service's operation with the given id.
+func (s *Service) Operation(id string) (*Operation, bool) {
+	for i := range s.Operations {
+		if s.Operations[i].ID == id {
+			return &s.Operations[i], true
+		}
+	}
+	return nil, false
+}
+
+// Operation is one call a service offers: a method and a path template
+// relative to the service's base URL. A template has literal segments and
+// typed parameters: {subject} (the subject the exchange is about, validated
+// by the scheme of the service's subject kind), {name} (a safe segment),
+// {name:int} and {name:date} (YYYY-MM-DD).
+type Operation struct {
+	ID     string `json:"id" yaml:"id"`
+	Method string `json:"method" yaml:"method"` // GET, POST, PUT, PATCH or DELETE
+	Path   string `json:"path" yaml:"path"`     // e.g. /persons/{subject}
+	// Query lists the only query parameters accepted (none when empty).
+	Query []string `json:"query,omitempty" yaml:"query,omitempty"`
+	// Fields lists, as JSON pointers, what this operation may return; empty:
+	// the service's Fields.
+	Fields []string `json:"fields,omitempty" yaml:"fields,omitempty"`
+	// Body is the media type of the request body the operation accepts
+	// (e.g. application/json); empty: the operation takes no body.
+	Body string `json:"body,omitempty" yaml:"body,omitempty"`
 }
 
 // Capacity is the role in which a participant holds a file on a person,
@@ -52,6 +113,8 @@ type Service struct {
 type Capacity struct {
 	Sector string `json:"sector" yaml:"sector"`
 	Code   string `json:"code" yaml:"code"`
+	// Kind is the subject kind the capacity is held on; empty: person.
+	Kind string `json:"kind,omitempty" yaml:"kind,omitempty"`
 }
 
 // WholePayload, as a permitted field, grants the entire response (the only
@@ -69,6 +132,9 @@ type Authorisation struct {
 	// A pointer of "" (WholePayload) grants the whole response.
 	Fields     map[string][]string `json:"fields" yaml:"fields"`
 	Capacities []Capacity          `json:"capacities,omitempty" yaml:"capacities,omitempty"`
+	// Operations maps a service id to the operation ids granted. A service
+	// absent from the map is granted only its GET operations (and HEAD).
+	Operations map[string][]string `json:"operations,omitempty" yaml:"operations,omitempty"`
 	ValidFrom  time.Time           `json:"validFrom" yaml:"validFrom"`
 	ValidTo    time.Time           `json:"validTo" yaml:"validTo"` // exclusive; zero means open-ended
 	Status     string              `json:"status" yaml:"status"`
@@ -87,10 +153,29 @@ func (a *Authorisation) ActiveAt(t time.Time) bool {
 	return a.Status == StatusActive && !t.Before(a.ValidFrom) && (a.ValidTo.IsZero() || t.Before(a.ValidTo))
 }
 
-// Integration records that a participant has a file on a person in a
-// capacity for a period: one row of the reference directory (seed 001).
+// GrantsOperation reports whether the authorisation grants op of service:
+// explicitly through Operations, or, when the service is absent from
+// Operations, because op is a GET operation.
+func (a *Authorisation) GrantsOperation(service string, op *Operation) bool {
+	ids, ok := a.Operations[service]
+	if !ok {
+		return op.Method == "GET"
+	}
+	for _, id := range ids {
+		if id == op.ID {
+			return true
+		}
+	}
+	return false
+}
+
+// Integration records that a participant has a file on a subject (a person
+// or, with Kind enterprise, an enterprise) in a capacity for a period: one
+// row of the reference directory (seed 001).
 type Integration struct {
-	Person      string    `json:"person" yaml:"person"` // canonical person id
+	// Kind is the subject kind; empty: person.
+	Kind        string    `json:"kind,omitempty" yaml:"kind,omitempty"`
+	Person      string    `json:"person" yaml:"person"` // canonical subject id (of Kind's scheme)
 	Participant string    `json:"participant" yaml:"participant"`
 	Sector      string    `json:"sector" yaml:"sector"`
 	Capacity    string    `json:"capacity" yaml:"capacity"`
@@ -118,6 +203,15 @@ const (
 	ReasonParticipantSuspended   Reason = "participant-suspended"
 	ReasonProviderSuspended      Reason = "provider-suspended"
 	ReasonUnknownParticipant     Reason = "unknown-participant"
+	ReasonOperationNotCovered    Reason = "operation-not-covered" // 403: the authorisation does not grant the operation
+
+	// The call matches no declared operation.
+	ReasonUnknownOperation Reason = "unknown-operation"      // 404: no operation's path matches
+	ReasonMethodNotAllowed Reason = "method-not-allowed"     // 405 (+ Allow): the path matches, the method does not
+	ReasonUnknownParameter Reason = "unknown-parameter"      // 400: a query parameter the operation does not declare
+	ReasonInvalidParameter Reason = "invalid-parameter"      // 400: a typed path parameter that does not parse
+	ReasonSubjectMismatch  Reason = "subject-mismatch"       // 400: Crossroads-Subject differs from the subject in the path
+	ReasonUnsupportedMedia Reason = "unsupported-media-type" // 415: body of another type than declared, or a body where none is
 
 	// Bad input (400).
 	ReasonInvalidSubject     Reason = "invalid-subject"
@@ -132,14 +226,17 @@ const (
 	ReasonCertificateRevoked Reason = "certificate-revoked"
 
 	// Failures after an allowed decision.
-	ReasonProviderRejected    Reason = "provider-rejected"    // the provider's own 4xx, without its body
-	ReasonProviderError       Reason = "provider-error"       // 502
-	ReasonProviderTimeout     Reason = "provider-timeout"     // 504
-	ReasonProviderUnreachable Reason = "provider-unreachable" // 502
-	ReasonResponseNotGranted  Reason = "response-not-granted" // 502: non-JSON without whole-payload grant
-	ReasonAuditUnavailable    Reason = "audit-unavailable"    // 503
-	ReasonRateLimited         Reason = "rate-limited"         // 429
-	ReasonOverloaded          Reason = "overloaded"           // 503
+	ReasonProviderRejected      Reason = "provider-rejected"      // the provider's own 4xx, without its body
+	ReasonNotFoundAtProvider    Reason = "not-found-at-provider"  // 404 from the provider, without its body
+	ReasonProviderConflict      Reason = "provider-conflict"      // 409 from the provider, without its body
+	ReasonProviderUnprocessable Reason = "provider-unprocessable" // 422 from the provider, without its body
+	ReasonProviderError         Reason = "provider-error"         // 502
+	ReasonProviderTimeout       Reason = "provider-timeout"       // 504
+	ReasonProviderUnreachable   Reason = "provider-unreachable"   // 502
+	ReasonResponseNotGranted    Reason = "response-not-granted"   // 502: non-JSON without whole-payload grant
+	ReasonAuditUnavailable      Reason = "audit-unavailable"      // 503
+	ReasonRateLimited           Reason = "rate-limited"           // 429
+	ReasonOverloaded            Reason = "overloaded"             // 503
 )
 
 // Decision is the result of the preventive check.
@@ -157,28 +254,50 @@ const (
 	OutcomeFailed  = "failed"  // allowed, but the provider or the hub failed
 )
 
+// Record kinds. Besides exchanges, whoever acts on the registers or the
+// trail leaves a record in the same verifiable log (design §2).
+const (
+	RecordExchange     = ""               // an exchange through the hub (the default)
+	RecordIntegration  = "integration"    // a change to the person directory
+	RecordApply        = "register-apply" // a change to the registers (apply)
+	RecordCertificate  = "certificate"    // a certificate issued, renewed or revoked
+	RecordKey          = "key"            // a key created, rotated or destroyed
+	RecordAuditSearch  = "audit-search"   // an auditor's search of the trail
+	RecordAbuseSummary = "abuse-summary"  // refusals of one actor in a window, summarised
+)
+
 // AuditRecord is what the hub records of every exchange, allowed, denied or
-// failed. It holds personal data (the subject), so it is stored encrypted.
+// failed, and of every act on the registers or the trail (Kind). It holds
+// personal data (the subject), so it is stored encrypted.
 type AuditRecord struct {
+	Kind             string    `json:"kind,omitempty"`   // RecordExchange (empty) or an event kind
+	Action           string    `json:"action,omitempty"` // for events: e.g. register, end, correct, apply, issue, revoke, rotate, search
 	ExchangeID       string    `json:"exchangeId"`
 	Time             time.Time `json:"time"`
 	Requester        string    `json:"requester"`
 	User             string    `json:"user,omitempty"`
 	Service          string    `json:"service,omitempty"`
 	Provider         string    `json:"provider,omitempty"`
+	SubjectKind      string    `json:"subjectKind,omitempty"` // kind of Subject; empty: person
 	Subject          string    `json:"subject,omitempty"`
 	Purpose          string    `json:"purpose,omitempty"`
 	AuthorisationID  string    `json:"authorisationId,omitempty"`
 	AuthorisationRef string    `json:"authorisationRef,omitempty"`
 	CorrelationID    string    `json:"correlationId,omitempty"`
+	Operation        string    `json:"operation,omitempty"` // the service operation matched
 	Method           string    `json:"method,omitempty"`
-	Target           string    `json:"target,omitempty"` // path and query asked of the provider
+	Target           string    `json:"target,omitempty"` // canonical request target asked of the provider (length-capped)
 	Outcome          string    `json:"outcome"`
 	Reason           Reason    `json:"reason"`
 	ProviderStatus   int       `json:"providerStatus,omitempty"`
 	RequestDigest    string    `json:"requestDigest,omitempty"`  // "sha-256=:base64:" of the request body
 	ResponseDigest   string    `json:"responseDigest,omitempty"` // of the released (minimised) body
-	LatencyMicros    int64     `json:"latencyMicros"`
+	Status           int       `json:"status,omitempty"`         // HTTP status released to the requester
+	ContentType      string    `json:"contentType,omitempty"`    // content type released to the requester
+	// Detail is an event's own content (canonical JSON; e.g. the integration
+	// changed, the digest of an applied diff), encrypted with the record.
+	Detail        json.RawMessage `json:"detail,omitempty"`
+	LatencyMicros int64           `json:"latencyMicros"`
 }
 
 // Receipt is the hub's signed promise that a record will be included in the

@@ -86,7 +86,7 @@ func (INSZ) Canonical(id string) (string, error) {
 
 // Schemes returns the built-in schemes by name.
 func Schemes() map[string]Scheme {
-	return map[string]Scheme{"insz": INSZ{}, "opaque": Opaque{}}
+	return map[string]Scheme{"insz": INSZ{}, "opaque": Opaque{}, "cbe": Enterprise{}}
 }
 
 // Lookup returns the named scheme; "" means the default, INSZ.

@@ -64,13 +64,21 @@ func (t *msTime) UnmarshalJSON(b []byte) error {
 // Crossroads-Seal header): exchange metadata, the digest of the released
 // body and the time.
 type SealClaims struct {
-	ExchangeID     string    `json:"exchangeId"`
-	Requester      string    `json:"requester"`
-	Service        string    `json:"service"`
-	Subject        string    `json:"subject,omitempty"`
-	Purpose        string    `json:"purpose"`
-	ResponseDigest string    `json:"responseDigest"` // Digest of the released body
-	Time           time.Time `json:"time"`           // RFC 3339, UTC, milliseconds
+	ExchangeID      string    `json:"exchangeId"`
+	Requester       string    `json:"requester"`
+	Service         string    `json:"service"`
+	Operation       string    `json:"operation,omitempty"`   // the service operation matched
+	Method          string    `json:"method,omitempty"`      // the method asked
+	Target          string    `json:"target,omitempty"`      // canonical request target: the template filled with the validated parameters, and the query
+	SubjectKind     string    `json:"subjectKind,omitempty"` // kind of Subject; empty: person
+	Subject         string    `json:"subject,omitempty"`
+	Purpose         string    `json:"purpose"`
+	AuthorisationID string    `json:"authorisationId,omitempty"`
+	RequestDigest   string    `json:"requestDigest,omitempty"` // Digest of the request body, when there was one
+	Status          int       `json:"status,omitempty"`        // HTTP status released
+	ContentType     string    `json:"contentType,omitempty"`   // Content-Type released
+	ResponseDigest  string    `json:"responseDigest"`          // Digest of the released body
+	Time            time.Time `json:"time"`                    // RFC 3339, UTC, milliseconds
 }
 
 func (SealClaims) jwsType() string { return TypeSeal }
@@ -108,6 +116,8 @@ type RequestClaims struct {
 	Subject         string `json:"subject,omitempty"` // = Crossroads-Subject
 	AuthorisationID string `json:"authorisationId"`   // = Crossroads-Authorisation
 	Service         string `json:"service"`
+	Operation       string `json:"operation,omitempty"`   // the service operation the hub matched
+	SubjectKind     string `json:"subjectKind,omitempty"` // kind of Subject; empty: person
 	Method          string `json:"method"`
 	// Path is the request target: escaped path and, if any, "?" and query
 	// (url.URL.RequestURI).
