@@ -416,3 +416,18 @@ func CallerFrom(ctx context.Context) (*Participant, bool) {
 	p, ok := ctx.Value(callerKey{}).(*Participant)
 	return p, ok && p != nil
 }
+
+type providerKey struct{}
+
+// WithProvider returns ctx naming the provider participant whose server
+// certificate the hub must find at the other end of a request it forwards:
+// the forwarding transport refuses any other (design §2, forward).
+func WithProvider(ctx context.Context, participant string) context.Context {
+	return context.WithValue(ctx, providerKey{}, participant)
+}
+
+// ProviderFrom returns the provider participant a forwarded request must reach.
+func ProviderFrom(ctx context.Context) (string, bool) {
+	p, ok := ctx.Value(providerKey{}).(string)
+	return p, ok && p != ""
+}
