@@ -431,3 +431,13 @@ func ProviderFrom(ctx context.Context) (string, bool) {
 	p, ok := ctx.Value(providerKey{}).(string)
 	return p, ok && p != ""
 }
+
+// SubjectKey is how the person directory keys a subject: the canonical id
+// for a person, "kind:id" for any other kind, so that identifiers of two
+// kinds' schemes never meet.
+func SubjectKey(kind, id string) string {
+	if kind == "" || kind == SubjectPerson {
+		return id
+	}
+	return kind + ":" + id
+}
