@@ -256,7 +256,7 @@ func TestStreamMemory(t *testing.T) {
 // huge string (kept and dropped), one huge name, millions of small members,
 // deep nesting. Memory stays bounded.
 func TestHostileMemory(t *testing.T) {
-	const big = 40 << 20
+	const big = hostileSize
 	tests := []struct {
 		name  string
 		ptrs  []string

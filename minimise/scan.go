@@ -37,6 +37,11 @@ func (g *Grants) Stream(dst io.Writer, src io.Reader) error {
 	if s.rbuf == nil {
 		s.rbuf = make([]byte, readSize)
 	}
+	if s.obuf == nil {
+		// Output is flushed at flushSize when input is read, at most
+		// readSize at a time: this is enough, whatever is kept.
+		s.obuf = make([]byte, 0, flushSize+readSize+4096)
+	}
 	s.r, s.w = src, dst
 	s.buf, s.eof = s.rbuf[:0], false
 	s.out = s.obuf[:0]
@@ -152,7 +157,7 @@ func (s *scanner) release() {
 	s.pos, s.base, s.depth, s.open = 0, 0, 0, 0
 	s.frames, s.pend, s.seen, s.hashes = s.frames[:0], s.pend[:0], s.seen[:0], s.hashes[:0]
 	s.name = s.name[:0]
-	if cap(s.obuf) > keepCap {
+	if cap(s.obuf) > 2*(flushSize+readSize) {
 		s.obuf = nil
 	}
 	if cap(s.name) > keepCap {
