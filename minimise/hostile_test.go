@@ -273,6 +273,9 @@ func TestHostileMemory(t *testing.T) {
 		{"huge name dropped", []string{"/name"}, func() io.Reader {
 			return repeatReader(`{"`, `n`, big, `":1,"name":"x"}`)
 		}, memBound},
+		{"huge name kept", []string{""}, func() io.Reader {
+			return repeatReader(`{"`, `n\u00e9`, big/7, `":1,"name":"x"}`)
+		}, memBound},
 		{"many members dropped", []string{"/name"}, func() io.Reader {
 			return repeatReader(`{"first":0`, `,"k":[1,{"k":2}]`, big/16, `}`)
 		}, memBound},

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
-	"math"
 	"slices"
 	"sync"
 	"unicode/utf8"
@@ -139,12 +138,16 @@ type scanner struct {
 	hashes []uint64 // names met, per open kept object
 	name   []byte   // the last member name, unescaped
 	long   bool     // the last name was longer than asked to gather
-	seed   maphash.Seed
+	hash   maphash.Hash
 
 	depth, maxDepth int
 }
 
-var scanners = sync.Pool{New: func() any { return &scanner{seed: maphash.MakeSeed()} }}
+var scanners = sync.Pool{New: func() any {
+	s := &scanner{}
+	s.hash.SetSeed(maphash.MakeSeed())
+	return s
+}}
 
 func getScanner(maxDepth int) *scanner {
 	s := scanners.Get().(*scanner)
@@ -347,7 +350,7 @@ func (s *scanner) value(emit, dups bool) error {
 		return s.array(emit, dups)
 	case c == '"':
 		s.take(emit)
-		return s.str(emit, -1)
+		return s.str(emit, skipName)
 	case c == '-' || (c >= '0' && c <= '9'):
 		return s.number(emit)
 	case c == 't':
@@ -372,9 +375,9 @@ func (s *scanner) object(emit, dups bool) error {
 		s.depth--
 		return nil
 	}
-	collect := -1
+	collect := skipName
 	if dups {
-		collect = math.MaxInt
+		collect = hashName
 	}
 	for {
 		if !ok || c != '"' {
@@ -389,7 +392,7 @@ func (s *scanner) object(emit, dups bool) error {
 			// collision refuses a good document with odds of 2⁻⁶⁴ per pair
 			// that nobody can steer without the seed. A few are compared as
 			// they come, more are sorted when the object ends.
-			h := maphash.Bytes(s.seed, s.name)
+			h := s.hash.Sum64()
 			if len(s.hashes)-start < smallSet {
 				for _, x := range s.hashes[start:] {
 					if x == h {
@@ -663,12 +666,23 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// What str does with the unescaped value of a string, besides checking
+// it: nothing, hash it into s.hash, or (collect ≥ 0) gather it in s.name.
+const (
+	skipName = -1
+	hashName = -2
+)
+
 // str reads the rest of a string whose opening quote is consumed, copying
 // it if emit. With collect ≥ 0 it gathers the unescaped value in s.name,
-// up to collect bytes; s.long says it was longer.
+// up to collect bytes (s.long says it was longer); with hashName it hashes
+// it into s.hash, in constant memory.
 func (s *scanner) str(emit bool, collect int) error {
-	if collect >= 0 {
+	switch {
+	case collect >= 0:
 		s.name, s.long = s.name[:0], false
+	case collect == hashName:
+		s.hash.Reset()
 	}
 	for {
 		b := s.buf
@@ -703,8 +717,11 @@ func (s *scanner) str(emit bool, collect int) error {
 		if emit {
 			s.out = append(s.out, b[start:i]...)
 		}
-		if collect >= 0 {
+		switch {
+		case collect >= 0:
 			s.gather(b[start:i], collect)
+		case collect == hashName:
+			s.hash.Write(b[start:i])
 		}
 		s.pos = i
 		if i == len(b) {
@@ -804,8 +821,11 @@ func (s *scanner) escape(emit bool, collect int) error {
 	if emit {
 		s.out = append(s.out, b[:n]...)
 	}
-	if collect >= 0 {
+	switch {
+	case collect >= 0:
 		s.gather(d, collect)
+	case collect == hashName:
+		s.hash.Write(d)
 	}
 	s.pos += n
 	return nil
