@@ -5,13 +5,19 @@
 // by name; where the document has an array, an array-index segment ("0" or
 // a decimal without leading zero) selects that element and any other segment
 // applies to every element, so "/children/name" keeps the name of each
-// child. Granting a member grants everything below it. The empty pointer ""
-// grants the whole document.
+// child. An element named by index also gets what every element gets:
+// "/children/name" with "/children/1/born" keeps the name of each child and
+// the birth date of the second. Granting a member grants everything below
+// it. The empty pointer "" grants the whole document. Elements, objects and
+// arrays of which nothing is kept are left out (so indices of the output
+// need not be those of the input).
 //
 // Minimisation streams ([Grants.Stream]): the document is read once through
 // a small buffer, kept values are copied through verbatim (numbers and
 // strings byte for byte) and the rest is only checked. Memory is bounded by
-// the nesting depth and the largest kept value, not by the document's size.
+// the nesting depth and, inside kept objects, 8 bytes per member name (to
+// refuse duplicates); not by the document's size nor by the length of any
+// string or number.
 // The document must be one well-formed JSON value (RFC 8259) with strings in
 // valid UTF-8, no lone surrogate escapes, and at most the depth limit of
 // nested arrays and objects; a member name that is granted, or any name
