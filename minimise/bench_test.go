@@ -10,11 +10,13 @@ import (
 // exchange pipeline's path (read from an io.Reader, written to an
 // io.Writer).
 func BenchmarkStream10MB(b *testing.B) {
-	doc := genResponse(10 << 20)
+	persons, wide := genResponse(10<<20), genWide(10<<20)
 	for _, bc := range []struct {
 		name string
+		doc  []byte
 		ptrs []string
-	}{{"fields", benchListGrants}, {"whole", []string{""}}} {
+	}{{"fields", persons, benchListGrants}, {"whole", persons, []string{""}}, {"wide", wide, []string{"/a", "/c/d"}}} {
+		doc := bc.doc
 		b.Run(bc.name, func(b *testing.B) {
 			g := mustCompile(b, bc.ptrs...)
 			r := bytes.NewReader(doc)

@@ -50,3 +50,19 @@ var (
 	benchListGrants   = []string{"/persons/name", "/persons/address/city", "/persons/children/name", "/total"}
 	benchPersonGrants = []string{"/name", "/address/city", "/children/name"}
 )
+
+// genWide returns a JSON array of at least size bytes of small objects,
+// mostly numbers: the shape that costs a tree decoder most per byte.
+func genWide(size int) []byte {
+	var b bytes.Buffer
+	b.Grow(size + 64)
+	b.WriteByte('[')
+	for i := 0; b.Len() < size; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"a":%d,"b":[1,2.5,-3e2,true,null],"c":{"d":%d}}`, i, i%97)
+	}
+	b.WriteByte(']')
+	return b.Bytes()
+}

@@ -237,8 +237,13 @@ const memBound = 32 << 20
 // heap, whatever is granted (issue 8, item 3).
 func TestStreamMemory(t *testing.T) {
 	doc := genResponse(10 << 20)
-	for _, ptrs := range [][]string{benchListGrants, {""}, {"/persons"}, {"/persons/0"}, nil} {
+	wide := genWide(10 << 20)
+	for _, ptrs := range [][]string{benchListGrants, {""}, {"/persons"}, {"/persons/0"}, nil, {"/a", "/c/d"}} {
 		g := mustCompile(t, ptrs...)
+		doc := doc
+		if ptrs != nil && ptrs[0] == "/a" {
+			doc = wide
+		}
 		var out countWriter
 		var err error
 		alloc, inuse := heapDuring(func() { err = g.Stream(&out, bytes.NewReader(doc)) })
