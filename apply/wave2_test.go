@@ -232,7 +232,7 @@ func TestConcurrentAppliesSerialised(t *testing.T) {
 	if _, err := apply.Run(ctx, s, base, apply.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	r := &racingStore{RegisterStore: s, release: make(chan struct{})}
+	r := &racingStore{RegisterStore: s.RegisterStore, release: make(chan struct{})}
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
 	for i, id := range []string{"crossroads-ops", "ops-2"} {

@@ -265,6 +265,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		Directory: h.Directory, Scheme: h.Scheme, Exchange: ex, CA: h.CA, Certificates: h.Registers,
 		OnRevoke: h.revoked, Revocations: h.Revs, Gatherer: h.Registry, Logger: cfg.Logger,
 		Ready: h.ready, Extra: h.auditRoutes(),
+		Audit: h.Trail, // integration changes are events of the trail
 	})
 	h.Server = &http.Server{
 		Handler:           h.API,
