@@ -1,8 +1,12 @@
 package apply
 
-import "github.com/crossroads-hub/crossroads"
+import (
+	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/operation"
+)
 
 // checkOperations checks a service's operations beyond what the registers
-// know (path templates, methods, query parameters, bodies): the operation
-// package's rules, called here once that package exists in the tree.
-func checkOperations(s crossroads.Service) []error { return nil }
+// know (ids, methods, path templates and {subject}, query parameters,
+// bodies, fields): the operation package's rules, the same the exchange
+// matches calls with.
+func checkOperations(s crossroads.Service) []error { return operation.CheckService(s) }

@@ -258,34 +258,16 @@ func kindNames(k personid.Kinds) []string {
 	return names
 }
 
-// operations checks a service's operations as far as the registers are
-// concerned (ids, the subject in the path); path templates, methods, query
-// parameters and bodies are the operation package's (checkOperations).
+// operations checks a service's operations (operation.CheckService: ids,
+// methods, templates, {subject} in every path of a service about a
+// subject, query parameters, bodies, fields) and warns about a service
+// without any, which applies but cannot be called.
 func (ps *problems) operations(path string, s crossroads.Service) {
 	if len(s.Operations) == 0 {
 		ps.warn(path+".operations", "service %q declares no operations: it cannot be called until it does", s.ID)
 	}
-	seen := map[string]int{}
-	for j, op := range s.Operations {
-		p := fmt.Sprintf("%s.operations[%d]", path, j)
-		switch {
-		case op.ID == "":
-			ps.add(p+".id", "id is required")
-		case !idPattern.MatchString(op.ID):
-			ps.add(p+".id", "%q is not a valid operation id (1–63 of a-z 0-9 . _ -, starting with a letter or digit)", op.ID)
-		default:
-			if k, dup := seen[op.ID]; dup {
-				ps.add(p+".id", "duplicate operation id %q (also operations[%d])", op.ID, k)
-			} else {
-				seen[op.ID] = j
-			}
-		}
-		if s.SubjectKind() != crossroads.SubjectNone && !strings.Contains(op.Path, "{subject}") {
-			ps.add(p+".path", "service %q is about %s %s: its operation %q must name the subject in its path ({subject})", s.ID, article(s.SubjectKind()), s.SubjectKind(), op.ID)
-		}
-	}
 	for _, err := range checkOperations(s) {
-		ps.add(path+".operations", "%v", err)
+		ps.add(path+".operations", "%s", strings.TrimPrefix(err.Error(), crossroads.ErrInvalid.Error()+": "))
 	}
 }
 

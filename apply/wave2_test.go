@@ -82,15 +82,19 @@ func TestValidateWave2Rules(t *testing.T) {
 		"concernsPerson contradicts subject": {func(n *crossroads.Network) {
 			n.Services[2].ConcernsPerson = true
 		}, "services[2].concernsPerson", "contradicts subject: enterprise"},
-		"operation id missing":   {func(n *crossroads.Network) { n.Services[0].Operations[0].ID = "" }, "services[0].operations[0].id", "required"},
-		"operation id invalid":   {func(n *crossroads.Network) { n.Services[0].Operations[0].ID = "Read Me" }, "services[0].operations[0].id", "not a valid operation id"},
-		"operation id duplicate": {func(n *crossroads.Network) { n.Services[0].Operations[1].ID = "read" }, "services[0].operations[1].id", `duplicate operation id "read"`},
+		"operation id missing":   {func(n *crossroads.Network) { n.Services[0].Operations[0].ID = "" }, "services[0].operations", `operation "": id must match`},
+		"operation id invalid":   {func(n *crossroads.Network) { n.Services[0].Operations[0].ID = "Read Me" }, "services[0].operations", `operation "Read Me": id must match`},
+		"operation id duplicate": {func(n *crossroads.Network) { n.Services[0].Operations[1].ID = "read" }, "services[0].operations", `operation "read": id repeated`},
 		"subject not in path": {func(n *crossroads.Network) {
 			n.Services[1].Operations[0].Path = "/all"
-		}, "services[1].operations[0].path", "must name the subject in its path"},
+		}, "services[1].operations", "the path must have {subject}"},
 		"enterprise subject not in path": {func(n *crossroads.Network) {
 			n.Services[2].Operations[0].Path = "/list"
-		}, "services[2].operations[0].path", "about an enterprise"},
+		}, "services[2].operations", "enterprise: the path must have {subject}"},
+		// The operation package's rules (operation.CheckService) are part of the validation.
+		"body on a GET": {func(n *crossroads.Network) { n.Services[0].Operations[0].Body = "application/json" }, "services[0].operations", "a body is accepted only by POST, PUT and PATCH"},
+		"bad template":  {func(n *crossroads.Network) { n.Services[0].Operations[0].Path = "/{subject}/{x:float}" }, "services[0].operations", `operation "read": path:`},
+		"bad method":    {func(n *crossroads.Network) { n.Services[0].Operations[0].Method = "TRACE" }, "services[0].operations", `method "TRACE"`},
 		"operations of another service": {func(n *crossroads.Network) {
 			n.Authorisations[0].Operations["rsz.employer"] = []string{"identify"}
 		}, `authorisations[0].operations["rsz.employer"]`, "not one of the services"},
