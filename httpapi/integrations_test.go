@@ -508,3 +508,23 @@ func TestApplyETag(t *testing.T) {
 		t.Errorf("warnings: %d %s", r.status, r.raw)
 	}
 }
+
+// TestPublicRegisters: the public catalogue names each service's subject
+// kind and operations; the public authorisations the operations granted.
+func TestPublicRegisters(t *testing.T) {
+	f := newFixture(t, nil)
+	r := f.call(f.api.listServices, "GET", "/v1/services", "inst", "", "")
+	if r.status != 200 || !strings.Contains(r.raw, `"subject":"person"`) || !strings.Contains(r.raw, `"operations":[{"id":"read","method":"GET","path":"/{subject}"}]`) ||
+		strings.Contains(r.raw, "rr.example") {
+		t.Errorf("services: %s", r.raw)
+	}
+	a := testNetwork().Authorisations[0]
+	a.Operations = map[string][]string{"person": {"read"}}
+	if err := f.dir.Store().Apply(ctx, &crossroads.Network{Authorisations: []crossroads.Authorisation{a}}); err != nil {
+		t.Fatal(err)
+	}
+	r = f.call(f.api.listAuthorisations, "GET", "/v1/authorizations", "inst", "", "")
+	if r.status != 200 || !strings.Contains(r.raw, `"operations":{"person":["read"]}`) {
+		t.Errorf("authorisations: %s", r.raw)
+	}
+}

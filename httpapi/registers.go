@@ -27,7 +27,9 @@ type publicAuthorisation struct {
 	Purposes   []string              `json:"purposes"`
 	Fields     map[string][]string   `json:"fields"`
 	Capacities []crossroads.Capacity `json:"capacities,omitempty"`
-	ValidFrom  time.Time             `json:"validFrom"`
+	// Operations granted per service; a service absent is granted its GET operations.
+	Operations map[string][]string `json:"operations,omitempty"`
+	ValidFrom  time.Time           `json:"validFrom"`
 	ValidTo    *time.Time            `json:"validTo,omitempty"`
 	Status     string                `json:"status"`
 	ActiveNow  bool                  `json:"activeNow"`
@@ -47,7 +49,7 @@ func (a *API) listAuthorisations(w http.ResponseWriter, r *http.Request) {
 		}
 		pa := publicAuthorisation{
 			ID: au.ID, Reference: au.Reference, Grantee: au.Grantee, Services: au.Services, Purposes: au.Purposes,
-			Fields: au.Fields, Capacities: au.Capacities, ValidFrom: au.ValidFrom, Status: au.Status, ActiveNow: au.ActiveAt(now),
+			Fields: au.Fields, Capacities: au.Capacities, Operations: au.Operations, ValidFrom: au.ValidFrom, Status: au.Status, ActiveNow: au.ActiveAt(now),
 		}
 		if !au.ValidTo.IsZero() {
 			t := au.ValidTo
@@ -61,18 +63,32 @@ func (a *API) listAuthorisations(w http.ResponseWriter, r *http.Request) {
 func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
 	// The public catalogue says what exists and who provides it; the
 	// providers' internal endpoints are for operators (/v1/admin/network).
+	type publicOperation struct {
+		ID     string   `json:"id"`
+		Method string   `json:"method"`
+		Path   string   `json:"path"` // template, relative to the service
+		Query  []string `json:"query,omitempty"`
+		Body   string   `json:"body,omitempty"`
+	}
 	type publicService struct {
-		ID             string   `json:"id"`
-		Provider       string   `json:"provider"`
-		Description    string   `json:"description,omitempty"`
-		Classification int      `json:"classification"`
-		Fields         []string `json:"fields"`
-		ConcernsPerson bool     `json:"concernsPerson"`
+		ID             string            `json:"id"`
+		Provider       string            `json:"provider"`
+		Description    string            `json:"description,omitempty"`
+		Classification int               `json:"classification"`
+		Fields         []string          `json:"fields"`
+		ConcernsPerson bool              `json:"concernsPerson"` // wave-1 spelling: subject is person
+		Subject        string            `json:"subject"`        // person, enterprise, none or a kind of the network
+		Operations     []publicOperation `json:"operations"`
 	}
 	n := a.cfg.Directory.Snapshot()
 	out := make([]publicService, 0, len(n.Services))
 	for _, s := range n.Services {
-		out = append(out, publicService{s.ID, s.Provider, s.Description, s.Classification, s.Fields, s.ConcernsPerson})
+		ops := make([]publicOperation, 0, len(s.Operations))
+		for _, o := range s.Operations {
+			ops = append(ops, publicOperation{o.ID, o.Method, o.Path, o.Query, o.Body})
+		}
+		out = append(out, publicService{s.ID, s.Provider, s.Description, s.Classification, s.Fields,
+			s.SubjectKind() == crossroads.SubjectPerson, s.SubjectKind(), ops})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"services": out})
 }
