@@ -30,9 +30,9 @@ type publicAuthorisation struct {
 	// Operations granted per service; a service absent is granted its GET operations.
 	Operations map[string][]string `json:"operations,omitempty"`
 	ValidFrom  time.Time           `json:"validFrom"`
-	ValidTo    *time.Time            `json:"validTo,omitempty"`
-	Status     string                `json:"status"`
-	ActiveNow  bool                  `json:"activeNow"`
+	ValidTo    *time.Time          `json:"validTo,omitempty"`
+	Status     string              `json:"status"`
+	ActiveNow  bool                `json:"activeNow"`
 }
 
 func (a *API) listAuthorisations(w http.ResponseWriter, r *http.Request) {
