@@ -528,3 +528,21 @@ func TestPublicRegisters(t *testing.T) {
 		t.Errorf("authorisations: %s", r.raw)
 	}
 }
+
+// FuzzIfMatch: the If-Match parser accepts exactly the entity tags etag
+// writes (and * or nothing), never panics.
+func FuzzIfMatch(f *testing.F) {
+	for _, s := range []string{"", "*", `"1"`, `"42"`, ` "7" `, `W/"1"`, `"0"`, `"-1"`, `"x"`, `"`, `""`, `"9223372036854775808"`, `"1", "2"`, `"01"`, `"+1"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, ok := ifMatch(s)
+		if !ok {
+			return
+		}
+		h := strings.TrimSpace(s)
+		if v == 0 && h != "" && h != "*" || v != 0 && etag(v) != h {
+			t.Fatalf("ifMatch(%q) = %d", s, v)
+		}
+	})
+}

@@ -150,8 +150,15 @@ func ifMatch(h string) (int64, bool) {
 	if h == "" || h == "*" {
 		return 0, true
 	}
-	if len(h) < 3 || h[0] != '"' || h[len(h)-1] != '"' {
+	// Entity tags compare byte by byte: only the form etag writes (digits,
+	// no sign, no leading zero) can name a version.
+	if len(h) < 3 || h[0] != '"' || h[len(h)-1] != '"' || h[1] == '0' {
 		return 0, false
+	}
+	for _, c := range h[1 : len(h)-1] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
 	}
 	v, err := strconv.ParseInt(h[1:len(h)-1], 10, 64)
 	if err != nil || v <= 0 {
