@@ -19,7 +19,7 @@ import (
 
 var ctx = context.Background()
 
-func sample(t *testing.T) *crossroads.Network {
+func sample(t testing.TB) *crossroads.Network {
 	t.Helper()
 	f, err := os.Open("testdata/network.yaml")
 	if err != nil {
@@ -53,7 +53,7 @@ func (c *countingStore) Apply(ctx context.Context, n *crossroads.Network) error 
 	return c.RegisterStore.Apply(ctx, n)
 }
 
-func newStore(t *testing.T) *countingStore {
+func newStore(t testing.TB) *countingStore {
 	t.Helper()
 	s, err := sqlite.OpenRegisters(ctx, filepath.Join(t.TempDir(), "registers.db"))
 	if err != nil {

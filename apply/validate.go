@@ -71,6 +71,16 @@ func (w *world) activeOperators() int {
 	return n
 }
 
+func activeOperators(ps []crossroads.Participant) int {
+	n := 0
+	for _, p := range ps {
+		if p.Kind == crossroads.KindOperator && p.Status == crossroads.StatusActive {
+			n++
+		}
+	}
+	return n
+}
+
 // CanonicalKind returns the canonical form of a subject kind: the person
 // kind is the empty kind.
 func CanonicalKind(k string) string {
@@ -184,7 +194,7 @@ func Check(n *crossroads.Network, current *crossroads.Network, kinds personid.Ki
 	}
 	ps.integrations(n.Integrations, w)
 	ps.current(n, current, w)
-	if current != nil && newWorld(current).activeOperators() > 0 && w.activeOperators() == 0 {
+	if current != nil && activeOperators(current.Participants) > 0 && w.activeOperators() == 0 {
 		ps.add("participants", "this change would leave no active operator: the hub could then only be managed from its host (keep at least one operator participant active)")
 	}
 	if len(ps.list) == 0 {
@@ -401,15 +411,17 @@ func (ps *problems) authorisation(path string, a crossroads.Authorisation, w *wo
 			ps.add(p+".kind", "%q is not a subject kind of this network", c.Kind)
 		}
 	}
-	ops := make([]string, 0, len(a.Operations))
+	var ops []string
 	for k := range a.Operations {
 		ops = append(ops, k)
 	}
 	slices.Sort(ops)
 	for _, k := range ops {
-		kp := fmt.Sprintf("%s.operations[%s]", path, strconv.Quote(k))
+		// Paths are made only for problems: this runs for every
+		// authorisation of the registers on every apply.
+		kp := func() string { return fmt.Sprintf("%s.operations[%s]", path, strconv.Quote(k)) }
 		if !slices.Contains(a.Services, k) {
-			ps.add(kp, "%q is not one of the services of this authorisation", k)
+			ps.add(kp(), "%q is not one of the services of this authorisation", k)
 		}
 		svc, known := w.services[k]
 		for j, id := range a.Operations[k] {
@@ -417,7 +429,7 @@ func (ps *problems) authorisation(path string, a crossroads.Authorisation, w *wo
 				continue
 			}
 			if _, ok := svc.Operation(id); !ok {
-				ps.add(fmt.Sprintf("%s[%d]", kp, j), "service %q has no operation %q", k, id)
+				ps.add(fmt.Sprintf("%s[%d]", kp(), j), "service %q has no operation %q", k, id)
 			}
 		}
 	}

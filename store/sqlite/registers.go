@@ -109,6 +109,15 @@ func encJSON(v any) (string, error) {
 	return string(b), nil
 }
 
+// unmarshalOpt decodes a JSON column that is mostly null (no operations)
+// without paying for the decoder when it is.
+func unmarshalOpt(s string, v any) error {
+	if s == "null" {
+		return nil
+	}
+	return json.Unmarshal([]byte(s), v)
+}
+
 // constraintErr marks SQLite constraint violations (foreign keys, checks,
 // NOT NULL) as crossroads.ErrInvalid.
 func constraintErr(err error) error {
@@ -175,7 +184,7 @@ func readServices(ctx context.Context, tx *sql.Tx) ([]crossroads.Service, error)
 		if err := json.Unmarshal([]byte(fields), &sv.Fields); err != nil {
 			return nil, fmt.Errorf("service %s fields: %w", sv.ID, err)
 		}
-		if err := json.Unmarshal([]byte(ops), &sv.Operations); err != nil {
+		if err := unmarshalOpt(ops, &sv.Operations); err != nil {
 			return nil, fmt.Errorf("service %s operations: %w", sv.ID, err)
 		}
 		out = append(out, sv)
@@ -210,7 +219,7 @@ func readAuthorisations(ctx context.Context, tx *sql.Tx) ([]crossroads.Authorisa
 			json.Unmarshal([]byte(purposes), &a.Purposes),
 			json.Unmarshal([]byte(fields), &a.Fields),
 			json.Unmarshal([]byte(caps), &a.Capacities),
-			json.Unmarshal([]byte(ops), &a.Operations),
+			unmarshalOpt(ops, &a.Operations),
 		); err != nil {
 			return nil, fmt.Errorf("authorisation %s: %w", a.ID, err)
 		}
