@@ -331,6 +331,13 @@ func putIntegrations(ctx context.Context, tx pgx.Tx, ins []crossroads.Integratio
 	if len(ins) == 0 {
 		return nil
 	}
+	// The feed's lock (which its trigger would take only at the end of the
+	// statement) is taken first, so that history numbers, drawn inside the
+	// statement, follow commit order like the feed's: an auditor paging by
+	// seq never skips a late commit.
+	if _, err := tx.Exec(ctx, `LOCK TABLE integration_changes IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		return err
+	}
 	last := make(map[integrationKey]int, len(ins))
 	keys := make([]integrationKey, len(ins))
 	for i, in := range ins {
