@@ -546,3 +546,48 @@ func FuzzIfMatch(f *testing.F) {
 		}
 	})
 }
+
+// TestApplyErrors: how the apply's failures are answered.
+func TestApplyErrors(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, c := range []struct {
+		err    error
+		status int
+		reason crossroads.Reason
+	}{
+		{apply.ErrPrecondition, http.StatusPreconditionFailed, ReasonVersionMismatch},
+		{crossroads.ErrStale, http.StatusConflict, ReasonConcurrentChange},
+		{apply.Problems{{Path: "participants[0].id", Message: "required"}}, http.StatusUnprocessableEntity, "invalid-network"},
+		{errors.New("disk on fire"), http.StatusServiceUnavailable, ReasonStoreUnavailable},
+	} {
+		w := httptest.NewRecorder()
+		f.api.applyError(w, c.err)
+		var body map[string]any
+		json.Unmarshal(w.Body.Bytes(), &body)
+		if w.Code != c.status || body["reason"] != string(c.reason) || strings.Contains(w.Body.String(), "disk on fire") {
+			t.Errorf("%v: %d %s", c.err, w.Code, w.Body)
+		}
+	}
+}
+
+// TestApplyETagFromAnotherNode: an If-Match naming a version another hub
+// node wrote (this node's snapshot is behind) is judged against the store.
+func TestApplyETagFromAnotherNode(t *testing.T) {
+	f := newFixture(t, nil)
+	// Another node applies straight to the shared store.
+	if _, err := apply.Apply(ctx, f.store, &crossroads.Network{Participants: []crossroads.Participant{{ID: "n2", Name: "N2", Kind: crossroads.KindInstitution, Status: crossroads.StatusActive}}}, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := f.store.Registers(ctx)
+	if f.dir.Current().Version() == n.Version {
+		t.Fatal("this node is not behind")
+	}
+	req := httptest.NewRequest("POST", "/v1/admin/apply", strings.NewReader("participants:\n  - {id: n3, name: N3, kind: institution, status: active}\n"))
+	req.Header.Set("If-Match", etag(n.Version))
+	p, _ := f.dir.Participant("ops")
+	w := httptest.NewRecorder()
+	f.api.postApply(w, req.WithContext(crossroads.WithCaller(req.Context(), p)))
+	if w.Code != 200 {
+		t.Errorf("If-Match of the other node's version: %d %s", w.Code, w.Body)
+	}
+}

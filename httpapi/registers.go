@@ -183,6 +183,14 @@ func (a *API) postApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dry := r.URL.Query().Get("dry-run") == "true"
+	if want != 0 && want != a.cfg.Directory.Current().Version() {
+		// The ETag may come from another hub node, ahead of this one's
+		// snapshot: read the registers before judging it.
+		if _, err := a.cfg.Directory.Refresh(r.Context()); err != nil {
+			a.applyError(w, err)
+			return
+		}
+	}
 	plan, err := apply.Run(r.Context(), a.cfg.Directory.Store(), desired, apply.Options{Kinds: a.cfg.Kinds, DryRun: dry, IfMatch: want})
 	if plan.Version != 0 {
 		w.Header().Set("ETag", etag(plan.Version))
