@@ -230,12 +230,15 @@ func findIntegration(list []crossroads.Integration, in crossroads.Integration) (
 	return crossroads.Integration{}, false
 }
 
-// integrationDetail is the content of a RecordIntegration record.
+// integrationDetail is the content of a RecordIntegration record: the
+// file after the change, in the shape of crossroads.Integration (the
+// subject is the record's own), fields in key order so that the JSON is
+// canonical (sorted keys, compact).
 type integrationDetail struct {
-	Participant string    `json:"participant"` // who holds the file (the requester acts, possibly an operator)
-	Sector      string    `json:"sector"`
 	Capacity    string    `json:"capacity"`
 	From        time.Time `json:"from"`
+	Participant string    `json:"participant"` // who holds the file (the requester acts, possibly an operator)
+	Sector      string    `json:"sector"`
 	To          time.Time `json:"to,omitzero"`
 }
 
@@ -246,9 +249,7 @@ func integrationRecord(ev crossroads.IntegrationEvent, now time.Time) *crossroad
 	if kind == "" {
 		kind = crossroads.SubjectPerson
 	}
-	// encoding/json writes struct fields in a fixed order and times in
-	// RFC 3339: canonical for this shape.
-	detail, _ := json.Marshal(integrationDetail{Participant: in.Participant, Sector: in.Sector, Capacity: in.Capacity, From: in.From.UTC(), To: in.To.UTC()})
+	detail, _ := json.Marshal(integrationDetail{Capacity: in.Capacity, From: in.From.UTC(), Participant: in.Participant, Sector: in.Sector, To: in.To.UTC()})
 	return &crossroads.AuditRecord{
 		Kind: crossroads.RecordIntegration, Action: ev.Action, ExchangeID: newRecordID(), Time: now,
 		Requester: ev.Actor, User: ev.User, SubjectKind: kind, Subject: in.Person,
@@ -264,10 +265,10 @@ func newRecordID() string {
 	return id.String()
 }
 
-// failed records that the change recorded in first did not happen. Its
+// integrationFailed records that the change recorded in first did not happen. Its
 // own failure is logged: the first record stays, with the history showing
 // that nothing changed.
-func (a *API) failed(ctx context.Context, first *crossroads.AuditRecord, reason crossroads.Reason) {
+func (a *API) integrationFailed(ctx context.Context, first *crossroads.AuditRecord, reason crossroads.Reason) {
 	if first == nil {
 		return
 	}
@@ -280,12 +281,12 @@ func (a *API) failed(ctx context.Context, first *crossroads.AuditRecord, reason 
 }
 
 func (a *API) integrationRefused(w http.ResponseWriter, r *http.Request, first *crossroads.AuditRecord, status int, reason crossroads.Reason, detail string) {
-	a.failed(r.Context(), first, reason)
+	a.integrationFailed(r.Context(), first, reason)
 	problem.Error(w, status, reason, detail)
 }
 
 func (a *API) integrationInvalid(w http.ResponseWriter, r *http.Request, first *crossroads.AuditRecord, err error) {
-	a.failed(r.Context(), first, ReasonInvalidIntegration)
+	a.integrationFailed(r.Context(), first, ReasonInvalidIntegration)
 	p := problem.New(http.StatusUnprocessableEntity, ReasonInvalidIntegration, "the integration is invalid; nothing was written")
 	var probs apply.Problems
 	if errors.As(err, &probs) {
@@ -305,7 +306,7 @@ func (a *API) integrationWriteFailed(w http.ResponseWriter, r *http.Request, fir
 	case errors.Is(err, crossroads.ErrConflict):
 		a.integrationRefused(w, r, first, http.StatusConflict, ReasonIntegrationConflict, "the file changed meanwhile; nothing was written, read it and try again")
 	case errors.Is(err, crossroads.ErrInvalid):
-		a.failed(r.Context(), first, ReasonInvalidIntegration)
+		a.integrationFailed(r.Context(), first, ReasonInvalidIntegration)
 		problem.Error(w, http.StatusUnprocessableEntity, ReasonInvalidIntegration, "the integration is invalid; nothing was written")
 	default:
 		a.cfg.Logger.Error("integration: write", "err", err)

@@ -591,3 +591,78 @@ func TestApplyETagFromAnotherNode(t *testing.T) {
 		t.Errorf("If-Match of the other node's version: %d %s", w.Code, w.Body)
 	}
 }
+
+// applyRaceStore lets another writer apply to the shared store just before
+// the first write of the API's apply.
+type applyRaceStore struct {
+	crossroads.RegisterStore
+	once  sync.Once
+	other func()
+}
+
+func (s *applyRaceStore) Apply(ctx context.Context, n *crossroads.Network) error {
+	s.once.Do(s.other)
+	return s.RegisterStore.Apply(ctx, n)
+}
+
+// TestApplyRacesAnotherWriter: the admin apply loses the race to another
+// node's apply: without If-Match it is planned and validated again (and,
+// here, refused: together they would leave no operator); with If-Match it
+// is 412.
+func TestApplyRacesAnotherWriter(t *testing.T) {
+	for _, pinned := range []bool{false, true} {
+		store, err := sqlite.OpenRegisters(ctx, filepath.Join(t.TempDir(), "registers.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		n := testNetwork()
+		n.Participants = append(n.Participants, crossroads.Participant{ID: "ops2", Name: "Ops 2", Kind: crossroads.KindOperator, Status: crossroads.StatusActive})
+		if _, err := apply.Apply(ctx, store, n, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		rs := &applyRaceStore{RegisterStore: store, other: func() {
+			done := make(chan error)
+			go func() {
+				_, err := apply.Apply(ctx, store, parseFile(t, "participants:\n  - {id: ops2, name: Ops 2, kind: operator, status: suspended}\n"), nil, false)
+				done <- err
+			}()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}}
+		dir, err := directory.Open(ctx, rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		api := New(Config{Directory: dir, Scheme: personid.INSZ{}, Audit: &fakeAudit{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		req := httptest.NewRequest("POST", "/v1/admin/apply", strings.NewReader("participants:\n  - {id: ops, name: Ops, kind: operator, status: suspended}\n"))
+		if pinned {
+			req.Header.Set("If-Match", etag(dir.Current().Version()))
+		}
+		p, _ := dir.Participant("ops2")
+		w := httptest.NewRecorder()
+		api.postApply(w, req.WithContext(crossroads.WithCaller(req.Context(), p)))
+		switch {
+		case pinned && w.Code != http.StatusPreconditionFailed:
+			t.Errorf("pinned: %d %s", w.Code, w.Body)
+		case !pinned && (w.Code != http.StatusUnprocessableEntity || !strings.Contains(w.Body.String(), "no active operator")):
+			t.Errorf("revalidated: %d %s", w.Code, w.Body)
+		}
+		regs, _ := store.Registers(ctx)
+		for _, p := range regs.Participants {
+			if p.ID == "ops" && p.Status != crossroads.StatusActive {
+				t.Errorf("pinned=%v: the losing apply was written", pinned)
+			}
+		}
+	}
+}
+
+func parseFile(t *testing.T, s string) *crossroads.Network {
+	t.Helper()
+	n, err := apply.Parse(strings.NewReader(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

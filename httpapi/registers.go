@@ -191,13 +191,41 @@ func (a *API) postApply(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	plan, err := apply.Run(r.Context(), a.cfg.Directory.Store(), desired, apply.Options{Kinds: a.cfg.Kinds, DryRun: dry, IfMatch: want})
-	if plan.Version != 0 {
+	// Validate and plan at the registers' version, then write on condition
+	// that they are still at it; a write that lost the race to another
+	// writer is planned (and validated) again — unless If-Match pinned the
+	// version, which then no longer matches.
+	store := a.cfg.Directory.Store()
+	var plan apply.Plan
+	for attempt := 1; ; attempt++ {
+		plan, err = apply.Run(r.Context(), store, desired, apply.Options{Kinds: a.cfg.Kinds, DryRun: true, IfMatch: want})
+		if plan.Version != 0 {
+			w.Header().Set("ETag", etag(plan.Version))
+		}
+		if err != nil {
+			a.applyError(w, err)
+			return
+		}
+		if dry || !plan.HasChanges() {
+			break
+		}
+		// (The trail's record of the apply belongs here: before the write.)
+		err = store.Apply(r.Context(), plan.Network())
+		if errors.Is(err, crossroads.ErrStale) && want == 0 && attempt < 5 {
+			continue
+		}
+		if errors.Is(err, crossroads.ErrStale) && want != 0 {
+			err = apply.ErrPrecondition
+		}
+		if err != nil {
+			a.applyError(w, err)
+			return
+		}
+		if n := plan.Network(); len(n.Participants)+len(n.Services)+len(n.Authorisations) > 0 {
+			plan.Version++ // the store bumps the version by one
+		}
 		w.Header().Set("ETag", etag(plan.Version))
-	}
-	if err != nil {
-		a.applyError(w, err)
-		return
+		break
 	}
 	warnings := make([]string, 0, len(plan.Warnings))
 	for _, w := range plan.Warnings {
