@@ -81,7 +81,7 @@ func TestCrashDetectsTampering(t *testing.T) {
 	bin := buildBinary(t)
 	defer crash.SetBeforeVerify(func(dataDir string) error {
 		if err := execSQL(filepath.Join(dataDir, "audit", sqlite.AuditFile),
-			`DELETE FROM audit_records WHERE seq = (SELECT min(seq) FROM audit_records WHERE outcome = 'allowed')`); err != nil {
+			`DELETE FROM audit_records WHERE seq = (SELECT min(seq) FROM audit_records WHERE outcome = 'allowed' AND service <> '')`); err != nil {
 			return err
 		}
 		return execSQL(filepath.Join(dataDir, "registers.db"),

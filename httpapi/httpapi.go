@@ -20,6 +20,7 @@ import (
 
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/directory"
+	"github.com/crossroads-hub/crossroads/limit"
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/problem"
@@ -66,13 +67,28 @@ type Config struct {
 	// and queries).
 	Extra []Route
 	Now   func() time.Time
+
+	// Audit makes every change to the person directory (and every search
+	// of its history) a record of the verifiable trail before it happens;
+	// without it such changes are refused (503 audit-unavailable).
+	Audit crossroads.AuditLog
+	// Kinds are the network's subject kinds; nil: personid.DefaultKinds(Scheme).
+	Kinds personid.Kinds
+	// IntegrationBackdate is how far before now a participant may date
+	// the start or end of a file (default 0: not before now). Operators
+	// are not bound by it.
+	IntegrationBackdate time.Duration
+	// IntegrationLimits bound each participant's integration API calls;
+	// nil: DefaultIntegrationLimits; a zero Limits: no limit.
+	IntegrationLimits *crossroads.Limits
 }
 
 // API is the hub's HTTP handler.
 type API struct {
-	cfg    Config
-	mux    *http.ServeMux
-	routes []Route
+	cfg        Config
+	mux        *http.ServeMux
+	routes     []Route
+	intLimiter *limit.Limiter
 }
 
 // New builds the API.
@@ -86,7 +102,14 @@ func New(cfg Config) *API {
 	if cfg.Gatherer == nil {
 		cfg.Gatherer = prometheus.DefaultGatherer
 	}
-	a := &API{cfg: cfg, mux: http.NewServeMux()}
+	if cfg.Kinds == nil {
+		cfg.Kinds = personid.DefaultKinds(cfg.Scheme)
+	}
+	intLimits := DefaultIntegrationLimits
+	if cfg.IntegrationLimits != nil {
+		intLimits = *cfg.IntegrationLimits
+	}
+	a := &API{cfg: cfg, mux: http.NewServeMux(), intLimiter: limit.New(limit.Config{Default: intLimits, Now: cfg.Now})}
 	a.routes = append(a.baseRoutes(), cfg.Extra...)
 	for _, r := range a.routes {
 		pattern := r.Pattern
@@ -116,6 +139,7 @@ func (a *API) baseRoutes() []Route {
 		{"GET", "/v1/integrations", Participant, http.HandlerFunc(a.listIntegrations)},
 		{"PUT", "/v1/integrations", Participant, http.HandlerFunc(a.putIntegration)},
 		{"DELETE", "/v1/integrations", Participant, http.HandlerFunc(a.deleteIntegration)},
+		{"GET", "/v1/audit/integrations", Auditor, http.HandlerFunc(a.integrationHistory)},
 		{"GET", "/v1/admin/network", Operator, http.HandlerFunc(a.getNetwork)},
 		{"POST", "/v1/admin/apply", Operator, http.HandlerFunc(a.postApply)},
 		{"GET", "/v1/admin/certificates", Operator, http.HandlerFunc(a.listCertificates)},

@@ -70,6 +70,12 @@ type Config struct {
 	DefaultLimits crossroads.Limits
 	MaxInFlight   int // exchanges in flight across the hub; beyond, 503 overloaded
 
+	// The integrations API (the person directory): how far before now a
+	// participant may date a file (default 0; operators are not bound),
+	// and each participant's limits (nil: httpapi.DefaultIntegrationLimits).
+	IntegrationBackdate time.Duration
+	IntegrationLimits   *crossroads.Limits
+
 	// Audit trail. Witnesses (C2SP tlog-witness) cosign the checkpoints;
 	// only checkpoints cosigned by WitnessQuorum of them (0: all) are
 	// published. Record payloads are erased after Retention (default one
@@ -265,6 +271,8 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		Directory: h.Directory, Scheme: h.Scheme, Exchange: ex, CA: h.CA, Certificates: h.Registers,
 		OnRevoke: h.revoked, Revocations: h.Revs, Gatherer: h.Registry, Logger: cfg.Logger,
 		Ready: h.ready, Extra: h.auditRoutes(),
+		Audit:               h.Trail, // integration changes are events of the trail
+		IntegrationBackdate: cfg.IntegrationBackdate, IntegrationLimits: cfg.IntegrationLimits,
 	})
 	h.Server = &http.Server{
 		Handler:           h.API,
