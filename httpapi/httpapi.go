@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,13 +67,17 @@ type Config struct {
 	// and queries).
 	Extra []Route
 	Now   func() time.Time
+	// Audit records operators' acts (applies, certificates) before they
+	// take effect; without it those acts are refused (503).
+	Audit crossroads.AuditLog
 }
 
 // API is the hub's HTTP handler.
 type API struct {
-	cfg    Config
-	mux    *http.ServeMux
-	routes []Route
+	cfg     Config
+	mux     *http.ServeMux
+	routes  []Route
+	applyMu sync.Mutex // serialises this node's applies (plan, record, write)
 }
 
 // New builds the API.

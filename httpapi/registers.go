@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/apply"
+	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/problem"
 )
 
@@ -177,22 +179,57 @@ func (a *API) getNetwork(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.cfg.Directory.Snapshot())
 }
 
+// applyDetail is the detail of a register-apply event.
+type applyDetail struct {
+	Changed    bool   `json:"changed"`
+	DiffDigest string `json:"diffDigest"` // audit.Digest of Diff
+	Diff       string `json:"diff"`       // the plan, as apply.Plan.String renders it
+	FileDigest string `json:"fileDigest"` // of the network file as sent
+}
+
 // postApply applies a network file (YAML or JSON); ?dry-run=true only
-// validates and returns the plan.
+// validates and returns the plan. A real apply is planned, recorded in the
+// audit trail (who, the diff and its digest) and only then written: the
+// entries written are exactly those of the recorded plan. If the record
+// cannot be made durable, nothing is written (503).
 func (a *API) postApply(w http.ResponseWriter, r *http.Request) {
-	desired, err := apply.Parse(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	if err != nil {
+		problem.Error(w, http.StatusRequestEntityTooLarge, crossroads.ReasonBodyTooLarge, "the network file is too large")
+		return
+	}
+	desired, err := apply.Parse(bytes.NewReader(body))
 	if err != nil {
 		problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidBody, "the network file could not be parsed: "+err.Error())
 		return
 	}
 	dry := r.URL.Query().Get("dry-run") == "true"
-	plan, err := apply.Apply(r.Context(), a.cfg.Directory.Store(), desired, a.cfg.Scheme, dry)
+	if !dry {
+		a.applyMu.Lock()
+		defer a.applyMu.Unlock()
+	}
+	plan, err := apply.Apply(r.Context(), a.cfg.Directory.Store(), desired, a.cfg.Scheme, true)
 	if err != nil {
 		a.applyError(w, err)
 		return
 	}
+	diff := plan.String()
+	if !dry {
+		rec, ok := a.event(w, r, crossroads.RecordApply, "apply", applyDetail{
+			Changed: plan.HasChanges(), DiffDigest: audit.Digest([]byte(diff)), Diff: diff, FileDigest: audit.Digest(body),
+		})
+		if !ok || !a.commit(w, r, rec) {
+			return
+		}
+		if plan.HasChanges() {
+			if err := a.cfg.Directory.Store().Apply(r.Context(), plan.Network()); err != nil {
+				a.applyError(w, err)
+				return
+			}
+		}
+	}
 	a.cfg.Logger.Info("network applied", "dryRun", dry, "changes", plan.HasChanges())
-	writeJSON(w, http.StatusOK, map[string]any{"dryRun": dry, "changed": plan.HasChanges(), "diff": plan.String()})
+	writeJSON(w, http.StatusOK, map[string]any{"dryRun": dry, "changed": plan.HasChanges(), "diff": diff})
 }
 
 func (a *API) applyError(w http.ResponseWriter, err error) {

@@ -264,7 +264,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	h.API = httpapi.New(httpapi.Config{
 		Directory: h.Directory, Scheme: h.Scheme, Exchange: ex, CA: h.CA, Certificates: h.Registers,
 		OnRevoke: h.revoked, Revocations: h.Revs, Gatherer: h.Registry, Logger: cfg.Logger,
-		Ready: h.ready, Extra: h.auditRoutes(),
+		Ready: h.ready, Extra: h.auditRoutes(), Audit: h.Trail,
 	})
 	h.Server = &http.Server{
 		Handler:           h.API,
