@@ -50,6 +50,7 @@ func Apply(ctx context.Context, store crossroads.RegisterStore, desired *crossro
 	}
 	d := *desired
 	d.Integrations = append([]crossroads.Integration(nil), desired.Integrations...) // Validate canonicalises person ids
+	d.Participants = append([]crossroads.Participant(nil), desired.Participants...) // and enterprise numbers
 	if err := Validate(&d, current, scheme); err != nil {
 		return Plan{}, err
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/atomicfile"
 	"github.com/crossroads-hub/crossroads/audit"
+	"github.com/crossroads-hub/crossroads/citizen"
 	"github.com/crossroads-hub/crossroads/directory"
 	"github.com/crossroads-hub/crossroads/exchange"
 	"github.com/crossroads-hub/crossroads/httpapi"
@@ -90,6 +91,10 @@ type Config struct {
 	OIDCIssuer       string
 	OIDCClientID     string
 	OIDCSubjectClaim string
+	// OIDCEnterpriseClaim names the ID-token claim carrying the enterprise
+	// number of the company the holder represents (GET /v1/enterprise/…);
+	// empty: only representatives' certificates open those views.
+	OIDCEnterpriseClaim string
 }
 
 // Hub is an assembled hub.
@@ -109,9 +114,9 @@ type Hub struct {
 	API       *httpapi.API
 	Scheme    personid.Scheme
 	Server    *http.Server
-	Limiter   *limit.Limiter // flow control; Configure changes it at run time
-	SIEM      *siem.Exporter // nil without a SIEM
-	citizen   http.Handler   // GET /v1/me/exchanges
+	Limiter   *limit.Limiter   // flow control; Configure changes it at run time
+	SIEM      *siem.Exporter   // nil without a SIEM
+	citizen   *citizen.Handler // GET /v1/me/… and /v1/enterprise/…
 }
 
 // Registers is the register and certificate store the hub runs on.
