@@ -84,6 +84,9 @@ type Config struct {
 	RetentionForce bool
 	SIEMURL        string
 	SIEMRootCAs    string
+	// SIEMAllowTLS12 lets the SIEM export speak TLS 1.2 to a receiver that
+	// cannot do 1.3 (default: TLS 1.3 only).
+	SIEMAllowTLS12 bool
 
 	// Citizens ("who looked at my data", GET /v1/me/exchanges): ID tokens
 	// of OIDCIssuer for OIDCClientID, the person id in OIDCSubjectClaim
@@ -364,6 +367,8 @@ func (h *Hub) witnessClient() *http.Client {
 		Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, Certificates: []tls.Certificate{h.Cert}},
 		},
+		// A witness is called at its configured URL only.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 

@@ -59,7 +59,7 @@ func (h *Hub) openAuditServices(auditDir string) error {
 		return fmt.Errorf("retention %v is below the minimum of %v: force it explicitly if the law allows", cfg.Retention, audit.MinRetention)
 	}
 	if cfg.SIEMURL != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		tc := &tls.Config{MinVersion: tls.VersionTLS13}
 		if cfg.SIEMRootCAs != "" {
 			b, err := os.ReadFile(cfg.SIEMRootCAs)
 			if err != nil {
@@ -71,7 +71,7 @@ func (h *Hub) openAuditServices(auditDir string) error {
 			}
 		}
 		var err error
-		if h.SIEM, err = siem.New(siem.Config{URL: cfg.SIEMURL, Source: h.Trail, TLS: tc,
+		if h.SIEM, err = siem.New(siem.Config{URL: cfg.SIEMURL, Source: h.Trail, TLS: tc, AllowTLS12: cfg.SIEMAllowTLS12,
 			CursorFile: filepath.Join(auditDir, "siem.cursor"), Logger: cfg.Logger}); err != nil {
 			return err
 		}
