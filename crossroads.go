@@ -218,6 +218,7 @@ const (
 	ReasonInvalidParameter Reason = "invalid-parameter"      // 400: a typed path parameter that does not parse
 	ReasonSubjectMismatch  Reason = "subject-mismatch"       // 400: Crossroads-Subject differs from the subject in the path
 	ReasonUnsupportedMedia Reason = "unsupported-media-type" // 415: body of another type than declared, or a body where none is
+	ReasonCrossSite        Reason = "cross-site-request"     // 403: a state-changing admin request from another site (Origin, Sec-Fetch-Site)
 
 	// Bad input (400).
 	ReasonInvalidSubject     Reason = "invalid-subject"

@@ -74,6 +74,10 @@ type Config struct {
 	// Audit records operators' acts (applies, certificates) before they
 	// take effect; without it those acts are refused (503).
 	Audit crossroads.AuditLog
+	// Origins are the origins, besides the hub's own (https://<Host>), from
+	// which a browser may send state-changing admin requests (the console's,
+	// if it is served elsewhere). See samesite.go.
+	Origins []string
 }
 
 // API is the hub's HTTP handler.
@@ -102,7 +106,11 @@ func New(cfg Config) *API {
 		if r.Method != "" {
 			pattern = r.Method + " " + pattern
 		}
-		a.mux.Handle(pattern, a.guard(r.Access, r.Handler))
+		h := a.guard(r.Access, r.Handler)
+		if stateChanging(r) {
+			h = a.sameSite(h)
+		}
+		a.mux.Handle(pattern, h)
 	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, http.StatusNotFound, "not-found", "no such resource")
