@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -175,8 +177,58 @@ func (a *API) deleteIntegration(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// getNetwork returns the registers as stored, with their ETag: sent back
+// in If-Match, it makes an apply conditional on nothing having changed.
 func (a *API) getNetwork(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.cfg.Directory.Snapshot())
+	n, err := a.cfg.Directory.Store().Registers(r.Context())
+	if err != nil {
+		a.cfg.Logger.Error("read registers", "err", err)
+		problem.Error(w, http.StatusServiceUnavailable, "store-unavailable", "the registers could not be read")
+		return
+	}
+	w.Header().Set("ETag", registersTag(n))
+	writeJSON(w, http.StatusOK, n)
+}
+
+// registersTag is the entity tag of the registers (participants,
+// services, authorisations): a digest of their JSON, in store order.
+func registersTag(n *crossroads.Network) string {
+	b, _ := json.Marshal(crossroads.Network{Participants: n.Participants, Services: n.Services, Authorisations: n.Authorisations})
+	sum := sha256.Sum256(b)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:]) + `"`
+}
+
+// ReasonRegistersChanged is the reason of 412: the If-Match of an apply
+// names registers that have changed since.
+const ReasonRegistersChanged crossroads.Reason = "registers-changed"
+
+// precheck refuses an apply whose If-Match is stale (412) or that would
+// leave the network without an active operator (422: the admin API could
+// then only be recovered with host access).
+func (a *API) precheck(w http.ResponseWriter, r *http.Request, desired *crossroads.Network) bool {
+	cur, err := a.cfg.Directory.Store().Registers(r.Context())
+	if err != nil {
+		a.applyError(w, err)
+		return false
+	}
+	if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != registersTag(cur) {
+		problem.Error(w, http.StatusPreconditionFailed, ReasonRegistersChanged, "the registers have changed since the ETag you sent; read them again")
+		return false
+	}
+	after := map[string]crossroads.Participant{}
+	for _, p := range cur.Participants {
+		after[p.ID] = p
+	}
+	for _, p := range desired.Participants {
+		after[p.ID] = p
+	}
+	for _, p := range after {
+		if p.Kind == crossroads.KindOperator && p.Status == crossroads.StatusActive {
+			return true
+		}
+	}
+	a.applyError(w, apply.Problems{{Path: "participants", Message: "the change would leave no active operator"}})
+	return false
 }
 
 // applyDetail is the detail of a register-apply event.
@@ -188,7 +240,10 @@ type applyDetail struct {
 }
 
 // postApply applies a network file (YAML or JSON); ?dry-run=true only
-// validates and returns the plan. A real apply is planned, recorded in the
+// validates and returns the plan. With If-Match (the ETag of GET
+// /v1/admin/network) it applies only if the registers have not changed
+// since (412 otherwise); applies through this node are serialised. An
+// apply that would leave no active operator is refused. A real apply is planned, recorded in the
 // audit trail (who, the diff and its digest) and only then written: the
 // entries written are exactly those of the recorded plan. If the record
 // cannot be made durable, nothing is written (503).
@@ -207,6 +262,9 @@ func (a *API) postApply(w http.ResponseWriter, r *http.Request) {
 	if !dry {
 		a.applyMu.Lock()
 		defer a.applyMu.Unlock()
+	}
+	if !a.precheck(w, r, desired) {
+		return
 	}
 	plan, err := apply.Apply(r.Context(), a.cfg.Directory.Store(), desired, a.cfg.Scheme, true)
 	if err != nil {
@@ -227,6 +285,9 @@ func (a *API) postApply(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	}
+	if n, err := a.cfg.Directory.Store().Registers(r.Context()); err == nil && !dry {
+		w.Header().Set("ETag", registersTag(n)) // for the next conditional apply
 	}
 	a.cfg.Logger.Info("network applied", "dryRun", dry, "changes", plan.HasChanges())
 	writeJSON(w, http.StatusOK, map[string]any{"dryRun": dry, "changed": plan.HasChanges(), "diff": diff})

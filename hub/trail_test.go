@@ -176,3 +176,53 @@ func newCSR(t *testing.T) string {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
 }
+
+// TestConditionalApply: an apply with If-Match applies only if the
+// registers have not changed since that ETag; an apply that would leave no
+// active operator is refused.
+func TestConditionalApply(t *testing.T) {
+	r := start(t)
+	ops := r.Clients.Client(demo.Operator)
+	get := func() string {
+		resp, err := ops.Get(r.Base + "/v1/admin/network")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("ETag") == "" {
+			t.Fatalf("GET network: %d, ETag %q", resp.StatusCode, resp.Header.Get("ETag"))
+		}
+		return resp.Header.Get("ETag")
+	}
+	tag := get()
+	if again := get(); again != tag {
+		t.Fatalf("ETag changed without a change: %s %s", tag, again)
+	}
+	other := strings.ReplaceAll(newInstitution, "trail-test-inst", "trail-other-inst")
+	if st, b := send(t, ops, "POST", r.Base+"/v1/admin/apply", other, map[string]string{"Content-Type": "application/yaml", "If-Match": tag}); st != 200 {
+		t.Fatalf("apply with a current ETag: %d %s", st, b)
+	}
+	// The ETag sent is now stale.
+	st, b := send(t, ops, "POST", r.Base+"/v1/admin/apply", newInstitution, map[string]string{"Content-Type": "application/yaml", "If-Match": tag})
+	if st != http.StatusPreconditionFailed || !strings.Contains(b, "registers-changed") {
+		t.Fatalf("apply with a stale ETag: %d %s", st, b)
+	}
+	if _, ok := r.Hub.Directory.Participant("trail-test-inst"); ok {
+		t.Fatal("applied with a stale ETag")
+	}
+	if st, b := send(t, ops, "POST", r.Base+"/v1/admin/apply", newInstitution, map[string]string{"Content-Type": "application/yaml", "If-Match": get()}); st != 200 {
+		t.Fatalf("apply with the new ETag: %d %s", st, b)
+	}
+	// Suspending the only operator is refused, dry run or not.
+	suspend := "participants:\n  - id: " + demo.Operator + "\n    name: Operator\n    kind: operator\n    status: suspended\n"
+	for _, q := range []string{"", "?dry-run=true"} {
+		if st, b := do(t, ops, "POST", r.Base+"/v1/admin/apply"+q, "application/yaml", suspend); st != 422 || !strings.Contains(b2s(b), "no active operator") {
+			t.Fatalf("suspending the last operator%s: %d %s", q, st, b)
+		}
+	}
+	if p, _ := r.Hub.Directory.Participant(demo.Operator); p == nil || p.Status != "active" {
+		t.Fatal("the last operator was suspended")
+	}
+}
+
+func b2s(b []byte) string { return string(b) }
