@@ -200,6 +200,7 @@ func Run(ctx context.Context, t Target) (*Report, error) {
 	r.headers(ctx)
 	r.paths(ctx)
 	r.certificates(ctx)
+	r.crossSite(ctx)
 	r.slowloris(ctx)
 	if t.Provider != "" {
 		r.provider(ctx)
