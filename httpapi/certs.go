@@ -69,6 +69,7 @@ func (a *API) signCSR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.cfg.Certificates.RecordCertificate(r.Context(), rec); err != nil {
+		a.failed(r, ev, "store-unavailable")
 		a.cfg.Logger.Error("record certificate", "err", err)
 		problem.Error(w, http.StatusServiceUnavailable, "store-unavailable", "the certificate could not be recorded; do not use it")
 		return
@@ -120,10 +121,12 @@ func (a *API) revokeCertificate(w http.ResponseWriter, r *http.Request) {
 	}
 	err = a.cfg.Certificates.RevokeCertificate(r.Context(), serial, a.cfg.Now().UTC(), b.Reason)
 	if errors.Is(err, crossroads.ErrNotFound) {
+		a.failed(r, ev, "not-found")
 		problem.Error(w, http.StatusNotFound, "not-found", "no certificate with that serial")
 		return
 	}
 	if err != nil {
+		a.failed(r, ev, "store-unavailable")
 		a.cfg.Logger.Error("revoke certificate", "err", err)
 		problem.Error(w, http.StatusServiceUnavailable, "store-unavailable", "the revocation could not be recorded")
 		return

@@ -30,6 +30,23 @@ func (a *API) event(w http.ResponseWriter, r *http.Request, kind, action string,
 	return rec, true
 }
 
+// failed records, best effort, that the act recorded by rec did not take
+// effect after all (the store refused it): a record of outcome failed
+// naming rec's id in its detail.
+func (a *API) failed(r *http.Request, rec *crossroads.AuditRecord, reason crossroads.Reason) {
+	if a.cfg.Audit == nil {
+		return
+	}
+	f, err := audit.Event(rec.Kind, rec.Action, rec.Requester, rec.User, map[string]string{"failed": rec.ExchangeID})
+	if err == nil {
+		f.Outcome, f.Reason = crossroads.OutcomeFailed, reason
+		_, err = a.cfg.Audit.Commit(r.Context(), f)
+	}
+	if err != nil {
+		a.cfg.Logger.Error("audit: failure of a recorded act not recorded", "kind", rec.Kind, "event", rec.ExchangeID, "err", err)
+	}
+}
+
 // commit makes rec durable; false (and 503 written) when it cannot, in
 // which case the act must not happen.
 func (a *API) commit(w http.ResponseWriter, r *http.Request, rec *crossroads.AuditRecord) bool {

@@ -177,7 +177,8 @@ func (a *API) deleteIntegration(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// getNetwork returns the registers as stored, with their ETag: sent back
+// getNetwork returns the registers as this node has them (refreshed from
+// the store every 2 s and on its own writes), with their ETag: sent back
 // in If-Match, it makes an apply conditional on nothing having changed.
 func (a *API) getNetwork(w http.ResponseWriter, r *http.Request) {
 	n, err := a.cfg.Directory.Store().Registers(r.Context())
@@ -243,10 +244,11 @@ type applyDetail struct {
 // validates and returns the plan. With If-Match (the ETag of GET
 // /v1/admin/network) it applies only if the registers have not changed
 // since (412 otherwise); applies through this node are serialised. An
-// apply that would leave no active operator is refused. A real apply is planned, recorded in the
-// audit trail (who, the diff and its digest) and only then written: the
-// entries written are exactly those of the recorded plan. If the record
-// cannot be made durable, nothing is written (503).
+// apply that would leave no active operator is refused. A real apply is
+// planned, recorded in the audit trail (who, the diff and its digest) and
+// only then written: the entries written are exactly those of the
+// recorded plan. If the record cannot be made durable, nothing is written
+// (503); if the write then fails, a failed record follows.
 func (a *API) postApply(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	if err != nil {
@@ -281,6 +283,7 @@ func (a *API) postApply(w http.ResponseWriter, r *http.Request) {
 		}
 		if plan.HasChanges() {
 			if err := a.cfg.Directory.Store().Apply(r.Context(), plan.Network()); err != nil {
+				a.failed(r, rec, "store-unavailable")
 				a.applyError(w, err)
 				return
 			}
