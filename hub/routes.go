@@ -59,7 +59,7 @@ func (h *Hub) openAuditServices(auditDir string) error {
 		return fmt.Errorf("retention %v is below the minimum of %v: force it explicitly if the law allows", cfg.Retention, audit.MinRetention)
 	}
 	if cfg.SIEMURL != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS13}
+		tc := &tls.Config{} // the exporter sets the TLS floor (1.3; 1.2 only with SIEMAllowTLS12)
 		if cfg.SIEMRootCAs != "" {
 			b, err := os.ReadFile(cfg.SIEMRootCAs)
 			if err != nil {
