@@ -94,6 +94,7 @@ func run(ctx context.Context, store crossroads.RegisterStore, desired *crossroad
 	}
 	d := *desired
 	d.Integrations = append([]crossroads.Integration(nil), desired.Integrations...) // Check canonicalises subject ids
+	d.Participants = append([]crossroads.Participant(nil), desired.Participants...) // and enterprise numbers
 	warnings, err := Check(&d, current, opts.Kinds)
 	if err != nil {
 		return Plan{Version: current.Version}, err

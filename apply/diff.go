@@ -193,6 +193,7 @@ func diffParticipant(old, new crossroads.Participant) []FieldChange {
 	d.str("kind", old.Kind, new.Kind)
 	d.str("status", old.Status, new.Status)
 	d.str("incidentContact", old.IncidentContact, new.IncidentContact)
+	d.str("enterprise", old.Enterprise, new.Enterprise)
 	return d
 }
 

@@ -47,7 +47,7 @@ func (ps Problems) Is(target error) bool { return target == crossroads.ErrInvali
 var (
 	idPattern        = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 	purposePattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-	participantKinds = []string{crossroads.KindInstitution, crossroads.KindAuthenticSource, crossroads.KindNationalBackend, crossroads.KindOperator, crossroads.KindAuditor}
+	participantKinds = []string{crossroads.KindInstitution, crossroads.KindAuthenticSource, crossroads.KindNationalBackend, crossroads.KindOperator, crossroads.KindAuditor, crossroads.KindEnterpriseRepresentative}
 )
 
 // world is the registers as they would be after the apply (or before).
@@ -175,6 +175,18 @@ func Check(n *crossroads.Network, current *crossroads.Network, kinds personid.Ki
 		ps.id(path, "participants", p.ID, seen, i)
 		if !slices.Contains(participantKinds, p.Kind) {
 			ps.add(path+".kind", "%q is not a participant kind (%s)", p.Kind, strings.Join(participantKinds, ", "))
+		}
+		// A representative names the one enterprise it represents (stored
+		// canonical); no other kind names one.
+		switch {
+		case p.Kind == crossroads.KindEnterpriseRepresentative:
+			if c, err := (personid.Enterprise{}).Canonical(p.Enterprise); err != nil {
+				ps.add(path+".enterprise", "an enterprise representative needs a valid enterprise number")
+			} else {
+				n.Participants[i].Enterprise = c
+			}
+		case p.Enterprise != "":
+			ps.add(path+".enterprise", "only participants of kind %s name an enterprise", crossroads.KindEnterpriseRepresentative)
 		}
 		if p.Status != crossroads.StatusActive && p.Status != crossroads.StatusSuspended {
 			ps.add(path+".status", "%q is not a participant status (active, suspended)", p.Status)

@@ -270,13 +270,28 @@ func (t *Trail) seal(ctx context.Context, r *crossroads.AuditRecord) (*Row, erro
 		Purpose:      r.Purpose,
 		Outcome:      r.Outcome,
 		Reason:       string(r.Reason),
-		SubjectIndex: blindIndex(t.indexKey, r.Subject),
+		SubjectIndex: blindIndex(t.indexKey, subjectKind(r), r.Subject),
 		Period:       per,
 		Nonce:        nonce,
 		Ciphertext:   ct,
 		Leaf:         Leaf(r.Time, c),
 		Index:        -1,
+		Kind:         r.Kind,
+		SubjectKind:  subjectKind(r),
 	}, nil
+}
+
+// subjectKind is the kind of a record's subject: "" without a subject,
+// person when the record does not say.
+func subjectKind(r *crossroads.AuditRecord) string {
+	switch {
+	case r.Subject == "":
+		return ""
+	case r.SubjectKind == "":
+		return crossroads.SubjectPerson
+	default:
+		return r.SubjectKind
+	}
 }
 
 // dataKey returns the AEAD of a period's data key, creating, wrapping and

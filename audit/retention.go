@@ -82,5 +82,6 @@ func erasedRecord(row *Row) *crossroads.AuditRecord {
 	return &crossroads.AuditRecord{
 		ExchangeID: row.ExchangeID, Time: row.Time, Requester: row.Requester, Provider: row.Provider,
 		Service: row.Service, Purpose: row.Purpose, Outcome: row.Outcome, Reason: crossroads.Reason(row.Reason),
+		Kind: row.Kind, SubjectKind: row.SubjectKind,
 	}
 }

@@ -201,6 +201,7 @@ func Run(ctx context.Context, t Target) (*Report, error) {
 	r.paths(ctx)
 	r.certificates(ctx)
 	r.integrations(ctx)
+	r.crossSite(ctx)
 	r.slowloris(ctx)
 	if t.Provider != "" {
 		r.provider(ctx)

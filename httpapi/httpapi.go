@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,10 @@ const (
 	Participant               // any active participant
 	Operator                  // participants of kind operator
 	Auditor                   // operators and auditors
+	// Optional: a caller presenting a client certificate is authenticated
+	// (and refused if it is not an active participant's); a caller without
+	// one passes, for the handler to authenticate otherwise (ID tokens).
+	Optional
 )
 
 // Route is one entry of the routing table; the OpenAPI test checks the
@@ -68,9 +73,10 @@ type Config struct {
 	Extra []Route
 	Now   func() time.Time
 
-	// Audit makes every change to the person directory (and every search
-	// of its history) a record of the verifiable trail before it happens;
-	// without it such changes are refused (503 audit-unavailable).
+	// Audit makes every operator's act (applies, certificates) and every
+	// change to the person directory (and every search of its history) a
+	// record of the verifiable trail before it happens;
+	// without it such acts are refused (503 audit-unavailable).
 	Audit crossroads.AuditLog
 	// Kinds are the network's subject kinds; nil: personid.DefaultKinds(Scheme).
 	Kinds personid.Kinds
@@ -81,6 +87,10 @@ type Config struct {
 	// IntegrationLimits bound each participant's integration API calls;
 	// nil: DefaultIntegrationLimits; a zero Limits: no limit.
 	IntegrationLimits *crossroads.Limits
+	// Origins are the origins, besides the hub's own (https://<Host>), from
+	// which a browser may send state-changing admin requests (the console's,
+	// if it is served elsewhere). See samesite.go.
+	Origins []string
 }
 
 // API is the hub's HTTP handler.
@@ -89,6 +99,7 @@ type API struct {
 	mux        *http.ServeMux
 	routes     []Route
 	intLimiter *limit.Limiter
+	applyMu    sync.Mutex // serialises this node's applies (plan, record, write)
 }
 
 // New builds the API.
@@ -116,7 +127,11 @@ func New(cfg Config) *API {
 		if r.Method != "" {
 			pattern = r.Method + " " + pattern
 		}
-		a.mux.Handle(pattern, a.guard(r.Access, r.Handler))
+		h := a.guard(r.Access, r.Handler)
+		if stateChanging(r) {
+			h = a.sameSite(h)
+		}
+		a.mux.Handle(pattern, h)
 	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, http.StatusNotFound, "not-found", "no such resource")
@@ -195,6 +210,10 @@ func (a *API) guard(access Access, h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v1/exchange/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if access == Optional && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
 			h.ServeHTTP(w, r)
 			return
 		}

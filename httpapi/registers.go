@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/apply"
+	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/problem"
 )
 
@@ -167,17 +170,34 @@ func ifMatch(h string) (int64, bool) {
 	return v, true
 }
 
+// applyDetail is the detail of a register-apply event.
+type applyDetail struct {
+	Changed    bool   `json:"changed"`
+	DiffDigest string `json:"diffDigest"` // audit.Digest of Diff
+	Diff       string `json:"diff"`       // the plan, as apply.Plan.String renders it
+	FileDigest string `json:"fileDigest"` // of the network file as sent
+}
+
 // postApply applies a network file (YAML or JSON); ?dry-run=true only
 // validates and returns the plan. If-Match (an ETag of GET
 // /v1/admin/network or of an earlier apply) makes the apply conditional:
-// 412 version-mismatch if the registers have changed since.
+// 412 version-mismatch if the registers have changed since. A real apply
+// is planned, recorded in the audit trail (who, the diff and its digest)
+// and only then written: the entries written are exactly those of the
+// recorded plan. If the record cannot be made durable, nothing is written
+// (503); if the write then fails, a failed record follows.
 func (a *API) postApply(w http.ResponseWriter, r *http.Request) {
 	want, ok := ifMatch(r.Header.Get("If-Match"))
 	if !ok {
 		problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidHeader, `If-Match must be one entity tag of the registers, e.g. "42", or *`)
 		return
 	}
-	desired, err := apply.Parse(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	if err != nil {
+		problem.Error(w, http.StatusRequestEntityTooLarge, crossroads.ReasonBodyTooLarge, "the network file is too large")
+		return
+	}
+	desired, err := apply.Parse(bytes.NewReader(body))
 	if err != nil {
 		problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidBody, "the network file could not be parsed: "+err.Error())
 		return
@@ -209,8 +229,17 @@ func (a *API) postApply(w http.ResponseWriter, r *http.Request) {
 		if dry || !plan.HasChanges() {
 			break
 		}
-		// (The trail's record of the apply belongs here: before the write.)
+		diff := plan.String()
+		rec, ok := a.event(w, r, crossroads.RecordApply, "apply", applyDetail{
+			Changed: true, DiffDigest: audit.Digest([]byte(diff)), Diff: diff, FileDigest: audit.Digest(body),
+		})
+		if !ok || !a.commit(w, r, rec) {
+			return
+		}
 		err = store.Apply(r.Context(), plan.Network())
+		if err != nil {
+			a.failed(r, rec, "store-unavailable")
+		}
 		if errors.Is(err, crossroads.ErrStale) && want == 0 && attempt < 5 {
 			continue
 		}
@@ -256,8 +285,8 @@ func (a *API) applyError(w http.ResponseWriter, err error) {
 }
 
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		problem.Error(w, http.StatusUnsupportedMediaType, crossroads.ReasonInvalidBody, "send application/json")
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		problem.Error(w, http.StatusUnsupportedMediaType, crossroads.ReasonUnsupportedMedia, "send application/json")
 		return false
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))

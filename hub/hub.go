@@ -33,6 +33,7 @@ import (
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/atomicfile"
 	"github.com/crossroads-hub/crossroads/audit"
+	"github.com/crossroads-hub/crossroads/citizen"
 	"github.com/crossroads-hub/crossroads/directory"
 	"github.com/crossroads-hub/crossroads/exchange"
 	"github.com/crossroads-hub/crossroads/httpapi"
@@ -89,6 +90,9 @@ type Config struct {
 	RetentionForce bool
 	SIEMURL        string
 	SIEMRootCAs    string
+	// SIEMAllowTLS12 lets the SIEM export speak TLS 1.2 to a receiver that
+	// cannot do 1.3 (default: TLS 1.3 only).
+	SIEMAllowTLS12 bool
 
 	// Citizens ("who looked at my data", GET /v1/me/exchanges): ID tokens
 	// of OIDCIssuer for OIDCClientID, the person id in OIDCSubjectClaim
@@ -96,6 +100,10 @@ type Config struct {
 	OIDCIssuer       string
 	OIDCClientID     string
 	OIDCSubjectClaim string
+	// OIDCEnterpriseClaim names the ID-token claim carrying the enterprise
+	// number of the company the holder represents (GET /v1/enterprise/…);
+	// empty: only representatives' certificates open those views.
+	OIDCEnterpriseClaim string
 }
 
 // Hub is an assembled hub.
@@ -115,9 +123,9 @@ type Hub struct {
 	API       *httpapi.API
 	Scheme    personid.Scheme
 	Server    *http.Server
-	Limiter   *limit.Limiter // flow control; Configure changes it at run time
-	SIEM      *siem.Exporter // nil without a SIEM
-	citizen   http.Handler   // GET /v1/me/exchanges
+	Limiter   *limit.Limiter   // flow control; Configure changes it at run time
+	SIEM      *siem.Exporter   // nil without a SIEM
+	citizen   *citizen.Handler // GET /v1/me/… and /v1/enterprise/…
 }
 
 // Registers is the register and certificate store the hub runs on.
@@ -367,6 +375,8 @@ func (h *Hub) witnessClient() *http.Client {
 		Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, Certificates: []tls.Certificate{h.Cert}},
 		},
+		// A witness is called at its configured URL only.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 

@@ -13,6 +13,10 @@
 //     acknowledged once the receiver, having read everything, closes its
 //     side.
 //
+// Transport security: TLS 1.3 only (AllowTLS12 for a sink that cannot),
+// and an HTTPS sink's redirects are never followed (a 3xx is a failed
+// delivery, retried; the cursor does not move).
+//
 // Back-pressure and durability: the audit store is the buffer. The
 // exporter reads the next batch only after the sink acknowledged the
 // previous one, retrying a failed batch with exponential backoff, and
@@ -60,8 +64,13 @@ type Config struct {
 	// CursorFile persists the last acknowledged sequence number.
 	CursorFile string
 	// TLS configures the client side of the connection (default: system
-	// roots, TLS 1.2 at least).
+	// roots). Whatever it says, the exporter speaks TLS 1.3 only, unless
+	// AllowTLS12.
 	TLS *tls.Config
+	// AllowTLS12 lets the exporter speak TLS 1.2 with a sink that cannot do
+	// 1.3 (some syslog receivers and SIEM collectors still cannot). It is an
+	// explicit choice of the operator; the default is TLS 1.3 only.
+	AllowTLS12 bool
 	// BatchSize bounds the records sent at once (default 500).
 	BatchSize int
 	// Poll is how often to look for new records when all are exported
@@ -116,10 +125,15 @@ func New(cfg Config) (*Exporter, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname, _ = os.Hostname()
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	tc := &tls.Config{}
 	if cfg.TLS != nil {
 		tc = cfg.TLS.Clone()
 	}
+	floor := uint16(tls.VersionTLS13)
+	if cfg.AllowTLS12 {
+		floor = tls.VersionTLS12
+	}
+	tc.MinVersion = max(tc.MinVersion, floor)
 	u, err := url.Parse(cfg.URL)
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("siem: URL %q: want https://host/path or syslog+tls://host:port", cfg.URL)
@@ -130,6 +144,9 @@ func New(cfg Config) (*Exporter, error) {
 		e.sink = &httpSink{url: u.String(), client: &http.Client{
 			Timeout:   cfg.Timeout,
 			Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true},
+			// A redirect is an answer, not an acknowledgement: following it
+			// could post the decrypted records elsewhere, even in cleartext.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}}
 	case "syslog+tls":
 		if u.Port() == "" {
@@ -244,6 +261,9 @@ func (s *httpSink) send(ctx context.Context, _ []audit.Record, lines [][]byte) e
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			return fmt.Errorf("siem: post: %s: redirects are not followed; configure the sink's final URL", resp.Status)
+		}
 		return fmt.Errorf("siem: post: %s", resp.Status)
 	}
 	return nil

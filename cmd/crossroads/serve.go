@@ -62,6 +62,8 @@ func runServe(ctx context.Context, args []string) error {
 	oidcIssuer := fs.String("oidc-issuer", "", "OpenID Connect issuer of the citizens' ID tokens (enables GET /v1/me/exchanges)")
 	oidcClient := fs.String("oidc-client-id", "", "client id (audience) of the citizens' ID tokens")
 	oidcClaim := fs.String("oidc-subject-claim", "sub", "ID token claim holding the citizen's person identifier")
+	oidcEnterprise := fs.String("oidc-enterprise-claim", "", "ID token claim holding the enterprise number a company's representative acts for (GET /v1/enterprise/…; default: certificates only)")
+	siemTLS12 := fs.Bool("siem-allow-tls12", false, "let the SIEM export speak TLS 1.2 to a receiver that cannot do 1.3 (default: TLS 1.3 only)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: crossroads serve [flags]\n\nRuns the hub over mutual TLS. Every flag can also be set as CROSSROADS_<FLAG> or in --config FILE.")
 		fs.PrintDefaults()
@@ -91,6 +93,7 @@ func runServe(ctx context.Context, args []string) error {
 		DefaultLimits: crossroads.Limits{RatePerSecond: *rateLimit, Burst: *burst, MaxConcurrent: *maxConcurrent}, MaxInFlight: *maxInFlight,
 		Witnesses: wcs, WitnessQuorum: *quorum, Retention: *retention, RetentionForce: *retentionForce,
 		SIEMURL: *siemURL, SIEMRootCAs: *siemCA, OIDCIssuer: *oidcIssuer, OIDCClientID: *oidcClient, OIDCSubjectClaim: *oidcClaim,
+		OIDCEnterpriseClaim: *oidcEnterprise, SIEMAllowTLS12: *siemTLS12,
 	})
 	if err != nil {
 		return err

@@ -160,7 +160,7 @@ func (s *AuditStore) ensurePartition(ctx context.Context, m int) error {
 // subquery from being flattened): a primary-key probe per row, and for
 // records, into the one partition that r.time = e.time selects at run time.
 const auditCols = `e.seq, r.exchange_id, r.time, r.requester, r.provider, r.service, r.purpose, r.outcome, r.reason,
-	r.subject_index, r.period, r.nonce, r.ciphertext, r.leaf, e.log_index`
+	r.subject_index, r.period, r.nonce, r.ciphertext, r.leaf, e.log_index, r.kind, r.subject_kind`
 
 // byExchanges selects the exchanges of sub (seq, time, log_index) with their records.
 func byExchanges(sub, order string) string {
@@ -175,7 +175,7 @@ func byRecords(sub, order string) string {
 }
 
 var auditRecordColumns = []string{"seq", "time", "exchange_id", "requester", "provider", "service", "purpose",
-	"outcome", "reason", "subject_index", "period", "nonce", "ciphertext", "leaf"}
+	"outcome", "reason", "subject_index", "period", "nonce", "ciphertext", "leaf", "kind", "subject_kind"}
 
 // InsertBatch implements audit.Store: one transaction that assigns Seq
 // through audit_exchanges (skipping exchange ids already stored, and
@@ -227,7 +227,7 @@ func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err er
 			delete(seqs, r.ExchangeID)
 			r.Seq = seq
 			copyRows = append(copyRows, []any{seq, r.Time, r.ExchangeID, r.Requester, r.Provider, r.Service, r.Purpose,
-				r.Outcome, r.Reason, nilIfEmptyBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf})
+				r.Outcome, r.Reason, nilIfEmptyBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf, r.Kind, r.SubjectKind})
 		}
 		if len(copyRows) == 0 {
 			return nil
@@ -330,6 +330,12 @@ func (s *AuditStore) Search(ctx context.Context, q audit.StoreQuery) ([]audit.Ro
 	if q.SubjectIndex != nil {
 		add(`subject_index = $?`, q.SubjectIndex)
 	}
+	if q.SubjectKind != "" {
+		add(`subject_kind = $?`, q.SubjectKind)
+	}
+	if len(q.Kinds) > 0 {
+		add(`kind = ANY($?)`, q.Kinds)
+	}
 	if !q.From.IsZero() {
 		add(`time >= $?`, q.From)
 	}
@@ -358,7 +364,7 @@ func (s *AuditStore) query(ctx context.Context, q string, args ...any) ([]audit.
 		var r audit.Row
 		var idx *int64
 		err := rs.Scan(&r.Seq, &r.ExchangeID, &r.Time, &r.Requester, &r.Provider, &r.Service, &r.Purpose,
-			&r.Outcome, &r.Reason, &r.SubjectIndex, &r.Period, &r.Nonce, &r.Ciphertext, &r.Leaf, &idx)
+			&r.Outcome, &r.Reason, &r.SubjectIndex, &r.Period, &r.Nonce, &r.Ciphertext, &r.Leaf, &idx, &r.Kind, &r.SubjectKind)
 		r.Time = r.Time.UTC()
 		if len(r.Ciphertext) == 0 { // erased
 			r.Ciphertext, r.Nonce, r.SubjectIndex = nil, nil, nil

@@ -58,7 +58,7 @@ func (s *AuditStore) Close() error {
 	return s.c.close()
 }
 
-const auditCols = `seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf, log_index`
+const auditCols = `seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf, log_index, kind, subject_kind`
 
 // insertChunk is how many records one INSERT statement carries: one
 // statement per chunk instead of one per record is what makes the
@@ -99,7 +99,7 @@ func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err er
 	}
 	first := last + 1
 	var inserted int64
-	args := make([]any, 0, insertChunk*14)
+	args := make([]any, 0, insertChunk*16)
 	for start := 0; start < len(rows); start += insertChunk {
 		chunk := rows[start:min(start+insertChunk, len(rows))]
 		args = args[:0]
@@ -107,7 +107,7 @@ func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err er
 			last++
 			r.Seq = last
 			args = append(args, r.Seq, r.ExchangeID, r.Time.UnixMicro(), r.Requester, r.Provider, r.Service,
-				r.Purpose, r.Outcome, r.Reason, nullBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf)
+				r.Purpose, r.Outcome, r.Reason, nullBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf, r.Kind, r.SubjectKind)
 		}
 		st, err := s.insertStmt(ctx, len(chunk))
 		if err != nil {
@@ -158,9 +158,9 @@ var insertSQLs [insertChunk + 1]string
 
 func init() {
 	const head = `INSERT INTO audit_records
-		(seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf)
+		(seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf, kind, subject_kind)
 		VALUES `
-	const tuple = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	const tuple = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	for n := 1; n <= insertChunk; n++ {
 		insertSQLs[n] = head + strings.TrimSuffix(strings.Repeat(tuple+", ", n), ", ") + ` ON CONFLICT(exchange_id) DO NOTHING`
 	}
@@ -297,6 +297,16 @@ func (s *AuditStore) Search(ctx context.Context, q audit.StoreQuery) ([]audit.Ro
 	if q.SubjectIndex != nil {
 		add(`subject_index = ?`, q.SubjectIndex)
 	}
+	if q.SubjectKind != "" {
+		add(`subject_kind = ?`, q.SubjectKind)
+	}
+	if len(q.Kinds) > 0 {
+		in := strings.TrimSuffix(strings.Repeat("?, ", len(q.Kinds)), ", ")
+		where = append(where, `kind IN (`+in+`)`)
+		for _, k := range q.Kinds {
+			args = append(args, k)
+		}
+	}
 	if !q.From.IsZero() {
 		add(`time >= ?`, q.From.UnixMicro())
 	}
@@ -331,7 +341,7 @@ func (s *AuditStore) query(ctx context.Context, q string, args ...any) ([]audit.
 		var t int64
 		var idx sql.NullInt64
 		if err := rs.Scan(&r.Seq, &r.ExchangeID, &t, &r.Requester, &r.Provider, &r.Service, &r.Purpose,
-			&r.Outcome, &r.Reason, &r.SubjectIndex, &r.Period, &r.Nonce, &r.Ciphertext, &r.Leaf, &idx); err != nil {
+			&r.Outcome, &r.Reason, &r.SubjectIndex, &r.Period, &r.Nonce, &r.Ciphertext, &r.Leaf, &idx, &r.Kind, &r.SubjectKind); err != nil {
 			return nil, fmt.Errorf("audit query: %w", err)
 		}
 		r.Time = time.UnixMicro(t).UTC()
