@@ -42,6 +42,7 @@ import (
 	"github.com/crossroads-hub/crossroads/siem"
 	"github.com/crossroads-hub/crossroads/store/postgres"
 	"github.com/crossroads-hub/crossroads/store/sqlite"
+	"github.com/crossroads-hub/crossroads/upstream"
 )
 
 // HubID is the participant id in the hub's own certificate.
@@ -112,6 +113,9 @@ type Hub struct {
 	Limiter   *limit.Limiter // flow control; Configure changes it at run time
 	SIEM      *siem.Exporter // nil without a SIEM
 	citizen   http.Handler   // GET /v1/me/exchanges
+
+	// Upstream is the authenticated transport to providers.
+	Upstream *upstream.Transport
 }
 
 // Registers is the register and certificate store the hub runs on.
@@ -247,14 +251,12 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		}, func() float64 { return float64(h.Trail.Stats().Records) }))
 	metrics := exchange.NewMetrics(h.Registry)
 
-	transport := &http.Transport{
-		TLSClientConfig:     pki.ClientTLSConfig(h.CA.Pool(), h.Cert),
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 5 * time.Second,
-		ForceAttemptHTTP2:   false,
-	}
+	// Providers are authenticated: their server certificate must be the
+	// network CA's, issued to the service's provider, unrevoked, unexpired.
+	h.Upstream = upstream.New(upstream.Config{
+		Roots: h.CA.Pool(), Certificate: h.Cert, Revocations: h.Revs, Registerer: h.Registry, Logger: cfg.Logger,
+	})
+	transport := h.Upstream
 	h.Limiter = limit.New(limit.Config{Default: cfg.DefaultLimits, MaxInFlight: cfg.MaxInFlight})
 	ex := exchange.New(exchange.Config{
 		Directory: h.Directory, Scheme: h.Scheme, Audit: h.Trail, Signer: h.Signer, Transport: transport,
@@ -421,6 +423,7 @@ func (h *Hub) revoked(serials []string) {
 	if n := h.Tracker.CloseSerial(serials...); n > 0 {
 		h.log.Info("closed connections of revoked certificates", "connections", n, "certificates", len(serials))
 	}
+	h.Upstream.CloseSerials(serials...) // providers' connections too
 }
 
 func (h *Hub) ready(ctx context.Context) error {
