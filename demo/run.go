@@ -189,7 +189,8 @@ func Start(ctx context.Context, opts Options, ln net.Listener) (*Running, <-chan
 		}
 		cfg := pki.ServerTLSConfig(h.CA.Pool(), r.Certs[src.id], nil)
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-		srv := &http.Server{Handler: src.h, TLSConfig: cfg, ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: src.h, TLSConfig: cfg, ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug)} // refused handshakes: debug
 		go srv.Serve(tls.NewListener(srcLn, cfg))
 		*src.url = "https://" + srcLn.Addr().String()
 		r.closers = append(r.closers, func() { srv.Close() })
