@@ -384,3 +384,25 @@ func BenchmarkRoundTrip(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRoundTripPlain is the baseline: the hub's former transport (a
+// shared http.Transport without provider checks) to the same server.
+func BenchmarkRoundTripPlain(b *testing.B) {
+	n := newNetwork(b)
+	p := serve(b, n, serverCert(b, n.ca, pop, 0))
+	tr := &http.Transport{TLSClientConfig: pki.ClientTLSConfig(n.ca.Pool(), n.hub), MaxIdleConns: 1024, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
+	defer tr.CloseIdleConnections()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodGet, p.url+"/x", nil)
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+}
