@@ -147,6 +147,9 @@ func (v *Verifier) Wrap(next http.Handler) http.Handler {
 			case ReasonInvalidBody:
 				status = http.StatusBadRequest
 			}
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Crossroads-Hub-Signature realm="crossroads"`) // RFC 9110 §11.6.1
+			}
 			problem.Error(w, status, reason, detail)
 			return
 		}

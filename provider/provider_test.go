@@ -151,6 +151,9 @@ func serve(h http.Handler, r *http.Request) (int, string) {
 		if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
 			return w.Code, "not a problem: " + ct
 		}
+		if w.Code == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+			return w.Code, "401 without WWW-Authenticate"
+		}
 		json.Unmarshal(w.Body.Bytes(), &p)
 	}
 	return w.Code, p.Reason
