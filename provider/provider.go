@@ -53,7 +53,7 @@ const (
 // Defaults.
 const (
 	DefaultMaxBody      = 1 << 20
-	DefaultMaxExchanges = 1 << 19 // about 30 MiB at most; ~8,700 exchanges/s sustained at a 1-minute skew
+	DefaultMaxExchanges = 1 << 19 // ~38 MiB when full; ~8,700 exchanges/s sustained at a 1-minute skew
 )
 
 // Config configures a Verifier.
