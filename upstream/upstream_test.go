@@ -371,6 +371,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	tr := newTransport(n, nil, nil)
 	ctx := crossroads.WithProvider(context.Background(), pop)
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/x", nil)
@@ -393,6 +394,7 @@ func BenchmarkRoundTripPlain(b *testing.B) {
 	tr := &http.Transport{TLSClientConfig: pki.ClientTLSConfig(n.ca.Pool(), n.hub), MaxIdleConns: 1024, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
 	defer tr.CloseIdleConnections()
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			req, _ := http.NewRequest(http.MethodGet, p.url+"/x", nil)
