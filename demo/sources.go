@@ -205,8 +205,8 @@ func decodeAddress(body io.Reader) (Address, error) {
 // invalid describes what is wrong with a, or "".
 func (a Address) invalid() string {
 	for _, f := range []struct{ name, v string }{{"street", a.Street}, {"postalCode", a.PostalCode}, {"city", a.City}} {
-		v := strings.TrimSpace(f.v)
-		if v == "" || len(v) > 128 || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		v := f.v
+		if strings.TrimSpace(v) == "" || len(v) > 128 || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 			return f.name + " must be 1 to 128 printable characters"
 		}
 	}
