@@ -471,6 +471,9 @@ func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
 // Close releases the stores; call after Serve returns.
 func (h *Hub) Close(ctx context.Context) error {
 	var errs []error
+	if h.Upstream != nil {
+		h.Upstream.CloseIdleConnections()
+	}
 	if h.Trail != nil {
 		errs = append(errs, h.Trail.Close(ctx))
 	}
