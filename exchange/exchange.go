@@ -456,7 +456,7 @@ func (h *Handler) forward(ctx context.Context, s *state) (*providerResponse, int
 	if s.query != "" {
 		target += "?" + s.query
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.ProviderTimeout)
+	ctx, cancel := context.WithTimeout(crossroads.WithProvider(ctx, s.svc.Provider), h.cfg.ProviderTimeout)
 	defer cancel()
 	var body io.Reader = http.NoBody
 	if len(s.body) > 0 {

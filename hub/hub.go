@@ -43,6 +43,7 @@ import (
 	"github.com/crossroads-hub/crossroads/siem"
 	"github.com/crossroads-hub/crossroads/store/postgres"
 	"github.com/crossroads-hub/crossroads/store/sqlite"
+	"github.com/crossroads-hub/crossroads/upstream"
 )
 
 // HubID is the participant id in the hub's own certificate.
@@ -126,6 +127,9 @@ type Hub struct {
 	Limiter   *limit.Limiter   // flow control; Configure changes it at run time
 	SIEM      *siem.Exporter   // nil without a SIEM
 	citizen   *citizen.Handler // GET /v1/me/… and /v1/enterprise/…
+
+	// Upstream is the authenticated transport to providers.
+	Upstream *upstream.Transport
 }
 
 // Registers is the register and certificate store the hub runs on.
@@ -261,14 +265,12 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		}, func() float64 { return float64(h.Trail.Stats().Records) }))
 	metrics := exchange.NewMetrics(h.Registry)
 
-	transport := &http.Transport{
-		TLSClientConfig:     pki.ClientTLSConfig(h.CA.Pool(), h.Cert),
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 5 * time.Second,
-		ForceAttemptHTTP2:   false,
-	}
+	// Providers are authenticated: their server certificate must be the
+	// network CA's, issued to the service's provider, unrevoked, unexpired.
+	h.Upstream = upstream.New(upstream.Config{
+		Roots: h.CA.Pool(), Certificate: h.Cert, Revocations: h.Revs, Registerer: h.Registry, Logger: cfg.Logger,
+	})
+	transport := h.Upstream
 	h.Limiter = limit.New(limit.Config{Default: cfg.DefaultLimits, MaxInFlight: cfg.MaxInFlight})
 	ex := exchange.New(exchange.Config{
 		Directory: h.Directory, Scheme: h.Scheme, Audit: h.Trail, Signer: h.Signer, Transport: transport,
@@ -439,6 +441,7 @@ func (h *Hub) revoked(serials []string) {
 	if n := h.Tracker.CloseSerial(serials...); n > 0 {
 		h.log.Info("closed connections of revoked certificates", "connections", n, "certificates", len(serials))
 	}
+	h.Upstream.CloseSerials(serials...) // providers' connections too
 }
 
 func (h *Hub) ready(ctx context.Context) error {
@@ -486,6 +489,9 @@ func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
 // Close releases the stores; call after Serve returns.
 func (h *Hub) Close(ctx context.Context) error {
 	var errs []error
+	if h.Upstream != nil {
+		h.Upstream.CloseIdleConnections()
+	}
 	if h.Trail != nil {
 		errs = append(errs, h.Trail.Close(ctx))
 	}
