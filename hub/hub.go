@@ -40,8 +40,7 @@ import (
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/siem"
-	"github.com/crossroads-hub/crossroads/store/postgres"
-	"github.com/crossroads-hub/crossroads/store/sqlite"
+	"github.com/crossroads-hub/crossroads/storage"
 )
 
 // HubID is the participant id in the hub's own certificate.
@@ -57,6 +56,13 @@ type Config struct {
 	// the audit records instead of the embedded SQLite files. The CA, the
 	// hub's certificate, the audit keys and the Merkle log stay in DataDir.
 	DatabaseURL string
+	// LogOrigin names the audit log when its key is created (see
+	// audit.Config.Origin); an existing log keeps its origin.
+	LogOrigin string
+	// RenewBefore is how long before its expiry the hub renews its own
+	// certificate while running (default a third of its validity);
+	// RenewCheck how often it looks (default a minute).
+	RenewBefore, RenewCheck time.Duration
 
 	ProviderTimeout time.Duration
 	MaxRequestBody  int64
@@ -112,6 +118,7 @@ type Hub struct {
 	Limiter   *limit.Limiter // flow control; Configure changes it at run time
 	SIEM      *siem.Exporter // nil without a SIEM
 	citizen   http.Handler   // GET /v1/me/exchanges
+	renew     *certRenewal   // the current hub certificate (renew.go)
 }
 
 // Registers is the register and certificate store the hub runs on.
@@ -127,31 +134,13 @@ type AuditStore interface {
 	Close() error
 }
 
-// openStores opens the embedded SQLite stores in the data directory, or
-// the PostgreSQL ones when a database URL is configured.
-func openStores(ctx context.Context, cfg Config, auditDir string) (Registers, AuditStore, error) {
-	if cfg.DatabaseURL != "" {
-		regs, err := postgres.OpenRegisters(ctx, cfg.DatabaseURL)
-		if err != nil {
-			return nil, nil, err
-		}
-		audits, err := postgres.OpenAudit(ctx, cfg.DatabaseURL)
-		if err != nil {
-			regs.Close()
-			return nil, nil, err
-		}
-		return regs, audits, nil
-	}
-	regs, err := sqlite.OpenRegisters(ctx, filepath.Join(cfg.DataDir, "registers.db"))
+// openStores opens the stores with storage.Open, as every command does.
+func openStores(ctx context.Context, cfg Config) (Registers, AuditStore, error) {
+	st, err := storage.Open(ctx, storage.Options{Dir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL, Audit: true, Create: true})
 	if err != nil {
 		return nil, nil, err
 	}
-	audits, err := sqlite.OpenAudit(ctx, auditDir)
-	if err != nil {
-		regs.Close()
-		return nil, nil, err
-	}
-	return regs, audits, nil
+	return st.Registers, st.Audit, nil
 }
 
 // Files in the data directory.
@@ -209,7 +198,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err := os.MkdirAll(auditDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create audit directory: %w", err)
 	}
-	if h.Registers, h.audits, err = openStores(ctx, cfg, auditDir); err != nil {
+	if h.Registers, h.audits, err = openStores(ctx, cfg); err != nil {
 		return nil, err
 	}
 	if h.Cert, err = h.hubCertificate(ctx); err != nil {
@@ -221,7 +210,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.Directory, err = directory.Open(ctx, h.Registers); err != nil {
 		return nil, err
 	}
-	if h.Trail, err = audit.Open(ctx, audit.Config{Dir: auditDir, Store: h.audits, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
+	if h.Trail, err = audit.Open(ctx, audit.Config{Dir: auditDir, Store: h.audits, Origin: cfg.LogOrigin, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
 		Witnesses: cfg.Witnesses, Quorum: cfg.WitnessQuorum, WitnessHTTP: h.witnessClient()}); err != nil {
 		return nil, err
 	}
@@ -277,6 +266,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          connErrorLog(cfg.Logger, h.Registry),
 	}
+	h.renewable(transport)
 	return h, nil
 }
 
@@ -285,7 +275,7 @@ func (h *Hub) hubCertificate(ctx context.Context) (tls.Certificate, error) {
 	dir := hubDir(h.cfg.DataDir)
 	certFile, keyFile := filepath.Join(dir, "hub.crt"), filepath.Join(dir, "hub.key")
 	if c, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
-		if c.Leaf != nil && time.Now().Before(c.Leaf.NotAfter.Add(-24*time.Hour)) {
+		if c.Leaf != nil && h.keepHubCert(ctx, c.Leaf) {
 			return c, nil
 		}
 	}
@@ -357,7 +347,8 @@ func (h *Hub) witnessClient() *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, Certificates: []tls.Certificate{h.Cert}},
+			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots,
+				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return h.currentCert(), nil }},
 		},
 	}
 }
@@ -418,6 +409,7 @@ func (h *Hub) refreshRegisters(ctx context.Context) {
 
 // revoked closes the connections of newly revoked certificates.
 func (h *Hub) revoked(serials []string) {
+	h.renewIfRevoked(serials)
 	if n := h.Tracker.CloseSerial(serials...); n > 0 {
 		h.log.Info("closed connections of revoked certificates", "connections", n, "certificates", len(serials))
 	}
@@ -440,6 +432,7 @@ func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
 	defer stopWatch()
 	go h.Revs.Watch(watchCtx, h.Registers, h.cfg.RevocationPoll, h.revoked)
 	go h.refreshRegisters(watchCtx)
+	go h.renewLoop(watchCtx)
 	var jobs sync.WaitGroup
 	defer func() { stopWatch(); jobs.Wait() }()
 	h.startAuditJobs(watchCtx, &jobs)
