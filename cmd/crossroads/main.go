@@ -117,6 +117,10 @@ func dispatch(ctx context.Context, c *command, args []string) error {
 			return errHelp
 		}
 		s, ok := c.subs[args[0]]
+		if !ok && wantsHelp(args) {
+			groupUsage(os.Stdout, c)
+			return errHelp
+		}
 		if !ok {
 			fmt.Fprintf(os.Stderr, "crossroads %s: unknown subcommand %q\n\n", c.name, args[0])
 			groupUsage(os.Stderr, c)

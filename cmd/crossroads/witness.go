@@ -135,6 +135,10 @@ func runWitness(ctx context.Context, args []string) error {
 
 func runWitnessKey(args []string) error {
 	fs := flag.NewFlagSet("witness key", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: crossroads witness key --dir DIR [--name NAME]\n\nPrints the witness's verifier key; with --name, creates the key if there is none.")
+		fs.PrintDefaults()
+	}
 	dir := fs.String("dir", "", "directory holding the witness key (required)")
 	name := fs.String("name", "", "witness key name, to create the key if there is none")
 	if err := parseConfig(fs, args); err != nil {
