@@ -72,7 +72,11 @@ type revokeBody struct {
 }
 
 func (a *API) revokeCertificate(w http.ResponseWriter, r *http.Request) {
-	serial := r.PathValue("serial")
+	serial, err := pki.ParseSerial(r.PathValue("serial"))
+	if err != nil {
+		problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidParameter, "not a certificate serial: hex digits, optionally ':'-separated")
+		return
+	}
 	var b revokeBody
 	if r.ContentLength != 0 && !decodeJSON(w, r, &b) {
 		return
@@ -81,7 +85,7 @@ func (a *API) revokeCertificate(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidBody, "reason is too long")
 		return
 	}
-	err := a.cfg.Certificates.RevokeCertificate(r.Context(), serial, a.cfg.Now().UTC(), b.Reason)
+	err = a.cfg.Certificates.RevokeCertificate(r.Context(), serial, a.cfg.Now().UTC(), b.Reason)
 	if errors.Is(err, crossroads.ErrNotFound) {
 		problem.Error(w, http.StatusNotFound, "not-found", "no certificate with that serial")
 		return

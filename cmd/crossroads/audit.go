@@ -317,7 +317,7 @@ func withTrail(ctx context.Context, sf storeFlags, fn func(*audit.Trail) error) 
 		return err
 	}
 	defer st.Close()
-	t, err := audit.Open(ctx, audit.Config{Dir: st.AuditDir(), Store: st.Audit})
+	t, err := audit.Open(ctx, audit.Config{Dir: st.AuditDir(), Store: st.Audit, Logger: newLogger("warn")})
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,7 @@ log's keys. Idempotent: run again, it creates only what is missing and overwrite
 	if err != nil {
 		return err
 	}
+	newLogger("warn")
 	dir := *sf.dir
 	var ca *pki.CA
 	if storage.HasCA(dir) {
