@@ -122,17 +122,10 @@ type Hub struct {
 }
 
 // Registers is the register and certificate store the hub runs on.
-type Registers interface {
-	crossroads.RegisterStore
-	crossroads.CertificateStore
-	Close() error
-}
+type Registers = storage.Registers
 
 // AuditStore is the audit record store the hub runs on.
-type AuditStore interface {
-	audit.Store
-	Close() error
-}
+type AuditStore = storage.AuditStore
 
 // openStores opens the stores with storage.Open, as every command does.
 func openStores(ctx context.Context, cfg Config) (Registers, AuditStore, error) {
@@ -179,8 +172,11 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if len(cfg.Hostnames) == 0 {
 		cfg.Hostnames = []string{"localhost", "127.0.0.1", "::1"}
 	}
+	if cfg.LogOrigin == "" {
+		cfg.LogOrigin = DefaultLogOrigin(cfg.Hostnames)
+	}
 	if !Initialised(cfg.DataDir) {
-		return nil, fmt.Errorf("no network CA in %s: run 'crossroads ca init --dir %s' first", cfg.DataDir, cfg.DataDir)
+		return nil, fmt.Errorf("no network CA in %s: run 'crossroads init --dir %s' first", cfg.DataDir, cfg.DataDir)
 	}
 	h := &Hub{cfg: cfg, log: cfg.Logger}
 	defer func() {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -169,19 +168,11 @@ func initOperatorCert(ctx context.Context, st *storage.Stores, ca *pki.CA, id, o
 	return nil
 }
 
-// deriveLogOrigin is --log-origin, or "<first DNS --hostname>/audit"
-// ("<first hostname>/audit" if all are IPs; "localhost/audit" without any).
+// deriveLogOrigin is --log-origin, or hub.DefaultLogOrigin of the
+// hostnames.
 func deriveLogOrigin(explicit string, hostnames []string) string {
 	if explicit != "" {
 		return explicit
 	}
-	for _, h := range hostnames {
-		if net.ParseIP(h) == nil {
-			return h + "/audit"
-		}
-	}
-	if len(hostnames) > 0 {
-		return hostnames[0] + "/audit"
-	}
-	return "localhost/audit"
+	return hub.DefaultLogOrigin(hostnames)
 }
