@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -10,10 +11,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"text/tabwriter"
 	"time"
 
 	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/httpapi"
 	"github.com/crossroads-hub/crossroads/hub"
 	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/storage"
@@ -105,10 +106,9 @@ func issueAndWrite(ctx context.Context, sf storeFlags, pf passFlags, req pki.Iss
 		}
 		csrPEM = b
 	}
-	keyFile, certFile := filepath.Join(out, req.Participant+".key"), filepath.Join(out, req.Participant+".crt")
 	if csrPEM == nil {
-		if _, err := os.Lstat(keyFile); err == nil {
-			return fmt.Errorf("%s exists: move it away first (a key is never overwritten)", keyFile)
+		if err := noKeyFile(out, req.Participant); err != nil {
+			return err
 		}
 	}
 	ca, err := loadCA(*sf.dir, pf)
@@ -120,32 +120,53 @@ func issueAndWrite(ctx context.Context, sf storeFlags, pf passFlags, req pki.Iss
 		return err
 	}
 	defer st.Close()
+	rec, err := issueTo(ctx, st.Registers, ca, req, csrPEM, out)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("issued %s (serial %s, valid until %s)\n", filepath.Join(out, req.Participant+".crt"), rec.Serial, rec.NotAfter.Format(time.DateOnly))
+	return nil
+}
+
+// noKeyFile refuses to go on when <out>/<participant>.key exists: a key is
+// never overwritten.
+func noKeyFile(out, participant string) error {
+	keyFile := filepath.Join(out, participant+".key")
+	if _, err := os.Lstat(keyFile); err == nil {
+		return fmt.Errorf("%s exists: move it away first (a key is never overwritten)", keyFile)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// issueTo issues req (for the key of csrPEM, or a new key), records the
+// certificate and writes <out>/<participant>.crt (and the new .key, which
+// must not exist).
+func issueTo(ctx context.Context, certs crossroads.CertificateStore, ca *pki.CA, req pki.IssueRequest, csrPEM []byte, out string) (crossroads.Certificate, error) {
 	var certPEM, keyPEM []byte
 	var rec crossroads.Certificate
+	var err error
 	if csrPEM != nil {
 		certPEM, rec, err = ca.SignCSRRequest(csrPEM, req)
 	} else {
 		certPEM, keyPEM, rec, err = ca.Issue(req)
 	}
 	if err != nil {
-		return err
+		return rec, err
 	}
-	if err := st.Registers.RecordCertificate(ctx, rec); err != nil {
-		return err
+	if err := certs.RecordCertificate(ctx, rec); err != nil {
+		return rec, err
 	}
 	if err := os.MkdirAll(out, 0o700); err != nil {
-		return err
+		return rec, err
 	}
 	if keyPEM != nil {
-		if err := writeNew(keyFile, keyPEM, 0o600); err != nil {
-			return err
+		if err := writeNew(filepath.Join(out, req.Participant+".key"), keyPEM, 0o600); err != nil {
+			return rec, err
 		}
 	}
-	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
-		return err
-	}
-	fmt.Printf("issued %s (serial %s, valid until %s)\n", certFile, rec.Serial, rec.NotAfter.Format(time.DateOnly))
-	return nil
+	return rec, os.WriteFile(filepath.Join(out, req.Participant+".crt"), certPEM, 0o644)
 }
 
 // writeNew writes a file that must not exist yet.
@@ -272,18 +293,14 @@ func caList(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	list, err := st.Registers.Certificates(ctx)
+	q := httpapi.RegisterQuery{Kind: "certificates"}
+	v, err := httpapi.ReadRegister(ctx, st.Registers, st.Registers, q)
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERIAL\tPARTICIPANT\tNOT AFTER\tREVOKED")
-	for _, c := range list {
-		rev := "-"
-		if !c.RevokedAt.IsZero() {
-			rev = c.RevokedAt.Format(time.RFC3339)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Serial, c.Participant, c.NotAfter.Format(time.DateOnly), rev)
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
 	}
-	return tw.Flush()
+	return printRegister(os.Stdout, q, raw, "table")
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -145,25 +144,14 @@ func initOperatorCert(ctx context.Context, st *storage.Stores, ca *pki.CA, id, o
 			return nil
 		}
 	}
-	keyFile, certFile := filepath.Join(out, id+".key"), filepath.Join(out, id+".crt")
-	if _, err := os.Lstat(keyFile); err == nil {
-		return fmt.Errorf("%s exists but %s has no valid certificate: move the key away first (a key is never overwritten)", keyFile, id)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
+	if err := noKeyFile(out, id); err != nil {
+		return fmt.Errorf("%s has no valid certificate, but: %w", id, err)
 	}
-	certPEM, keyPEM, rec, err := ca.Issue(pki.IssueRequest{Participant: id})
+	rec, err := issueTo(ctx, st.Registers, ca, pki.IssueRequest{Participant: id}, nil, out)
 	if err != nil {
 		return err
 	}
-	if err := st.Registers.RecordCertificate(ctx, rec); err != nil {
-		return err
-	}
-	if err := writeNew(keyFile, keyPEM, 0o600); err != nil {
-		return err
-	}
-	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
-		return err
-	}
+	keyFile, certFile := filepath.Join(out, id+".key"), filepath.Join(out, id+".crt")
 	fmt.Printf("operator certificate: %s (serial %s), key %s, CA %s\n", certFile, rec.Serial, keyFile, caFile)
 	return nil
 }

@@ -173,19 +173,7 @@ func loadOrCreateWitnessKey(dir, name string) (*witness.Cosigner, bool, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, false, fmt.Errorf("creating %s: %w", dir, err)
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, false, fmt.Errorf("creating witness key: %w", err)
-		}
-		if _, err := f.WriteString(skey); err != nil {
-			f.Close()
-			return nil, false, fmt.Errorf("writing witness key: %w", err)
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, false, fmt.Errorf("writing witness key: %w", err)
-		}
-		if err := f.Close(); err != nil {
+		if err := writeNew(path, []byte(skey), 0o600); err != nil {
 			return nil, false, fmt.Errorf("writing witness key: %w", err)
 		}
 		return signer, true, nil
