@@ -107,6 +107,11 @@ func pick[T any](list []T, id string, key func(T) string) (any, error) {
 // and auditors (?participant= filters integrations and certificates).
 func (a *API) readRegister(w http.ResponseWriter, r *http.Request) {
 	q := RegisterQuery{Kind: r.PathValue("kind"), ID: r.PathValue("id"), Participant: r.URL.Query().Get("participant")}
+	if q.Kind == "integrations" && q.ID == "" && q.Participant == "" {
+		// The person directory may hold millions of entries: not in one answer.
+		problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidParameter, "integrations: name a subject (/v1/admin/registers/integrations/{subject}) or ?participant=")
+		return
+	}
 	if q.Kind == "integrations" && q.ID != "" {
 		c, err := a.cfg.Scheme.Canonical(q.ID)
 		if err != nil {

@@ -30,9 +30,15 @@ func TestGet(t *testing.T) {
 		}
 		for _, kind := range []string{"participants", "services", "authorisations", "integrations", "certificates"} {
 			local := ok(t, wd, b.env, "get", kind, "-o", "json", "--dir", "data")
+			filter, want := []string{}, local
+			if kind == "integrations" { // through the hub, the person directory only by participant or subject
+				filter = []string{"--participant", "ocmw-gent"}
+				fails(t, wd, nil, append([]string{"get", kind}, remote("crossroads-ops")...)...)
+				want = ok(t, wd, b.env, "get", kind, "-o", "json", "--dir", "data", "--participant", "ocmw-gent")
+			}
 			for _, who := range []string{"crossroads-ops", "dpa"} {
-				if got := ok(t, wd, nil, append([]string{"get", kind, "-o", "json"}, remote(who)...)...); got != local {
-					t.Fatalf("get %s through the hub as %s:\n%s\nfrom the stores:\n%s", kind, who, got, local)
+				if got := ok(t, wd, nil, append(append([]string{"get", kind, "-o", "json"}, filter...), remote(who)...)...); got != want {
+					t.Fatalf("get %s through the hub as %s:\n%s\nfrom the stores:\n%s", kind, who, got, want)
 				}
 			}
 			var list []map[string]any
