@@ -95,7 +95,11 @@ type certDetail struct {
 // revocation is never the effect of a bodiless cross-site request. The
 // revocation is recorded in the trail before it is written.
 func (a *API) revokeCertificate(w http.ResponseWriter, r *http.Request) {
-	serial := r.PathValue("serial")
+	serial, err := pki.ParseSerial(r.PathValue("serial"))
+	if err != nil {
+		problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidParameter, "not a certificate serial: hex digits, optionally ':'-separated")
+		return
+	}
 	var b revokeBody
 	if !decodeJSON(w, r, &b) {
 		return

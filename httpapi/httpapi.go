@@ -160,6 +160,8 @@ func (a *API) baseRoutes() []Route {
 		{"GET", "/v1/admin/certificates", Operator, http.HandlerFunc(a.listCertificates)},
 		{"POST", "/v1/admin/certificates", Operator, http.HandlerFunc(a.signCSR)},
 		{"POST", "/v1/admin/certificates/{serial}/revoke", Operator, http.HandlerFunc(a.revokeCertificate)},
+		{"GET", "/v1/admin/registers/{kind}", Auditor, http.HandlerFunc(a.readRegister)},
+		{"GET", "/v1/admin/registers/{kind}/{id}", Auditor, http.HandlerFunc(a.readRegister)},
 	}
 }
 

@@ -41,8 +41,7 @@ import (
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/siem"
-	"github.com/crossroads-hub/crossroads/store/postgres"
-	"github.com/crossroads-hub/crossroads/store/sqlite"
+	"github.com/crossroads-hub/crossroads/storage"
 	"github.com/crossroads-hub/crossroads/upstream"
 )
 
@@ -59,6 +58,13 @@ type Config struct {
 	// the audit records instead of the embedded SQLite files. The CA, the
 	// hub's certificate, the audit keys and the Merkle log stay in DataDir.
 	DatabaseURL string
+	// LogOrigin names the audit log when its key is created (see
+	// audit.Config.Origin); an existing log keeps its origin.
+	LogOrigin string
+	// RenewBefore is how long before its expiry the hub renews its own
+	// certificate while running (default a third of its validity);
+	// RenewCheck how often it looks (default a minute).
+	RenewBefore, RenewCheck time.Duration
 
 	ProviderTimeout time.Duration
 	MaxRequestBody  int64
@@ -127,49 +133,25 @@ type Hub struct {
 	Limiter   *limit.Limiter   // flow control; Configure changes it at run time
 	SIEM      *siem.Exporter   // nil without a SIEM
 	citizen   *citizen.Handler // GET /v1/me/… and /v1/enterprise/…
+	renew     *certRenewal     // the current hub certificate (renew.go)
 
 	// Upstream is the authenticated transport to providers.
 	Upstream *upstream.Transport
 }
 
 // Registers is the register and certificate store the hub runs on.
-type Registers interface {
-	crossroads.RegisterStore
-	crossroads.CertificateStore
-	Close() error
-}
+type Registers = storage.Registers
 
 // AuditStore is the audit record store the hub runs on.
-type AuditStore interface {
-	audit.Store
-	Close() error
-}
+type AuditStore = storage.AuditStore
 
-// openStores opens the embedded SQLite stores in the data directory, or
-// the PostgreSQL ones when a database URL is configured.
-func openStores(ctx context.Context, cfg Config, auditDir string) (Registers, AuditStore, error) {
-	if cfg.DatabaseURL != "" {
-		regs, err := postgres.OpenRegisters(ctx, cfg.DatabaseURL)
-		if err != nil {
-			return nil, nil, err
-		}
-		audits, err := postgres.OpenAudit(ctx, cfg.DatabaseURL)
-		if err != nil {
-			regs.Close()
-			return nil, nil, err
-		}
-		return regs, audits, nil
-	}
-	regs, err := sqlite.OpenRegisters(ctx, filepath.Join(cfg.DataDir, "registers.db"))
+// openStores opens the stores with storage.Open, as every command does.
+func openStores(ctx context.Context, cfg Config) (Registers, AuditStore, error) {
+	st, err := storage.Open(ctx, storage.Options{Dir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL, Audit: true, Create: true})
 	if err != nil {
 		return nil, nil, err
 	}
-	audits, err := sqlite.OpenAudit(ctx, auditDir)
-	if err != nil {
-		regs.Close()
-		return nil, nil, err
-	}
-	return regs, audits, nil
+	return st.Registers, st.Audit, nil
 }
 
 // Files in the data directory.
@@ -208,8 +190,11 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if len(cfg.Hostnames) == 0 {
 		cfg.Hostnames = []string{"localhost", "127.0.0.1", "::1"}
 	}
+	if cfg.LogOrigin == "" {
+		cfg.LogOrigin = DefaultLogOrigin(cfg.Hostnames)
+	}
 	if !Initialised(cfg.DataDir) {
-		return nil, fmt.Errorf("no network CA in %s: run 'crossroads ca init --dir %s' first", cfg.DataDir, cfg.DataDir)
+		return nil, fmt.Errorf("no network CA in %s: run 'crossroads init --dir %s' first", cfg.DataDir, cfg.DataDir)
 	}
 	h := &Hub{cfg: cfg, log: cfg.Logger}
 	defer func() {
@@ -227,7 +212,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err := os.MkdirAll(auditDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create audit directory: %w", err)
 	}
-	if h.Registers, h.audits, err = openStores(ctx, cfg, auditDir); err != nil {
+	if h.Registers, h.audits, err = openStores(ctx, cfg); err != nil {
 		return nil, err
 	}
 	if h.Cert, err = h.hubCertificate(ctx); err != nil {
@@ -239,7 +224,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.Directory, err = directory.Open(ctx, h.Registers); err != nil {
 		return nil, err
 	}
-	if h.Trail, err = audit.Open(ctx, audit.Config{Dir: auditDir, Store: h.audits, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
+	if h.Trail, err = audit.Open(ctx, audit.Config{Dir: auditDir, Store: h.audits, Origin: cfg.LogOrigin, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
 		Witnesses: cfg.Witnesses, Quorum: cfg.WitnessQuorum, WitnessHTTP: h.witnessClient()}); err != nil {
 		return nil, err
 	}
@@ -268,7 +253,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	// Providers are authenticated: their server certificate must be the
 	// network CA's, issued to the service's provider, unrevoked, unexpired.
 	h.Upstream = upstream.New(upstream.Config{
-		Roots: h.CA.Pool(), Certificate: h.Cert, Revocations: h.Revs, Registerer: h.Registry, Logger: cfg.Logger,
+		Roots: h.CA.Pool(), Certificate: h.Cert, CurrentCertificate: h.currentCert, Revocations: h.Revs, Registerer: h.Registry, Logger: cfg.Logger,
 	})
 	transport := h.Upstream
 	h.Limiter = limit.New(limit.Config{Default: cfg.DefaultLimits, MaxInFlight: cfg.MaxInFlight})
@@ -295,6 +280,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          connErrorLog(cfg.Logger, h.Registry),
 	}
+	h.renewable(transport)
 	return h, nil
 }
 
@@ -303,7 +289,7 @@ func (h *Hub) hubCertificate(ctx context.Context) (tls.Certificate, error) {
 	dir := hubDir(h.cfg.DataDir)
 	certFile, keyFile := filepath.Join(dir, "hub.crt"), filepath.Join(dir, "hub.key")
 	if c, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
-		if c.Leaf != nil && time.Now().Before(c.Leaf.NotAfter.Add(-24*time.Hour)) {
+		if c.Leaf != nil && h.keepHubCert(ctx, c.Leaf) {
 			return c, nil
 		}
 	}
@@ -375,7 +361,8 @@ func (h *Hub) witnessClient() *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, Certificates: []tls.Certificate{h.Cert}},
+			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots,
+				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return h.currentCert(), nil }},
 		},
 		// A witness is called at its configured URL only.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -438,6 +425,7 @@ func (h *Hub) refreshRegisters(ctx context.Context) {
 
 // revoked closes the connections of newly revoked certificates.
 func (h *Hub) revoked(serials []string) {
+	h.renewIfRevoked(serials)
 	if n := h.Tracker.CloseSerial(serials...); n > 0 {
 		h.log.Info("closed connections of revoked certificates", "connections", n, "certificates", len(serials))
 	}
@@ -461,6 +449,7 @@ func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
 	defer stopWatch()
 	go h.Revs.Watch(watchCtx, h.Registers, h.cfg.RevocationPoll, h.revoked)
 	go h.refreshRegisters(watchCtx)
+	go h.renewLoop(watchCtx)
 	var jobs sync.WaitGroup
 	defer func() { stopWatch(); jobs.Wait() }()
 	h.startAuditJobs(watchCtx, &jobs)

@@ -56,12 +56,15 @@ const (
 
 // Config configures a Transport.
 type Config struct {
-	Roots       *x509.CertPool   // the network CA: the only trusted root
-	Certificate tls.Certificate  // the hub's certificate, presented to providers
-	Revocations *pki.Revocations // checked on every handshake (nil: none revoked)
-	Registerer  prometheus.Registerer
-	Logger      *slog.Logger
-	Now         func() time.Time // default time.Now; also the TLS verification time
+	Roots       *x509.CertPool  // the network CA: the only trusted root
+	Certificate tls.Certificate // the hub's certificate, presented to providers
+	// CurrentCertificate, when set, is asked for the hub's certificate on
+	// every handshake instead (a hub that renews its certificate).
+	CurrentCertificate func() *tls.Certificate
+	Revocations        *pki.Revocations // checked on every handshake (nil: none revoked)
+	Registerer         prometheus.Registerer
+	Logger             *slog.Logger
+	Now                func() time.Time // default time.Now; also the TLS verification time
 
 	// Pooling, per provider. HTTP/1.1 keep-alive: the hub's exchanges are
 	// small request/response pairs, so many warm connections beat
@@ -159,11 +162,15 @@ func (t *Transport) pool(provider string) *http.Transport {
 	tlsCfg := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		RootCAs:            t.cfg.Roots,
-		Certificates:       []tls.Certificate{t.cfg.Certificate},
 		NextProtos:         []string{"http/1.1"},
 		ClientSessionCache: tls.NewLRUClientSessionCache(64),
 		Time:               t.cfg.Now,
 		VerifyConnection:   func(cs tls.ConnectionState) error { return t.verify(provider, cs) },
+	}
+	if get := t.cfg.CurrentCertificate; get != nil {
+		tlsCfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return get(), nil }
+	} else {
+		tlsCfg.Certificates = []tls.Certificate{t.cfg.Certificate}
 	}
 	p := &http.Transport{
 		Proxy: nil, // never through a proxy from the environment

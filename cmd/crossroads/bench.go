@@ -35,12 +35,8 @@ func runBench(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: crossroads bench [flags]\n\nStarts the demo network in this process (hub on 127.0.0.1, data in a temporary directory),\na bare TLS reverse proxy to the same population register with the same certificates, and\nruns the same mix against hub, bare proxy and provider: closed loop, then open loop.\nThe generator shares the machine with the hub.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagErr(err)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		return errUsage
+	if err := parseConfig(fs, args); err != nil {
+		return err
 	}
 	res, err := bench.Run(ctx, bench.Options{
 		Duration: *duration, Warmup: *warmup, Concurrency: *concurrency, Rate: *rate,

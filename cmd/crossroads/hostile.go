@@ -47,12 +47,8 @@ func runHostile(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: crossroads hostile --target URL --cert C --key K --ca CA --service S --path P --purpose P [--subject ID] [flags]\n\nSends hostile input to a hub (only to --target and --provider) and reports, per attack,\nwhether it was refused cleanly. Exits non-zero if any attack was not.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagErr(err)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		return errUsage
+	if err := parseConfig(fs, args); err != nil {
+		return err
 	}
 	if *target == "" || *cert == "" || *key == "" || *ca == "" || *service == "" || *purpose == "" {
 		fmt.Fprintln(fs.Output(), "--target, --cert, --key, --ca, --service and --purpose are required")
