@@ -204,7 +204,7 @@ func TestConditionalApply(t *testing.T) {
 	}
 	// The ETag sent is now stale.
 	st, b := send(t, ops, "POST", r.Base+"/v1/admin/apply", newInstitution, map[string]string{"Content-Type": "application/yaml", "If-Match": tag})
-	if st != http.StatusPreconditionFailed || !strings.Contains(b, "registers-changed") {
+	if st != http.StatusPreconditionFailed || !strings.Contains(b, "version-mismatch") {
 		t.Fatalf("apply with a stale ETag: %d %s", st, b)
 	}
 	if _, ok := r.Hub.Directory.Participant("trail-test-inst"); ok {

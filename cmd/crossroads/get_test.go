@@ -88,7 +88,14 @@ func TestGet(t *testing.T) {
 			if strings.Contains(path, "registers") {
 				method = http.MethodGet
 			}
-			req, _ := http.NewRequest(method, base+path, bytes.NewReader(nil))
+			var body []byte
+			if method == http.MethodPost {
+				body = []byte("{}") // a state-changing admin call sends JSON (else 415)
+			}
+			req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
+			if body != nil {
+				req.Header.Set("Content-Type", "application/json")
+			}
 			resp, err := ops.Do(req)
 			if err != nil {
 				t.Fatal(err)
