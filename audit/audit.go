@@ -74,6 +74,16 @@ type Config struct {
 	// WitnessHTTP is the client for the witnesses (default: 10 s timeout).
 	WitnessHTTP *http.Client
 
+	// Log is the Merkle log's storage (default: Tessera's POSIX driver in
+	// Dir/log).
+	Log *LogStorage
+	// Lease, when set, elects the one node that integrates records into a
+	// log shared by several nodes (Log must have a Reader): a node
+	// integrates only while it holds the lease, and stops as soon as it
+	// loses it; every node serves the log. Without a Lease this trail is
+	// the log's only writer.
+	Lease Lease
+
 	// test hooks
 	noIntegrate bool              // never integrate into the log
 	beforeMark  func() error      // called between integration and marking

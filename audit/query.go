@@ -29,6 +29,8 @@ type Query struct {
 type Entry struct {
 	crossroads.AuditRecord
 	LogIndex *int64 `json:"logIndex,omitempty"` // nil until integrated
+	// Log names the Merkle log holding the record (its origin), with LogIndex.
+	Log string `json:"log,omitempty"`
 	// Erased is set when the record's payload was erased after its
 	// retention period: only its non-personal metadata remains.
 	Erased bool `json:"erased,omitempty"`
@@ -83,7 +85,7 @@ func (t *Trail) Search(ctx context.Context, q Query) (*Page, error) {
 		}
 		if rows[i].Index >= 0 {
 			idx := rows[i].Index
-			e.LogIndex = &idx
+			e.LogIndex, e.Log = &idx, rows[i].Log
 		}
 		p.Records = append(p.Records, e)
 	}
@@ -362,7 +364,7 @@ func (t *Trail) RecordsAfter(ctx context.Context, afterSeq int64, limit int) ([]
 		}
 		if rows[i].Index >= 0 {
 			idx := rows[i].Index
-			r.LogIndex = &idx
+			r.LogIndex, r.Log = &idx, rows[i].Log
 		}
 		out = append(out, r)
 	}

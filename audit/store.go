@@ -33,16 +33,21 @@ type Row struct {
 	Leaf []byte
 	// Index is the record's position in the Merkle log, -1 until integrated.
 	Index int64
+	// Log names the Merkle log holding the record (its origin), "" until
+	// integrated. A record is in one log only.
+	Log string
 }
 
 // Erased reports whether the row's payload was erased after its retention
 // period (Store.Erase): Ciphertext, Nonce and SubjectIndex are then empty.
 func (r *Row) Erased() bool { return len(r.Ciphertext) == 0 }
 
-// Mark records that the row with Seq was integrated at log Index.
+// Mark records that the row with Seq was integrated at Index of the log
+// named Log.
 type Mark struct {
 	Seq   int64
 	Index int64
+	Log   string
 }
 
 // DataKey is a per-period data key, wrapped by a key-encryption key.
@@ -105,4 +110,14 @@ type Store interface {
 	// DeleteKey deletes the data key of a period (crypto-shredding). It is
 	// not an error if the period has none.
 	DeleteKey(ctx context.Context, period string) error
+}
+
+// CursorStore keeps named positions (store sequence numbers) of the
+// readers of the trail, such as the SIEM export, in the audit store, so
+// that every node of a deployment shares them. Both stores implement it.
+type CursorStore interface {
+	// Cursor returns the position saved under name, 0 when none is.
+	Cursor(ctx context.Context, name string) (int64, error)
+	// SetCursor saves pos under name, durably.
+	SetCursor(ctx context.Context, name string, pos int64) error
 }

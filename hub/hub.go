@@ -40,6 +40,7 @@ import (
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/siem"
+	"github.com/crossroads-hub/crossroads/store/mysqllog"
 	"github.com/crossroads-hub/crossroads/store/postgres"
 	"github.com/crossroads-hub/crossroads/store/sqlite"
 )
@@ -57,6 +58,11 @@ type Config struct {
 	// the audit records instead of the embedded SQLite files. The CA, the
 	// hub's certificate, the audit keys and the Merkle log stay in DataDir.
 	DatabaseURL string
+	// LogDatabase (MariaDB/MySQL DSN, user@tcp(host:3306)/dbname) keeps the
+	// audit trail's Merkle log in that database, shared by every node on
+	// DatabaseURL (PostgreSQL, required): one node at a time integrates,
+	// every node serves the log (see docs/architecture.md).
+	LogDatabase string
 
 	ProviderTimeout time.Duration
 	MaxRequestBody  int64
@@ -111,6 +117,7 @@ type Hub struct {
 	Server    *http.Server
 	Limiter   *limit.Limiter // flow control; Configure changes it at run time
 	SIEM      *siem.Exporter // nil without a SIEM
+	sharedLog *mysqllog.Log  // nil: the log is this node's own (POSIX)
 	citizen   http.Handler   // GET /v1/me/exchanges
 }
 
@@ -221,8 +228,12 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.Directory, err = directory.Open(ctx, h.Registers); err != nil {
 		return nil, err
 	}
-	if h.Trail, err = audit.Open(ctx, audit.Config{Dir: auditDir, Store: h.audits, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
-		Witnesses: cfg.Witnesses, Quorum: cfg.WitnessQuorum, WitnessHTTP: h.witnessClient()}); err != nil {
+	acfg := audit.Config{Dir: auditDir, Store: h.audits, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
+		Witnesses: cfg.Witnesses, Quorum: cfg.WitnessQuorum, WitnessHTTP: h.witnessClient()}
+	if err := h.openSharedLog(ctx, &acfg); err != nil {
+		return nil, err
+	}
+	if h.Trail, err = audit.Open(ctx, acfg); err != nil {
 		return nil, err
 	}
 	if err := h.openAuditServices(auditDir); err != nil {
@@ -244,7 +255,15 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		}, func() float64 { return float64(h.Trail.Stats().Batches) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "crossroads_audit_records_total", Help: "Audit records made durable (records / commits = mean batch size).",
-		}, func() float64 { return float64(h.Trail.Stats().Records) }))
+		}, func() float64 { return float64(h.Trail.Stats().Records) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "crossroads_audit_log_integrating", Help: "1 while this node integrates records into the Merkle log (on a shared log: holds the integrator lease).",
+		}, func() float64 {
+			if h.Trail.Integrating() {
+				return 1
+			}
+			return 0
+		}))
 	metrics := exchange.NewMetrics(h.Registry)
 
 	transport := &http.Transport{
@@ -470,6 +489,9 @@ func (h *Hub) Close(ctx context.Context) error {
 	var errs []error
 	if h.Trail != nil {
 		errs = append(errs, h.Trail.Close(ctx))
+	}
+	if h.sharedLog != nil {
+		errs = append(errs, h.sharedLog.Close())
 	}
 	if h.audits != nil {
 		errs = append(errs, h.audits.Close())

@@ -43,6 +43,7 @@ func runServe(ctx context.Context, args []string) error {
 	var hosts listFlag
 	fs.Var(&hosts, "hostname", "DNS name or IP of the hub, for its certificate (repeatable; default localhost, 127.0.0.1)")
 	dbURL := fs.String("database-url", "", "PostgreSQL URL (postgres://…) for registers and audit records; default: embedded SQLite in --dir")
+	logDB := fs.String("log-database", "", "MariaDB/MySQL DSN (user@tcp(host:3306)/dbname) of the audit Merkle log shared by several nodes on one --database-url")
 	scheme := fs.String("person-scheme", "insz", "person identifier scheme: insz or opaque")
 	timeout := fs.Duration("provider-timeout", 10*time.Second, "time allowed to a provider to answer")
 	maxBody := fs.Int64("max-request-body", 1<<20, "largest request body accepted, in bytes")
@@ -86,7 +87,7 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("--oidc-issuer needs --oidc-client-id")
 	}
 	h, err := hub.Open(ctx, hub.Config{
-		DataDir: *dir, DatabaseURL: *dbURL, Passphrase: pass, Hostnames: hosts, PersonScheme: *scheme,
+		DataDir: *dir, DatabaseURL: *dbURL, LogDatabase: *logDB, Passphrase: pass, Hostnames: hosts, PersonScheme: *scheme,
 		ProviderTimeout: *timeout, MaxRequestBody: *maxBody, MaxMergeDelay: *merge, Logger: log,
 		DefaultLimits: crossroads.Limits{RatePerSecond: *rateLimit, Burst: *burst, MaxConcurrent: *maxConcurrent}, MaxInFlight: *maxInFlight,
 		Witnesses: wcs, WitnessQuorum: *quorum, Retention: *retention, RetentionForce: *retentionForce,

@@ -58,7 +58,7 @@ func (s *AuditStore) Close() error {
 	return s.c.close()
 }
 
-const auditCols = `seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf, log_index`
+const auditCols = `seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf, log_index, log_id`
 
 // insertChunk is how many records one INSERT statement carries: one
 // statement per chunk instead of one per record is what makes the
@@ -224,13 +224,13 @@ func (s *AuditStore) MarkIntegrated(ctx context.Context, marks []audit.Mark) (er
 			tx.Rollback()
 		}
 	}()
-	st, err := tx.PrepareContext(ctx, `UPDATE audit_records SET log_index = ? WHERE seq = ?`)
+	st, err := tx.PrepareContext(ctx, `UPDATE audit_records SET log_index = ?, log_id = ? WHERE seq = ?`)
 	if err != nil {
 		return fmt.Errorf("audit mark: %w", err)
 	}
 	defer st.Close()
 	for _, m := range marks {
-		if _, err := st.ExecContext(ctx, m.Index, m.Seq); err != nil {
+		if _, err := st.ExecContext(ctx, m.Index, nullString(m.Log), m.Seq); err != nil {
 			return fmt.Errorf("audit mark: %w", err)
 		}
 	}
@@ -330,10 +330,12 @@ func (s *AuditStore) query(ctx context.Context, q string, args ...any) ([]audit.
 		var r audit.Row
 		var t int64
 		var idx sql.NullInt64
+		var logID sql.NullString
 		if err := rs.Scan(&r.Seq, &r.ExchangeID, &t, &r.Requester, &r.Provider, &r.Service, &r.Purpose,
-			&r.Outcome, &r.Reason, &r.SubjectIndex, &r.Period, &r.Nonce, &r.Ciphertext, &r.Leaf, &idx); err != nil {
+			&r.Outcome, &r.Reason, &r.SubjectIndex, &r.Period, &r.Nonce, &r.Ciphertext, &r.Leaf, &idx, &logID); err != nil {
 			return nil, fmt.Errorf("audit query: %w", err)
 		}
+		r.Log = logID.String
 		r.Time = time.UnixMicro(t).UTC()
 		if len(r.Ciphertext) == 0 { // erased
 			r.Ciphertext, r.Nonce, r.SubjectIndex = nil, nil, nil
@@ -458,6 +460,36 @@ func (s *AuditStore) DeleteKey(ctx context.Context, period string) error {
 	}
 	if _, err := s.c.w.ExecContext(ctx, `DELETE FROM audit_keys WHERE period = ?`, period); err != nil {
 		return fmt.Errorf("audit delete key %s: %w", period, err)
+	}
+	return nil
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// Cursor implements audit.CursorStore.
+func (s *AuditStore) Cursor(ctx context.Context, name string) (int64, error) {
+	var pos int64
+	err := s.c.r.QueryRowContext(ctx, `SELECT position FROM audit_cursors WHERE name = ?`, name).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("audit cursor %s: %w", name, err)
+	}
+	return pos, nil
+}
+
+// SetCursor implements audit.CursorStore.
+func (s *AuditStore) SetCursor(ctx context.Context, name string, pos int64) error {
+	if _, err := s.c.w.ExecContext(ctx, `INSERT INTO audit_cursors(name, position, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT(name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
+		name, pos, time.Now().UnixMicro()); err != nil {
+		return fmt.Errorf("audit set cursor %s: %w", name, err)
 	}
 	return nil
 }

@@ -1,0 +1,142 @@
+package audit_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/crossroads-hub/crossroads/audit"
+	"github.com/crossroads-hub/crossroads/store/mysqllog"
+	"github.com/crossroads-hub/crossroads/store/mysqllog/mysqltest"
+	"github.com/crossroads-hub/crossroads/store/postgres"
+	"github.com/crossroads-hub/crossroads/store/postgres/pgtest"
+)
+
+// sharedNode is one hub node's trail on the shared PostgreSQL store and
+// MariaDB log.
+type sharedNode struct {
+	trail *audit.Trail
+	store *postgres.AuditStore
+	log   *mysqllog.Log
+}
+
+func openShared(t *testing.T, dir, pgDSN, logDSN string) *sharedNode {
+	t.Helper()
+	ctx := context.Background()
+	st, err := postgres.OpenAudit(ctx, pgDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg, err := mysqllog.Open(ctx, logDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := audit.Open(ctx, audit.Config{Dir: dir, Store: st, MaxMergeDelay: 400 * time.Millisecond,
+		Log:   &audit.LogStorage{Driver: lg.Driver(), Reader: lg.Reader(), Barrier: lg.Barrier, MinCheckpointInterval: mysqllog.MinCheckpointInterval},
+		Lease: st.Lease("audit-log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &sharedNode{trail: tr, store: st, log: lg}
+	t.Cleanup(n.close)
+	return n
+}
+
+func (n *sharedNode) close() {
+	if n.trail != nil {
+		n.trail.Close(context.Background())
+		n.store.Close()
+		n.log.Close()
+		n.trail = nil
+	}
+}
+
+// waitIntegrated waits until every node's Check sees n records, all
+// integrated, in a log of n leaves, with no problem.
+func waitIntegrated(t *testing.T, n int, nodes ...*sharedNode) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, nd := range nodes {
+		for {
+			rep, err := nd.trail.Check(context.Background())
+			if err == nil && rep.Records == n && rep.Integrated == n && rep.LogSize == int64(n) {
+				if len(rep.Problems) > 0 {
+					t.Fatalf("check: %v", rep.Problems)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not integrated: %+v, %v", rep, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+func integrators(nodes ...*sharedNode) int {
+	k := 0
+	for _, n := range nodes {
+		if n.trail != nil && n.trail.Integrating() {
+			k++
+		}
+	}
+	return k
+}
+
+// TestSharedLog: two nodes on one PostgreSQL store and one MariaDB log.
+// Exactly one integrates; both commit, both serve the log and proofs of
+// every record; when the integrator stops, the other takes over and no
+// record is lost or in the log twice.
+func TestSharedLog(t *testing.T) {
+	pgDSN := pgtest.New(t).DSN
+	logDSN := mysqltest.New(t)
+	dir := t.TempDir() // one key directory for both nodes
+	a := openShared(t, dir, pgDSN, logDSN)
+	b := openShared(t, dir, pgDSN, logDSN)
+
+	var wg sync.WaitGroup
+	for i, n := range []*sharedNode{a, b} {
+		wg.Go(func() { commitParallel(t, n.trail, i*1000, 60) })
+	}
+	wg.Wait()
+	waitIntegrated(t, 120, a, b)
+	if k := integrators(a, b); k != 1 {
+		t.Fatalf("%d nodes integrate, want exactly 1", k)
+	}
+	// Every node proves every record, in the one log.
+	for _, n := range []*sharedNode{a, b} {
+		for _, id := range []string{testRecord(0).ExchangeID, testRecord(1000).ExchangeID} {
+			if _, err := n.trail.Proof(context.Background(), id); err != nil {
+				t.Fatalf("proof of %s: %v", id, err)
+			}
+			row, err := n.store.Get(context.Background(), id)
+			if err != nil || row.Log != a.trail.Origin() || row.Index < 0 {
+				t.Fatalf("record %s names (%q, %d), %v; want the log %q", id, row.Log, row.Index, err, a.trail.Origin())
+			}
+		}
+	}
+
+	// The integrator stops; the other node takes over.
+	leader, other := a, b
+	if b.trail.Integrating() {
+		leader, other = b, a
+	}
+	leader.close()
+	commitParallel(t, other.trail, 5000, 40)
+	waitIntegrated(t, 160, other)
+	if !other.trail.Integrating() {
+		t.Fatal("the remaining node does not integrate")
+	}
+	// The stopped node comes back as a follower.
+	back := openShared(t, dir, pgDSN, logDSN)
+	commitParallel(t, back.trail, 7000, 20)
+	waitIntegrated(t, 180, other, back)
+	if k := integrators(other, back); k != 1 {
+		t.Fatalf("%d nodes integrate, want exactly 1", k)
+	}
+	p, err := back.trail.Search(context.Background(), audit.Query{Limit: 1})
+	if err != nil || len(p.Records) != 1 || p.Records[0].Log != back.trail.Origin() {
+		t.Fatalf("search: %+v, %v; want records naming the log", p, err)
+	}
+}
