@@ -44,3 +44,6 @@ type Lease interface {
 // Integrating reports whether this trail is integrating records into its
 // log now: always without a Lease, only while holding it with one.
 func (t *Trail) Integrating() bool { return t.lg.leading.Load() }
+
+// Reader reads the trail's Merkle log (checkpoint, tiles, entry bundles).
+func (t *Trail) Reader() tessera.LogReader { return t.lg.reader }

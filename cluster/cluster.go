@@ -87,11 +87,17 @@ func HAProxyPath() (string, error) {
 
 // Start bootstraps the network and starts the nodes and the load balancer.
 func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
-	if opts.Binary == "" || opts.Dir == "" || opts.DatabaseURL == "" || opts.LogDatabase == "" {
-		return nil, errors.New("cluster: Binary, Dir, DatabaseURL and LogDatabase are required")
+	if opts.Binary == "" || opts.Dir == "" {
+		return nil, errors.New("cluster: Binary and Dir are required")
 	}
 	if opts.Nodes <= 0 {
 		opts.Nodes = 3
+	}
+	if opts.Nodes > 1 && (opts.DatabaseURL == "" || opts.LogDatabase == "") {
+		return nil, errors.New("cluster: several nodes need DatabaseURL and LogDatabase")
+	}
+	if opts.LogDatabase != "" && opts.DatabaseURL == "" {
+		return nil, errors.New("cluster: a shared log needs DatabaseURL")
 	}
 	if opts.People <= 0 {
 		opts.People = 500
@@ -193,9 +199,15 @@ func (c *Cluster) StartNode(ctx context.Context, i int) error {
 	if n.cmd != nil {
 		return fmt.Errorf("cluster: node %d is running", i)
 	}
-	cmd := exec.Command(c.opts.Binary, "serve", "--dir", n.Dir, "--listen", n.Addr,
-		"--database-url", c.opts.DatabaseURL, "--log-database", c.opts.LogDatabase,
-		"--passphrase-file", filepath.Join(n.Dir, "ca-passphrase"), "--max-merge-delay", "1s", "--log-level", "warn")
+	args := []string{"serve", "--dir", n.Dir, "--listen", n.Addr,
+		"--passphrase-file", filepath.Join(n.Dir, "ca-passphrase"), "--max-merge-delay", "1s", "--log-level", "warn"}
+	if c.opts.DatabaseURL != "" {
+		args = append(args, "--database-url", c.opts.DatabaseURL)
+	}
+	if c.opts.LogDatabase != "" {
+		args = append(args, "--log-database", c.opts.LogDatabase)
+	}
+	cmd := exec.Command(c.opts.Binary, args...)
 	cmd.Stdout, cmd.Stderr = n.logFile, n.logFile
 	cmd.Env = append(os.Environ(), "CROSSROADS_CA_PASSPHRASE=")
 	if err := cmd.Start(); err != nil {
@@ -264,6 +276,9 @@ func (c *Cluster) Stop() error {
 	c.stopHAProxy()
 	return errors.Join(errs...)
 }
+
+// Options returns the cluster's options.
+func (c *Cluster) Options() Options { return c.opts }
 
 // Close kills whatever still runs and stops the sources.
 func (c *Cluster) Close() {

@@ -50,6 +50,13 @@ func (l *Load) Stop() []Answer {
 	return l.answers
 }
 
+// Answers returns the answers received so far.
+func (l *Load) Answers() []Answer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Answer(nil), l.answers...)
+}
+
 // OK is the number of 200 answers so far.
 func (l *Load) OK() int64 { return l.ok.Load() }
 
@@ -62,12 +69,6 @@ func (l *Load) worker(ctx context.Context, w int) {
 	cl := l.c.Client(demo.OCMW, true)
 	people := l.c.People
 	n := len(people) - 1 // the last person is known only as applicant
-	var local []Answer
-	defer func() {
-		l.mu.Lock()
-		l.answers = append(l.answers, local...)
-		l.mu.Unlock()
-	}()
 	base := "https://" + l.c.LB
 	for i := 0; ctx.Err() == nil; i++ {
 		p := people[(w*7919+i*31)%n]
@@ -102,10 +103,13 @@ func (l *Load) worker(ctx context.Context, w int) {
 		if resp.StatusCode == http.StatusOK {
 			l.ok.Add(1)
 		}
-		local = append(local, Answer{
+		a := Answer{
 			ExchangeID: resp.Header.Get(exchange.HeaderExchangeID),
 			Status:     resp.StatusCode,
 			Receipt:    resp.Header.Get(exchange.HeaderReceipt),
-		})
+		}
+		l.mu.Lock()
+		l.answers = append(l.answers, a)
+		l.mu.Unlock()
 	}
 }

@@ -5,12 +5,47 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/crossroads-hub/crossroads/audit"
+	"github.com/crossroads-hub/crossroads/audit/verify"
 	"github.com/crossroads-hub/crossroads/store/mysqllog"
 	"github.com/crossroads-hub/crossroads/store/postgres"
+	"github.com/crossroads-hub/crossroads/store/sqlite"
 )
+
+// consistent checks that each earlier checkpoint is consistent with the
+// trail's current checkpoint (a consistency proof from the log's tiles).
+func consistent(ctx context.Context, tr *audit.Trail, earlier [][]byte) error {
+	v, err := note.NewVerifier(tr.VerifierKey())
+	if err != nil {
+		return err
+	}
+	raw, err := tr.Checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	cur, err := verify.OpenCheckpoint(raw, v)
+	if err != nil {
+		return fmt.Errorf("current checkpoint: %w", err)
+	}
+	for _, e := range earlier {
+		old, err := verify.OpenCheckpoint(e, v)
+		if err != nil {
+			return fmt.Errorf("earlier checkpoint: %w", err)
+		}
+		if old.N > cur.N {
+			return fmt.Errorf("the log (size %d) is smaller than an earlier checkpoint (size %d)", cur.N, old.N)
+		}
+		if err := verify.Consistency(ctx, tr.Reader(), old.Tree, cur.Tree); err != nil {
+			return fmt.Errorf("earlier checkpoint of size %d: %w", old.N, err)
+		}
+	}
+	return nil
+}
 
 // Report is the result of Verify.
 type Report struct {
@@ -32,26 +67,50 @@ func (r *Report) problem(format string, a ...any) {
 // one leaf and every leaf one record, every exchange is recorded once, and
 // every answer that carried a receipt has its record, whose leaf the
 // receipt names; no 200 answer lacks a receipt.
-func (c *Cluster) Verify(ctx context.Context, answers []Answer) (*Report, error) {
-	st, err := postgres.OpenAudit(ctx, c.opts.DatabaseURL)
-	if err != nil {
-		return nil, err
+//
+// Each checkpoint in earlier (signed notes served before) must be
+// consistent with the log's current one.
+func (c *Cluster) Verify(ctx context.Context, answers []Answer, earlier ...[]byte) (*Report, error) {
+	dir := filepath.Join(c.Nodes[0].Dir, "audit")
+	acfg := audit.Config{Dir: dir, MaxMergeDelay: time.Second}
+	var st audit.Store
+	if c.opts.DatabaseURL != "" {
+		ps, err := postgres.OpenAudit(ctx, c.opts.DatabaseURL)
+		if err != nil {
+			return nil, err
+		}
+		defer ps.Close()
+		st = ps
+		if c.opts.LogDatabase != "" {
+			lg, err := mysqllog.Open(ctx, c.opts.LogDatabase)
+			if err != nil {
+				return nil, err
+			}
+			defer lg.Close()
+			// The verifier takes the lease like any node, so it cannot race one.
+			acfg.Log = &audit.LogStorage{Driver: lg.Driver(), Reader: lg.Reader(), Barrier: lg.Barrier, MinCheckpointInterval: mysqllog.MinCheckpointInterval}
+			acfg.Lease = ps.Lease("audit-log")
+		}
+	} else {
+		ss, err := sqlite.OpenAudit(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		defer ss.Close()
+		st = ss
 	}
-	defer st.Close()
-	lg, err := mysqllog.Open(ctx, c.opts.LogDatabase)
-	if err != nil {
-		return nil, err
-	}
-	defer lg.Close()
-	// The verifier takes the lease like any node, so it cannot race one.
-	tr, err := audit.Open(ctx, audit.Config{Dir: c.Nodes[0].Dir + "/audit", Store: st, MaxMergeDelay: time.Second,
-		Log:   &audit.LogStorage{Driver: lg.Driver(), Reader: lg.Reader(), Barrier: lg.Barrier, MinCheckpointInterval: mysqllog.MinCheckpointInterval},
-		Lease: st.Lease("audit-log")})
+	acfg.Store = st
+	tr, err := audit.Open(ctx, acfg)
 	if err != nil {
 		return nil, err
 	}
 	defer tr.Close(context.WithoutCancel(ctx))
 	rep := &Report{Answers: len(answers)}
+	if len(earlier) > 0 {
+		if err := consistent(ctx, tr, earlier); err != nil {
+			rep.problem("%v", err)
+		}
+	}
 	chk, err := tr.Check(ctx)
 	if err != nil {
 		return nil, err
