@@ -94,7 +94,7 @@ func openLog(ctx context.Context, t *Trail) (*merkleLog, error) {
 		cancel()
 		return nil, err
 	}
-	go l.run(nil)
+	go l.run(l.ctx, false)
 	return l, nil
 }
 
@@ -166,7 +166,7 @@ func (l *merkleLog) lead(held context.Context) (stopped bool) {
 		}
 		l.appender, l.shutdown = nil, nil
 	}()
-	stopped = l.run(held)
+	stopped = l.run(held, true)
 	if !stopped {
 		l.t.log.Warn("audit log: integrator lease lost; this node stops integrating")
 	}
@@ -199,14 +199,14 @@ func (l *merkleLog) notify() {
 }
 
 // run integrates pending rows whenever a batch becomes durable, at least
-// every MaxMergeDelay/4, and once more on Close. With a lease (held not
-// nil) it first waits out the previous integrator and reconciles, and
-// returns when held is done; it reports whether the trail was closed.
-func (l *merkleLog) run(held context.Context) (stopped bool) {
-	ctx := l.ctx
+// every MaxMergeDelay/4, and once more on Close, until ctx is done. Under
+// a lease (leased: ctx is done when the lease is lost) it first waits out
+// the previous integrator and reconciles; it reports whether the trail
+// was closed.
+func (l *merkleLog) run(ctx context.Context, leased bool) (stopped bool) {
 	var lost <-chan struct{}
-	if held != nil {
-		ctx, lost = held, held.Done()
+	if leased {
+		lost = ctx.Done()
 	} else {
 		defer close(l.done)
 		if l.t.cfg.noIntegrate {
@@ -216,7 +216,7 @@ func (l *merkleLog) run(held context.Context) (stopped bool) {
 	}
 	tick := time.NewTicker(max(l.t.cfg.MaxMergeDelay/4, 50*time.Millisecond))
 	defer tick.Stop()
-	dirty := held != nil // a new integrator reconciles first
+	dirty := leased // a new integrator reconciles first
 	for first := true; ; first = false {
 		last := false
 		if !first || !dirty {

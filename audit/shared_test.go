@@ -1,10 +1,15 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/store/mysqllog"
@@ -21,8 +26,12 @@ type sharedNode struct {
 	log   *mysqllog.Log
 }
 
-func openShared(t *testing.T, dir, pgDSN, logDSN string) *sharedNode {
+func openShared(t *testing.T, dir, pgDSN, logDSN string, logw ...io.Writer) *sharedNode {
 	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if len(logw) > 0 {
+		logger = slog.New(slog.NewTextHandler(logw[0], nil))
+	}
 	ctx := context.Background()
 	st, err := postgres.OpenAudit(ctx, pgDSN)
 	if err != nil {
@@ -32,7 +41,7 @@ func openShared(t *testing.T, dir, pgDSN, logDSN string) *sharedNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := audit.Open(ctx, audit.Config{Dir: dir, Store: st, MaxMergeDelay: 400 * time.Millisecond,
+	tr, err := audit.Open(ctx, audit.Config{Dir: dir, Store: st, MaxMergeDelay: 400 * time.Millisecond, Logger: logger,
 		Log:   &audit.LogStorage{Driver: lg.Driver(), Reader: lg.Reader(), Barrier: lg.Barrier, MinCheckpointInterval: mysqllog.MinCheckpointInterval},
 		Lease: st.Lease("audit-log")})
 	if err != nil {
@@ -138,5 +147,69 @@ func TestSharedLog(t *testing.T) {
 	p, err := back.trail.Search(context.Background(), audit.Query{Limit: 1})
 	if err != nil || len(p.Records) != 1 || p.Records[0].Log != back.trail.Origin() {
 		t.Fatalf("search: %+v, %v; want records naming the log", p, err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestSharedLogLeaseLost: when the integrator's lease session ends (its
+// connection to PostgreSQL breaks), it stops integrating; integration goes
+// on (on whichever node takes the lease) with no record lost or added
+// twice.
+func TestSharedLogLeaseLost(t *testing.T) {
+	pgDSN := pgtest.New(t).DSN
+	logDSN := mysqltest.New(t)
+	dir := t.TempDir()
+	var la, lb syncBuffer
+	a := openShared(t, dir, pgDSN, logDSN, &la)
+	b := openShared(t, dir, pgDSN, logDSN, &lb)
+	commitParallel(t, a.trail, 0, 40)
+	waitIntegrated(t, 40, a, b)
+	leaderLog := &la
+	if b.trail.Integrating() {
+		leaderLog = &lb
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// End the session that holds the advisory lock (the integrator's lease).
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("terminated %d lease sessions (%v), want 1", n, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !bytes.Contains([]byte(leaderLog.String()), []byte("lease lost")) {
+		if time.Now().After(deadline) {
+			t.Fatal("the integrator did not notice that its lease was lost")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { commitParallel(t, a.trail, 100, 30) })
+	wg.Go(func() { commitParallel(t, b.trail, 200, 30) })
+	wg.Wait()
+	waitIntegrated(t, 100, a, b)
+	if k := integrators(a, b); k != 1 {
+		t.Fatalf("%d nodes integrate, want exactly 1", k)
 	}
 }

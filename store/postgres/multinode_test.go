@@ -126,7 +126,7 @@ func TestLease(t *testing.T) {
 		t.Fatal("B did not learn that its session ended")
 	}
 	releaseB()
-	heldA, releaseA, err = a.Lease("audit-log").Acquire(ctx)
+	_, releaseA, err = a.Lease("audit-log").Acquire(ctx)
 	if err != nil {
 		t.Fatal(fmt.Errorf("A could not take the lease back: %w", err))
 	}
