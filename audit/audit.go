@@ -286,6 +286,7 @@ func (t *Trail) seal(ctx context.Context, r *crossroads.AuditRecord) (*Row, erro
 		Ciphertext:   ct,
 		Leaf:         Leaf(r.Time, c),
 		Index:        -1,
+		Log:          t.signer.Name(),
 	}, nil
 }
 

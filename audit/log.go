@@ -296,7 +296,7 @@ func (l *merkleLog) integrate(ctx context.Context) error {
 				ferr = errors.Join(ferr, err)
 				continue
 			}
-			marks = append(marks, Mark{Seq: rows[i].Seq, Index: int64(idx.Index), Log: l.t.signer.Name()})
+			marks = append(marks, Mark{Seq: rows[i].Seq, Index: int64(idx.Index)})
 		}
 		if h := l.t.cfg.beforeMark; h != nil {
 			if err := h(); err != nil {
@@ -372,7 +372,7 @@ func (l *merkleLog) reconcile(ctx context.Context) error {
 				continue
 			}
 			delete(bySeq, [LeafSize]byte(b.Entries[j]))
-			marks = append(marks, Mark{Seq: seq, Index: int64(i), Log: l.t.signer.Name()})
+			marks = append(marks, Mark{Seq: seq, Index: int64(i)})
 		}
 	}
 	if unmatched > 0 {

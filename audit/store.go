@@ -33,8 +33,9 @@ type Row struct {
 	Leaf []byte
 	// Index is the record's position in the Merkle log, -1 until integrated.
 	Index int64
-	// Log names the Merkle log holding the record (its origin), "" until
-	// integrated. A record is in one log only.
+	// Log names the Merkle log the record is committed to (its origin, as
+	// in its receipt), set when the record is sealed; Index is its position
+	// there. A record is in one log only.
 	Log string
 }
 
@@ -42,12 +43,10 @@ type Row struct {
 // period (Store.Erase): Ciphertext, Nonce and SubjectIndex are then empty.
 func (r *Row) Erased() bool { return len(r.Ciphertext) == 0 }
 
-// Mark records that the row with Seq was integrated at Index of the log
-// named Log.
+// Mark records that the row with Seq was integrated at log Index.
 type Mark struct {
 	Seq   int64
 	Index int64
-	Log   string
 }
 
 // DataKey is a per-period data key, wrapped by a key-encryption key.

@@ -141,7 +141,7 @@ func unmarkSQLite(ctx context.Context, file string, size uint64) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, `UPDATE audit_records SET log_index = NULL, log_id = NULL WHERE log_index >= ?`, int64(size)); err != nil {
+	if _, err := db.ExecContext(ctx, `UPDATE audit_records SET log_index = NULL WHERE log_index >= ?`, int64(size)); err != nil {
 		return fmt.Errorf("restore: unmark: %w", err)
 	}
 	return nil
@@ -153,7 +153,7 @@ func unmarkPostgres(ctx context.Context, dsn string, size uint64) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer c.Close(context.Background())
-	if _, err := c.Exec(ctx, `UPDATE audit_exchanges SET log_index = NULL, log_id = NULL WHERE log_index >= $1`, int64(size)); err != nil {
+	if _, err := c.Exec(ctx, `UPDATE audit_exchanges SET log_index = NULL WHERE log_index >= $1`, int64(size)); err != nil {
 		return fmt.Errorf("restore: unmark: %w", err)
 	}
 	return nil

@@ -205,8 +205,12 @@ func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err er
 	}()
 	ids := make([]string, len(rows))
 	times := make([]time.Time, len(rows))
+	logs := make([]*string, len(rows))
 	for i, r := range rows {
 		ids[i], times[i] = r.ExchangeID, r.Time
+		if r.Log != "" {
+			logs[i] = &rows[i].Log
+		}
 		if err := s.ensurePartition(ctx, monthOf(r.Time)); err != nil {
 			return fmt.Errorf("audit insert: %w", err)
 		}
@@ -220,9 +224,9 @@ func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err er
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, auditSeqLock); err != nil {
 			return classify(err)
 		}
-		res, _ := tx.Query(ctx, `INSERT INTO audit_exchanges(exchange_id, time)
-			SELECT id, t FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS u(id, t, o) ORDER BY o
-			ON CONFLICT (exchange_id) DO NOTHING RETURNING exchange_id, seq`, ids, times)
+		res, _ := tx.Query(ctx, `INSERT INTO audit_exchanges(exchange_id, time, log_id)
+			SELECT id, t, l FROM unnest($1::text[], $2::timestamptz[], $3::text[]) WITH ORDINALITY AS u(id, t, l, o) ORDER BY o
+			ON CONFLICT (exchange_id) DO NOTHING RETURNING exchange_id, seq`, ids, times, logs)
 		seqs := make(map[string]int64, len(rows))
 		var id string
 		var seq int64
@@ -275,15 +279,11 @@ func (s *AuditStore) MarkIntegrated(ctx context.Context, marks []audit.Mark) err
 	}
 	seqs := make([]int64, len(marks))
 	idxs := make([]int64, len(marks))
-	logs := make([]*string, len(marks))
 	for i, m := range marks {
 		seqs[i], idxs[i] = m.Seq, m.Index
-		if m.Log != "" {
-			logs[i] = &marks[i].Log
-		}
 	}
-	if _, err := s.pool.Exec(ctx, `UPDATE audit_exchanges e SET log_index = m.idx, log_id = m.log
-		FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS m(seq, idx, log) WHERE e.seq = m.seq`, seqs, idxs, logs); err != nil {
+	if _, err := s.pool.Exec(ctx, `UPDATE audit_exchanges e SET log_index = m.idx
+		FROM unnest($1::bigint[], $2::bigint[]) AS m(seq, idx) WHERE e.seq = m.seq`, seqs, idxs); err != nil {
 		return fmt.Errorf("audit mark: %w", classify(err))
 	}
 	return nil

@@ -99,7 +99,7 @@ func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err er
 	}
 	first := last + 1
 	var inserted int64
-	args := make([]any, 0, insertChunk*14)
+	args := make([]any, 0, insertChunk*15)
 	for start := 0; start < len(rows); start += insertChunk {
 		chunk := rows[start:min(start+insertChunk, len(rows))]
 		args = args[:0]
@@ -107,7 +107,7 @@ func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err er
 			last++
 			r.Seq = last
 			args = append(args, r.Seq, r.ExchangeID, r.Time.UnixMicro(), r.Requester, r.Provider, r.Service,
-				r.Purpose, r.Outcome, r.Reason, nullBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf)
+				r.Purpose, r.Outcome, r.Reason, nullBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf, nullString(r.Log))
 		}
 		st, err := s.insertStmt(ctx, len(chunk))
 		if err != nil {
@@ -158,9 +158,9 @@ var insertSQLs [insertChunk + 1]string
 
 func init() {
 	const head = `INSERT INTO audit_records
-		(seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf)
+		(seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf, log_id)
 		VALUES `
-	const tuple = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	const tuple = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	for n := 1; n <= insertChunk; n++ {
 		insertSQLs[n] = head + strings.TrimSuffix(strings.Repeat(tuple+", ", n), ", ") + ` ON CONFLICT(exchange_id) DO NOTHING`
 	}
@@ -224,13 +224,13 @@ func (s *AuditStore) MarkIntegrated(ctx context.Context, marks []audit.Mark) (er
 			tx.Rollback()
 		}
 	}()
-	st, err := tx.PrepareContext(ctx, `UPDATE audit_records SET log_index = ?, log_id = ? WHERE seq = ?`)
+	st, err := tx.PrepareContext(ctx, `UPDATE audit_records SET log_index = ? WHERE seq = ?`)
 	if err != nil {
 		return fmt.Errorf("audit mark: %w", err)
 	}
 	defer st.Close()
 	for _, m := range marks {
-		if _, err := st.ExecContext(ctx, m.Index, nullString(m.Log), m.Seq); err != nil {
+		if _, err := st.ExecContext(ctx, m.Index, m.Seq); err != nil {
 			return fmt.Errorf("audit mark: %w", err)
 		}
 	}

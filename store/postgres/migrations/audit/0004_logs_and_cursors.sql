@@ -1,7 +1,7 @@
 -- Several hub nodes on one database (multi).
 --
--- A record names the Merkle log it was integrated into (the log's origin)
--- beside its index in that log.
+-- A record names the Merkle log it is committed to (the log's origin, as in
+-- its receipt), beside its index in that log.
 ALTER TABLE audit_exchanges ADD COLUMN log_id text COLLATE "C";
 
 -- Named positions of the trail's readers (the SIEM export), shared by every

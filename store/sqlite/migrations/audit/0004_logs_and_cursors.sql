@@ -1,5 +1,5 @@
--- A record names the Merkle log it was integrated into (the log's origin)
--- beside its index in that log.
+-- A record names the Merkle log it is committed to (the log's origin, as in
+-- its receipt), beside its index in that log.
 ALTER TABLE audit_records ADD COLUMN log_id TEXT;
 
 -- Named positions of the trail's readers (the SIEM export).
