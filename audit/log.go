@@ -288,15 +288,30 @@ func (l *merkleLog) integrate(ctx context.Context) error {
 		for i := range rows {
 			futures[i] = l.appender.Add(ctx, tesseraEntry(&rows[i]))
 		}
+		// Tessera's queue drops the futures of a batch it has not flushed
+		// when its context ends (a lost lease): wait for them with ctx.
+		idxs := make([]tessera.Index, len(futures))
+		errs := make([]error, len(futures))
+		resolved := make(chan struct{})
+		go func() {
+			defer close(resolved)
+			for i, f := range futures {
+				idxs[i], errs[i] = f()
+			}
+		}()
+		select {
+		case <-resolved:
+		case <-ctx.Done():
+			return fmt.Errorf("add to log: %w", ctx.Err())
+		}
 		marks := make([]Mark, 0, len(rows))
 		var ferr error
-		for i, f := range futures {
-			idx, err := f()
-			if err != nil {
-				ferr = errors.Join(ferr, err)
+		for i := range futures {
+			if errs[i] != nil {
+				ferr = errors.Join(ferr, errs[i])
 				continue
 			}
-			marks = append(marks, Mark{Seq: rows[i].Seq, Index: int64(idx.Index)})
+			marks = append(marks, Mark{Seq: rows[i].Seq, Index: int64(idxs[i].Index)})
 		}
 		if h := l.t.cfg.beforeMark; h != nil {
 			if err := h(); err != nil {
