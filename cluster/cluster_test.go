@@ -69,6 +69,11 @@ func TestThreeNodes(t *testing.T) {
 	if load.OK() == 0 {
 		t.Fatal("no exchange succeeded through the load balancer")
 	}
+	for i := range 3 { // the load goes through every node
+		if n := c.Records(ctx, i); n <= 0 {
+			t.Errorf("node %d committed %v records: the load balancer does not spread the load", i, n)
+		}
+	}
 	// Kill the integrator: another node must take the log over.
 	victim := c.Integrator(ctx)
 	if victim < 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -124,4 +125,30 @@ func (c *Cluster) Integrator(ctx context.Context) int {
 		}
 	}
 	return -1
+}
+
+// Records returns node i's crossroads_audit_records_total (the records it
+// committed since it started), -1 if it cannot be read.
+func (c *Cluster) Records(ctx context.Context, i int) float64 {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+c.Nodes[i].Addr+"/metrics", nil)
+	resp, err := c.Client(demo.Operator, false).Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	const name = "\ncrossroads_audit_records_total "
+	j := bytes.Index(b, []byte(name))
+	if j < 0 {
+		return -1
+	}
+	rest := b[j+len(name):]
+	if k := bytes.IndexByte(rest, '\n'); k >= 0 {
+		rest = rest[:k]
+	}
+	v, err := strconv.ParseFloat(string(rest), 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
