@@ -152,6 +152,15 @@ func Open(ctx context.Context, cfg Config) (*Trail, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if lo := cfg.Log; lo != nil && lo.MinCheckpointInterval > 0 {
+		// A checkpoint can lag an integration by up to two intervals (the
+		// driver skips a publication that comes too soon and retries at
+		// its next tick): promise no less than that, with a margin.
+		if least := 3 * lo.MinCheckpointInterval; cfg.MaxMergeDelay < least {
+			cfg.Logger.Warn("audit: max merge delay raised to what the log storage can keep", "asked", cfg.MaxMergeDelay.String(), "promised", least.String())
+			cfg.MaxMergeDelay = least
+		}
+	}
 	t := &Trail{
 		cfg:        cfg,
 		store:      cfg.Store,

@@ -27,7 +27,8 @@ type LogStorage struct {
 	// put in the log.
 	Barrier func(context.Context) error
 	// MinCheckpointInterval is the driver's lower bound on the interval
-	// between checkpoints (Tessera's MySQL driver: 1 s).
+	// between checkpoints (Tessera's MySQL driver: 1 s). The trail's
+	// MaxMergeDelay is at least three times as long.
 	MinCheckpointInterval time.Duration
 }
 

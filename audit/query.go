@@ -29,7 +29,8 @@ type Query struct {
 type Entry struct {
 	crossroads.AuditRecord
 	LogIndex *int64 `json:"logIndex,omitempty"` // nil until integrated
-	// Log names the Merkle log holding the record (its origin), with LogIndex.
+	// Log names the Merkle log the record is committed to (its origin, as
+	// in its receipt); LogIndex is its place there.
 	Log string `json:"log,omitempty"`
 	// Erased is set when the record's payload was erased after its
 	// retention period: only its non-personal metadata remains.
@@ -83,9 +84,10 @@ func (t *Trail) Search(ctx context.Context, q Query) (*Page, error) {
 			}
 			e = Entry{AuditRecord: *rec}
 		}
+		e.Log = rows[i].Log
 		if rows[i].Index >= 0 {
 			idx := rows[i].Index
-			e.LogIndex, e.Log = &idx, rows[i].Log
+			e.LogIndex = &idx
 		}
 		p.Records = append(p.Records, e)
 	}
@@ -362,9 +364,10 @@ func (t *Trail) RecordsAfter(ctx context.Context, afterSeq int64, limit int) ([]
 			}
 			r.Entry = Entry{AuditRecord: *rec}
 		}
+		r.Log = rows[i].Log
 		if rows[i].Index >= 0 {
 			idx := rows[i].Index
-			r.LogIndex, r.Log = &idx, rows[i].Log
+			r.LogIndex = &idx
 		}
 		out = append(out, r)
 	}

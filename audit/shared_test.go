@@ -26,7 +26,7 @@ type sharedNode struct {
 	log   *mysqllog.Log
 }
 
-func openShared(t *testing.T, dir, pgDSN, logDSN string, logw ...io.Writer) *sharedNode {
+func openShared(t testing.TB, dir, pgDSN, logDSN string, logw ...io.Writer) *sharedNode {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if len(logw) > 0 {
@@ -144,6 +144,15 @@ func TestSharedLog(t *testing.T) {
 	if k := integrators(other, back); k != 1 {
 		t.Fatalf("%d nodes integrate, want exactly 1", k)
 	}
+	// The merge delay promised in receipts is one the shared log keeps.
+	r, err := back.trail.Commit(context.Background(), testRecord(9000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := audit.VerifyReceipt(r.Token, back.trail.VerifierKey())
+	if err != nil || claims.MaxMergeDelay < 3 {
+		t.Errorf("receipt promises a merge delay of %d s (%v); the shared log needs at least 3 s", claims.MaxMergeDelay, err)
+	}
 	p, err := back.trail.Search(context.Background(), audit.Query{Limit: 1})
 	if err != nil || len(p.Records) != 1 || p.Records[0].Log != back.trail.Origin() {
 		t.Fatalf("search: %+v, %v; want records naming the log", p, err)
@@ -211,5 +220,27 @@ func TestSharedLogLeaseLost(t *testing.T) {
 	waitIntegrated(t, 100, a, b)
 	if k := integrators(a, b); k != 1 {
 		t.Fatalf("%d nodes integrate, want exactly 1", k)
+	}
+}
+
+// BenchmarkSharedLogIntegration: time from a batch of 1,000 durable
+// records (committed through two nodes) to a published checkpoint of the
+// shared MariaDB log covering them (compare BenchmarkIntegration, the
+// POSIX log; Tessera's MySQL driver checkpoints at most once a second).
+func BenchmarkSharedLogIntegration(b *testing.B) {
+	pgDSN := pgtest.New(b).DSN
+	logDSN := mysqltest.New(b)
+	dir := b.TempDir()
+	x := openShared(b, dir, pgDSN, logDSN)
+	y := openShared(b, dir, pgDSN, logDSN)
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		var wg sync.WaitGroup
+		wg.Go(func() { commitParallel(b, x.trail, i*1000, 500) })
+		wg.Go(func() { commitParallel(b, y.trail, i*1000+500, 500) })
+		wg.Wait()
+		b.StartTimer()
+		waitSize(b, x.trail, int64((i+1)*1000))
 	}
 }
