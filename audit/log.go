@@ -119,6 +119,7 @@ func (l *merkleLog) follow() {
 		held, release, err := l.t.cfg.Lease.Acquire(actx)
 		if err != nil {
 			if actx.Err() != nil {
+				l.lastPass()
 				return
 			}
 			l.t.log.Warn("audit log: integrator lease", "err", err)
@@ -136,6 +137,23 @@ func (l *merkleLog) follow() {
 		}
 	}
 }
+
+// lastPass runs when the trail closes without the lease: if no other node
+// takes it within a moment (this is the last node to stop), this one
+// integrates what is durable and publishes a checkpoint, as Close promises.
+func (l *merkleLog) lastPass() {
+	ctx, cancel := context.WithTimeout(l.ctx, lastPassWait)
+	held, release, err := l.t.cfg.Lease.Acquire(ctx)
+	cancel()
+	if err != nil {
+		return // another node integrates
+	}
+	l.lead(held) // l.stop is closed: one pass, then return
+	release()
+}
+
+// lastPassWait bounds how long a closing node waits for the lease.
+const lastPassWait = 2 * time.Second
 
 // lead integrates while held is not done; it reports whether the trail
 // was closed.

@@ -244,3 +244,32 @@ func BenchmarkSharedLogIntegration(b *testing.B) {
 		waitSize(b, x.trail, int64((i+1)*1000))
 	}
 }
+
+// TestSharedLogLastNodeIntegratesOnClose: a node that closes without the
+// lease takes it if no one else does (it is the last node to stop) and
+// integrates what is durable, as Close promises.
+func TestSharedLogLastNodeIntegratesOnClose(t *testing.T) {
+	pgDSN := pgtest.New(t).DSN
+	logDSN := mysqltest.New(t)
+	ctx := context.Background()
+	blocker, err := postgres.OpenAudit(ctx, pgDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	_, release, err := blocker.Lease("audit-log").Acquire(ctx) // another node integrates
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := openShared(t, t.TempDir(), pgDSN, logDSN)
+	commitParallel(t, a.trail, 0, 30)
+	release() // that node stops; a closes at once
+	a.close()
+	rows, err := blocker.Rows(ctx, 0, -1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 0 {
+		t.Fatalf("%d records left unintegrated by the last node to stop", len(rows))
+	}
+}
