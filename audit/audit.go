@@ -74,6 +74,16 @@ type Config struct {
 	// WitnessHTTP is the client for the witnesses (default: 10 s timeout).
 	WitnessHTTP *http.Client
 
+	// Log is the Merkle log's storage (default: Tessera's POSIX driver in
+	// Dir/log).
+	Log *LogStorage
+	// Lease, when set, elects the one node that integrates records into a
+	// log shared by several nodes (Log must have a Reader): a node
+	// integrates only while it holds the lease, and stops as soon as it
+	// loses it; every node serves the log. Without a Lease this trail is
+	// the log's only writer.
+	Lease Lease
+
 	// test hooks
 	noIntegrate bool              // never integrate into the log
 	beforeMark  func() error      // called between integration and marking
@@ -141,6 +151,15 @@ func Open(ctx context.Context, cfg Config) (*Trail, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if lo := cfg.Log; lo != nil && lo.MinCheckpointInterval > 0 {
+		// A checkpoint can lag an integration by up to two intervals (the
+		// driver skips a publication that comes too soon and retries at
+		// its next tick): promise no less than that, with a margin.
+		if least := 3 * lo.MinCheckpointInterval; cfg.MaxMergeDelay < least {
+			cfg.Logger.Warn("audit: max merge delay raised to what the log storage can keep", "asked", cfg.MaxMergeDelay.String(), "promised", least.String())
+			cfg.MaxMergeDelay = least
+		}
 	}
 	t := &Trail{
 		cfg:        cfg,
@@ -278,6 +297,7 @@ func (t *Trail) seal(ctx context.Context, r *crossroads.AuditRecord) (*Row, erro
 		Index:        -1,
 		Kind:         r.Kind,
 		SubjectKind:  subjectKind(r),
+		Log:          t.signer.Name(),
 	}, nil
 }
 

@@ -33,6 +33,9 @@ type Query struct {
 type Entry struct {
 	crossroads.AuditRecord
 	LogIndex *int64 `json:"logIndex,omitempty"` // nil until integrated
+	// Log names the Merkle log the record is committed to (its origin, as
+	// in its receipt); LogIndex is its place there.
+	Log string `json:"log,omitempty"`
 	// Erased is set when the record's payload was erased after its
 	// retention period: only its non-personal metadata remains.
 	Erased bool `json:"erased,omitempty"`
@@ -117,6 +120,7 @@ func (t *Trail) entry(ctx context.Context, row *Row) (Entry, error) {
 		}
 		e = Entry{AuditRecord: *rec}
 	}
+	e.Log = row.Log
 	if row.Index >= 0 {
 		idx := row.Index
 		e.LogIndex = &idx

@@ -38,6 +38,10 @@ type Row struct {
 	// SubjectKind is the kind of the record's subject ("person",
 	// "enterprise"…); "" when the record is about no one.
 	SubjectKind string
+	// Log names the Merkle log the record is committed to (its origin, as
+	// in its receipt), set when the record is sealed; Index is its position
+	// there. A record is in one log only.
+	Log string
 }
 
 // Erased reports whether the row's payload was erased after its retention
@@ -112,4 +116,14 @@ type Store interface {
 	// DeleteKey deletes the data key of a period (crypto-shredding). It is
 	// not an error if the period has none.
 	DeleteKey(ctx context.Context, period string) error
+}
+
+// CursorStore keeps named positions (store sequence numbers) of the
+// readers of the trail, such as the SIEM export, in the audit store, so
+// that every node of a deployment shares them. Both stores implement it.
+type CursorStore interface {
+	// Cursor returns the position saved under name, 0 when none is.
+	Cursor(ctx context.Context, name string) (int64, error)
+	// SetCursor saves pos under name, durably.
+	SetCursor(ctx context.Context, name string, pos int64) error
 }

@@ -42,6 +42,7 @@ import (
 	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/siem"
 	"github.com/crossroads-hub/crossroads/storage"
+	"github.com/crossroads-hub/crossroads/store/mysqllog"
 	"github.com/crossroads-hub/crossroads/upstream"
 )
 
@@ -65,6 +66,11 @@ type Config struct {
 	// certificate while running (default a third of its validity);
 	// RenewCheck how often it looks (default a minute).
 	RenewBefore, RenewCheck time.Duration
+	// LogDatabase (MariaDB/MySQL DSN, user@tcp(host:3306)/dbname) keeps the
+	// audit trail's Merkle log in that database, shared by every node on
+	// DatabaseURL (PostgreSQL, required): one node at a time integrates,
+	// every node serves the log (see docs/architecture.md).
+	LogDatabase string
 
 	ProviderTimeout time.Duration
 	MaxRequestBody  int64
@@ -133,6 +139,7 @@ type Hub struct {
 	Limiter   *limit.Limiter   // flow control; Configure changes it at run time
 	SIEM      *siem.Exporter   // nil without a SIEM
 	citizen   *citizen.Handler // GET /v1/me/… and /v1/enterprise/…
+	sharedLog *mysqllog.Log    // nil: the log is this node's own (POSIX)
 	renew     *certRenewal     // the current hub certificate (renew.go)
 
 	// Upstream is the authenticated transport to providers.
@@ -224,8 +231,12 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.Directory, err = directory.Open(ctx, h.Registers); err != nil {
 		return nil, err
 	}
-	if h.Trail, err = audit.Open(ctx, audit.Config{Dir: auditDir, Store: h.audits, Origin: cfg.LogOrigin, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
-		Witnesses: cfg.Witnesses, Quorum: cfg.WitnessQuorum, WitnessHTTP: h.witnessClient()}); err != nil {
+	acfg := audit.Config{Dir: auditDir, Store: h.audits, Origin: cfg.LogOrigin, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
+		Witnesses: cfg.Witnesses, Quorum: cfg.WitnessQuorum, WitnessHTTP: h.witnessClient()}
+	if err := h.openSharedLog(ctx, &acfg); err != nil {
+		return nil, err
+	}
+	if h.Trail, err = audit.Open(ctx, acfg); err != nil {
 		return nil, err
 	}
 	if err := h.openAuditServices(auditDir); err != nil {
@@ -247,7 +258,15 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		}, func() float64 { return float64(h.Trail.Stats().Batches) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "crossroads_audit_records_total", Help: "Audit records made durable (records / commits = mean batch size).",
-		}, func() float64 { return float64(h.Trail.Stats().Records) }))
+		}, func() float64 { return float64(h.Trail.Stats().Records) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "crossroads_audit_log_integrating", Help: "1 while this node integrates records into the Merkle log (on a shared log: holds the integrator lease).",
+		}, func() float64 {
+			if h.Trail.Integrating() {
+				return 1
+			}
+			return 0
+		}))
 	metrics := exchange.NewMetrics(h.Registry)
 
 	// Providers are authenticated: their server certificate must be the
@@ -483,6 +502,9 @@ func (h *Hub) Close(ctx context.Context) error {
 	}
 	if h.Trail != nil {
 		errs = append(errs, h.Trail.Close(ctx))
+	}
+	if h.sharedLog != nil {
+		errs = append(errs, h.sharedLog.Close())
 	}
 	if h.audits != nil {
 		errs = append(errs, h.audits.Close())

@@ -71,8 +71,12 @@ func (h *Hub) openAuditServices(auditDir string) error {
 			}
 		}
 		var err error
-		if h.SIEM, err = siem.New(siem.Config{URL: cfg.SIEMURL, Source: h.Trail, TLS: tc, AllowTLS12: cfg.SIEMAllowTLS12,
-			CursorFile: filepath.Join(auditDir, "siem.cursor"), Logger: cfg.Logger}); err != nil {
+		scfg := siem.Config{URL: cfg.SIEMURL, Source: h.Trail, TLS: tc, AllowTLS12: cfg.SIEMAllowTLS12,
+			CursorFile: filepath.Join(auditDir, "siem.cursor"), Logger: cfg.Logger}
+		if cs, ok := h.audits.(audit.CursorStore); ok && cfg.DatabaseURL != "" {
+			scfg.Cursor = cs // shared by every node (multinode.go)
+		}
+		if h.SIEM, err = siem.New(scfg); err != nil {
 			return err
 		}
 	}
@@ -115,11 +119,7 @@ func (h *Hub) startAuditJobs(ctx context.Context, jobs *sync.WaitGroup) {
 		})
 	}
 	if h.SIEM != nil {
-		jobs.Go(func() {
-			if err := h.SIEM.Run(ctx); err != nil {
-				h.log.Error("SIEM export stopped", "err", err)
-			}
-		})
+		jobs.Go(func() { h.runSIEM(ctx) })
 	}
 }
 

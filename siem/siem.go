@@ -63,6 +63,12 @@ type Config struct {
 	Source Source
 	// CursorFile persists the last acknowledged sequence number.
 	CursorFile string
+	// Cursor, instead of CursorFile, keeps the cursor in the audit store
+	// under CursorName (default "siem"), shared by every node of a
+	// deployment. On PostgreSQL, sequence numbers follow commit order, so
+	// resuming after the cursor skips no record.
+	Cursor     audit.CursorStore
+	CursorName string
 	// TLS configures the client side of the connection (default: system
 	// roots). Whatever it says, the exporter speaks TLS 1.3 only, unless
 	// AllowTLS12.
@@ -101,8 +107,11 @@ type sink interface {
 
 // New checks cfg and reads the cursor.
 func New(cfg Config) (*Exporter, error) {
-	if cfg.Source == nil || cfg.CursorFile == "" {
-		return nil, errors.New("siem: source and cursor file are required")
+	if cfg.Source == nil || (cfg.CursorFile == "" && cfg.Cursor == nil) {
+		return nil, errors.New("siem: source and cursor (file or store) are required")
+	}
+	if cfg.CursorName == "" {
+		cfg.CursorName = "siem"
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 500
@@ -159,10 +168,28 @@ func New(cfg Config) (*Exporter, error) {
 	default:
 		return nil, fmt.Errorf("siem: URL scheme %q: want https or syslog+tls", u.Scheme)
 	}
-	if e.cursor, err = readCursor(cfg.CursorFile); err != nil {
+	if e.cursor, err = e.readCursor(context.Background()); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+func (e *Exporter) readCursor(ctx context.Context) (int64, error) {
+	if e.cfg.Cursor != nil {
+		n, err := e.cfg.Cursor.Cursor(ctx, e.cfg.CursorName)
+		if err != nil {
+			return 0, fmt.Errorf("siem: cursor: %w", err)
+		}
+		return n, nil
+	}
+	return readCursor(e.cfg.CursorFile)
+}
+
+func (e *Exporter) saveCursor(ctx context.Context, pos int64) error {
+	if e.cfg.Cursor != nil {
+		return e.cfg.Cursor.SetCursor(ctx, e.cfg.CursorName, pos)
+	}
+	return atomicfile.Write(e.cfg.CursorFile, []byte(strconv.FormatInt(pos, 10)+"\n"), 0o600)
 }
 
 // Cursor returns the last acknowledged sequence number.
@@ -171,6 +198,14 @@ func (e *Exporter) Cursor() int64 { return e.cursor }
 // Run exports until ctx is done; it returns only then (with nil) or when
 // the cursor cannot be saved.
 func (e *Exporter) Run(ctx context.Context) error {
+	if e.cfg.Cursor != nil {
+		// Another node may have exported since New (shared cursor).
+		c, err := e.readCursor(ctx)
+		if err != nil {
+			return err
+		}
+		e.cursor = c
+	}
 	e.log.Info("siem export started", "cursor", e.cursor)
 	backoff := e.cfg.MinBackoff
 	failures := 0
@@ -219,7 +254,10 @@ func (e *Exporter) Run(ctx context.Context) error {
 		}
 		failures, backoff = 0, e.cfg.MinBackoff
 		last := recs[len(recs)-1].Seq
-		if err := atomicfile.Write(e.cfg.CursorFile, []byte(strconv.FormatInt(last, 10)+"\n"), 0o600); err != nil {
+		if err := e.saveCursor(ctx, last); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return fmt.Errorf("siem: save cursor: %w", err)
 		}
 		e.cursor = last

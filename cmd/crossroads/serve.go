@@ -42,6 +42,7 @@ func runServe(ctx context.Context, args []string) error {
 	fs.Var(&hosts, "hostname", "DNS name or IP of the hub, for its certificate (repeatable; default localhost, 127.0.0.1)")
 	origin := fs.String("log-origin", "", "origin (name) of the audit log, fixed when the log is created (default: <first --hostname>/audit)")
 	renewBefore := fs.Duration("renew-before", 0, "renew the hub's own certificate this long before it expires (default: a third of its validity)")
+	logDB := fs.String("log-database", "", "MariaDB/MySQL DSN (user@tcp(host:3306)/dbname) of the audit Merkle log shared by several nodes on one --database-url")
 	scheme := fs.String("person-scheme", "insz", "person identifier scheme: insz or opaque")
 	timeout := fs.Duration("provider-timeout", 10*time.Second, "time allowed to a provider to answer")
 	maxBody := fs.Int64("max-request-body", 1<<20, "largest request body accepted, in bytes")
@@ -87,7 +88,7 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("--oidc-issuer needs --oidc-client-id")
 	}
 	h, err := hub.Open(ctx, hub.Config{
-		DataDir: *sf.dir, DatabaseURL: *sf.databaseURL, Passphrase: pass, Hostnames: hosts, PersonScheme: *scheme,
+		DataDir: *sf.dir, DatabaseURL: *sf.databaseURL, Passphrase: pass, Hostnames: hosts, LogDatabase: *logDB, PersonScheme: *scheme,
 		LogOrigin: deriveLogOrigin(*origin, hosts), RenewBefore: *renewBefore,
 		ProviderTimeout: *timeout, MaxRequestBody: *maxBody, MaxMergeDelay: *merge, Logger: log,
 		DefaultLimits: crossroads.Limits{RatePerSecond: *rateLimit, Burst: *burst, MaxConcurrent: *maxConcurrent}, MaxInFlight: *maxInFlight,
