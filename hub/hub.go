@@ -5,9 +5,10 @@
 // The data directory holds all state:
 //
 //	ca/ca.crt, ca/ca.key.enc   the network CA (key encrypted at rest)
-//	hub/hub.crt, hub/hub.key   the hub's own certificate (server and client)
+//	hub/hub.crt                the hub's own certificate (its key: wrapped, in the keyring)
+//	keys/                      the local key provider (root key sealed by the passphrase)
 //	registers.db               participants, services, authorisations, integrations, certificates
-//	audit/                     audit records (audit.db), keys and the Merkle log
+//	audit/                     audit records and wrapped keys (audit.db), the Merkle log
 package hub
 
 import (
@@ -36,6 +37,7 @@ import (
 	"github.com/crossroads-hub/crossroads/directory"
 	"github.com/crossroads-hub/crossroads/exchange"
 	"github.com/crossroads-hub/crossroads/httpapi"
+	"github.com/crossroads-hub/crossroads/keys"
 	"github.com/crossroads-hub/crossroads/limit"
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
@@ -55,8 +57,14 @@ type Config struct {
 	PersonScheme string   // person id scheme; default "insz"
 	// DatabaseURL selects PostgreSQL (postgres://…) for the registers and
 	// the audit records instead of the embedded SQLite files. The CA, the
-	// hub's certificate, the audit keys and the Merkle log stay in DataDir.
+	// hub's certificate and the Merkle log stay in DataDir; the wrapped
+	// keys are in the database, shared by every node.
 	DatabaseURL string
+	// KeyProvider holds the root keys (e.g. a PKCS#11 HSM, package
+	// keys/pkcs11); the hub closes it. Default: the local FileProvider in
+	// KeyDir (default DataDir/keys), sealed by Passphrase.
+	KeyProvider keys.Provider
+	KeyDir      string
 
 	ProviderTimeout time.Duration
 	MaxRequestBody  int64
@@ -100,6 +108,7 @@ type Hub struct {
 	Registers Registers
 	Directory *directory.Directory
 	Trail     *audit.Trail
+	Keys      *keys.Keyring
 	audits    AuditStore
 	Revs      *pki.Revocations
 	Tracker   *pki.ConnTracker
@@ -124,6 +133,7 @@ type Registers interface {
 // AuditStore is the audit record store the hub runs on.
 type AuditStore interface {
 	audit.Store
+	keys.Store
 	Close() error
 }
 
@@ -212,6 +222,13 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.Registers, h.audits, err = openStores(ctx, cfg, auditDir); err != nil {
 		return nil, err
 	}
+	if h.Keys, err = OpenKeyring(ctx, cfg, h.audits); err != nil {
+		return nil, err
+	}
+	noteKey, err := h.Keys.Secret(ctx, keys.KindNote)
+	if err != nil {
+		return nil, err
+	}
 	if h.Cert, err = h.hubCertificate(ctx); err != nil {
 		return nil, err
 	}
@@ -222,7 +239,11 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, err
 	}
 	if h.Trail, err = audit.Open(ctx, audit.Config{Dir: auditDir, Store: h.audits, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
+		KeyProvider: h.Keys, NoteSigner: string(noteKey.Key),
 		Witnesses: cfg.Witnesses, Quorum: cfg.WitnessQuorum, WitnessHTTP: h.witnessClient()}); err != nil {
+		return nil, err
+	}
+	if err := migrateAuditKeys(ctx, cfg.Logger, h.Trail, auditDir); err != nil {
 		return nil, err
 	}
 	if err := h.openAuditServices(auditDir); err != nil {
@@ -280,13 +301,34 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	return h, nil
 }
 
-// hubCertificate loads the hub's certificate, issuing it on first start.
+// hubCertificate loads the hub's certificate and key from the keyring
+// (shared by every node), importing the plaintext hub/hub.key of earlier
+// versions, and issues a new one on first start or a day before expiry.
+// hub/hub.crt holds the certificate for tools; the key is never on disk in
+// clear.
 func (h *Hub) hubCertificate(ctx context.Context) (tls.Certificate, error) {
 	dir := hubDir(h.cfg.DataDir)
-	certFile, keyFile := filepath.Join(dir, "hub.crt"), filepath.Join(dir, "hub.key")
-	if c, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
-		if c.Leaf != nil && time.Now().Before(c.Leaf.NotAfter.Add(-24*time.Hour)) {
-			return c, nil
+	certFile, keyFile := filepath.Join(dir, "hub.crt"), filepath.Join(dir, legacyHubKey)
+	usable := func(c tls.Certificate) bool {
+		return c.Leaf != nil && time.Now().Before(c.Leaf.NotAfter.Add(-24*time.Hour))
+	}
+	s, err := h.Keys.Secret(ctx, keys.KindHubTLS)
+	if errors.Is(err, keys.ErrNotFound) {
+		if c, lerr := tls.LoadX509KeyPair(certFile, keyFile); lerr == nil && usable(c) {
+			certPEM, _ := os.ReadFile(certFile)
+			keyPEM, _ := os.ReadFile(keyFile)
+			s, err = h.Keys.Ensure(ctx, keys.KindHubTLS, func() ([]byte, string, error) { return keyPEM, string(certPEM), nil })
+		}
+	}
+	if err != nil && !errors.Is(err, keys.ErrNotFound) {
+		return tls.Certificate{}, fmt.Errorf("hub certificate: %w", err)
+	}
+	if err := removePlaintext(keyFile); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err == nil {
+		if c, err := pki.LoadKeyPair([]byte(s.Public), s.Key); err == nil && usable(c) {
+			return c, writeHubCert(dir, certFile, []byte(s.Public))
 		}
 	}
 	var dns []string
@@ -305,16 +347,23 @@ func (h *Hub) hubCertificate(ctx context.Context) (tls.Certificate, error) {
 	if err := h.Registers.RecordCertificate(ctx, rec); err != nil {
 		return tls.Certificate{}, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if _, err := h.Keys.Rotate(ctx, keys.KindHubTLS, keyPEM, string(certPEM)); err != nil {
 		return tls.Certificate{}, fmt.Errorf("hub certificate: %w", err)
 	}
-	if err := atomicfile.Write(keyFile, keyPEM, 0o600); err != nil {
-		return tls.Certificate{}, err
-	}
-	if err := atomicfile.Write(certFile, certPEM, 0o644); err != nil {
+	if err := writeHubCert(dir, certFile, certPEM); err != nil {
 		return tls.Certificate{}, err
 	}
 	return pki.LoadKeyPair(certPEM, keyPEM)
+}
+
+func writeHubCert(dir, certFile string, certPEM []byte) error {
+	if b, err := os.ReadFile(certFile); err == nil && bytes.Equal(b, certPEM) {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("hub certificate: %w", err)
+	}
+	return atomicfile.Write(certFile, certPEM, 0o644)
 }
 
 // connErrorLog receives net/http's connection-level errors (refused TLS
@@ -473,6 +522,9 @@ func (h *Hub) Close(ctx context.Context) error {
 	}
 	if h.audits != nil {
 		errs = append(errs, h.audits.Close())
+	}
+	if h.Keys != nil {
+		errs = append(errs, h.Keys.Close())
 	}
 	if h.Registers != nil {
 		errs = append(errs, h.Registers.Close())

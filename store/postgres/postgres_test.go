@@ -107,7 +107,7 @@ func TestConcurrentOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"audit/0001_audit.sql", "registers/0001_registers.sql", "registers/0002_integration_changes.sql"}; !slices.Equal(got, want) {
+	if want := []string{"audit/0001_audit.sql", "audit/0003_wrapped_keys.sql", "registers/0001_registers.sql", "registers/0002_integration_changes.sql"}; !slices.Equal(got, want) {
 		t.Errorf("schema_migrations = %v, want %v", got, want)
 	}
 }
