@@ -3,18 +3,23 @@ package hub
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/google/uuid"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/atomicfile"
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/keys"
+	"github.com/crossroads-hub/crossroads/pki"
 )
 
 // KeysDir is the default directory, in the data directory, of the local
@@ -194,4 +199,95 @@ func OpenTrail(ctx context.Context, cfg Config, acfg audit.Config) (*audit.Trail
 		return nil, nil, err
 	}
 	return tr, kr, nil
+}
+
+// RotateKey rotates a key of the hierarchy (kinds: root, master, kek,
+// note, hub-tls; see 'crossroads keys') and records the rotation in the
+// audit trail (a RecordKey event, action rotate, naming the kind and the
+// new key's public identity, never a secret). newPassphrase, for root
+// only, replaces the passphrase (nil: keep it). New note and TLS keys take
+// effect when the hub next starts.
+func (h *Hub) RotateKey(ctx context.Context, kind string, newPassphrase []byte) (string, error) {
+	var detail map[string]any
+	switch kind {
+	case "root":
+		fp, ok := h.Keys.Provider().(*keys.FileProvider)
+		if !ok {
+			return "", fmt.Errorf("rotate root: the %s provider has no root key of the hub's (rotate its keys in the HSM)", h.Keys.Provider().Name())
+		}
+		pass := newPassphrase
+		if pass == nil {
+			pass = h.cfg.Passphrase
+		}
+		if err := fp.RotateRoot(pass); err != nil {
+			return "", err
+		}
+		if newPassphrase != nil { // one passphrase opens the CA and the provider
+			if err := pki.ChangePassphrase(caDir(h.cfg.DataDir), h.cfg.Passphrase, newPassphrase); err != nil {
+				return "", fmt.Errorf("rotate root: the provider has the new passphrase, but the CA key not: %w", err)
+			}
+		}
+		detail = map[string]any{"kind": kind, "passphraseChanged": newPassphrase != nil}
+	case "master":
+		id, err := h.Keys.RotateMaster(ctx)
+		if err != nil {
+			return "", err
+		}
+		detail = map[string]any{"kind": kind, "id": id}
+	case "kek":
+		n, err := h.Trail.Rewrap(ctx)
+		if err != nil {
+			return "", err
+		}
+		detail = map[string]any{"kind": kind, "dataKeys": n}
+	case "note":
+		skey, vkey, err := note.GenerateKey(rand.Reader, h.Trail.Origin())
+		if err != nil {
+			return "", fmt.Errorf("rotate note key: %w", err)
+		}
+		s, err := h.Keys.Rotate(ctx, keys.KindNote, []byte(skey), vkey)
+		if err != nil {
+			return "", err
+		}
+		if err := atomicfile.Write(filepath.Join(h.cfg.DataDir, "audit", audit.NotePublicFile), []byte(vkey+"\n"), 0o644); err != nil {
+			return "", err
+		}
+		detail = map[string]any{"kind": kind, "version": s.Version, "verifierKey": vkey}
+	case keys.KindHubTLS:
+		leaf := h.Cert.Leaf
+		req := pki.IssueRequest{Participant: HubID, DNSNames: leaf.DNSNames, IPAddresses: leaf.IPAddresses, Server: true}
+		certPEM, keyPEM, rec, err := h.CA.Issue(req)
+		if err != nil {
+			return "", fmt.Errorf("rotate hub key: %w", err)
+		}
+		if err := h.Registers.RecordCertificate(ctx, rec); err != nil {
+			return "", err
+		}
+		s, err := h.Keys.Rotate(ctx, keys.KindHubTLS, keyPEM, string(certPEM))
+		if err != nil {
+			return "", err
+		}
+		if err := writeHubCert(hubDir(h.cfg.DataDir), filepath.Join(hubDir(h.cfg.DataDir), "hub.crt"), certPEM); err != nil {
+			return "", err
+		}
+		detail = map[string]any{"kind": kind, "version": s.Version, "serial": rec.Serial}
+	case keys.KindIndex:
+		return "", errors.New("rotate index: not supported: every record's blind index would have to be recomputed (see docs/operations.md)")
+	default:
+		return "", fmt.Errorf("rotate: unknown key kind %q (root, master, kek, note, hub-tls)", kind)
+	}
+	b, err := json.Marshal(detail)
+	if err != nil {
+		return "", err
+	}
+	rec := &crossroads.AuditRecord{
+		Kind: crossroads.RecordKey, Action: "rotate", ExchangeID: "key-" + uuid.NewString(),
+		Time: time.Now().UTC(), Requester: HubID, Outcome: crossroads.OutcomeAllowed, Reason: crossroads.ReasonAllowed,
+		Detail: b,
+	}
+	if _, err := h.Trail.Commit(ctx, rec); err != nil {
+		return "", fmt.Errorf("rotated %s, but recording it in the audit trail failed: %w", kind, err)
+	}
+	h.log.Info("key rotated", "kind", kind, "record", rec.ExchangeID)
+	return string(b), nil
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -379,7 +378,7 @@ func IsProviderDir(dir string) bool {
 		return false
 	}
 	for _, e := range ents {
-		if rootFile.MatchString(e.Name()) || strings.HasSuffix(e.Name(), ".key.enc") {
+		if rootFile.MatchString(e.Name()) {
 			return true
 		}
 	}

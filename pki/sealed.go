@@ -3,7 +3,11 @@ package pki
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
+
+	"github.com/crossroads-hub/crossroads/atomicfile"
 )
 
 var sealedFormat = regexp.MustCompile(`^crossroads-[a-z0-9-]{1,48}$`)
@@ -29,4 +33,32 @@ func OpenWithPassphrase(format string, sealed, passphrase []byte) ([]byte, error
 		return nil, fmt.Errorf("pki: open: invalid format %q", format)
 	}
 	return decryptKeyAs(format, sealed, passphrase)
+}
+
+// ChangePassphrase re-encrypts the CA key in dir under newPassphrase.
+func ChangePassphrase(dir string, oldPassphrase, newPassphrase []byte) error {
+	if len(newPassphrase) == 0 {
+		return errors.New("pki: change passphrase: empty passphrase")
+	}
+	if _, err := LoadCA(dir, oldPassphrase); err != nil { // the key matches its certificate
+		return err
+	}
+	file := filepath.Join(dir, CAKeyFile)
+	enc, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("pki: change passphrase: %w", err)
+	}
+	der, err := decryptKey(enc, oldPassphrase)
+	if err != nil {
+		return fmt.Errorf("pki: change passphrase: %w", err)
+	}
+	defer clear(der)
+	out, err := encryptKey(der, newPassphrase)
+	if err != nil {
+		return fmt.Errorf("pki: change passphrase: %w", err)
+	}
+	if err := atomicfile.Write(file, out, 0o600); err != nil {
+		return fmt.Errorf("pki: change passphrase: %w", err)
+	}
+	return nil
 }

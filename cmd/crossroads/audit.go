@@ -330,6 +330,9 @@ func auditRewrap(ctx context.Context, args []string) error {
 }
 
 func withTrail(ctx context.Context, dir string, fn func(*audit.Trail) error) error {
+	if hubKeys(dir) { // keys.go: a hub's trail, its keys in the keyring
+		return withHubTrail(ctx, dir, fn)
+	}
 	st, err := sqlite.OpenAudit(ctx, dir)
 	if err != nil {
 		return err

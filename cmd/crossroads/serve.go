@@ -62,6 +62,7 @@ func runServe(ctx context.Context, args []string) error {
 	oidcIssuer := fs.String("oidc-issuer", "", "OpenID Connect issuer of the citizens' ID tokens (enables GET /v1/me/exchanges)")
 	oidcClient := fs.String("oidc-client-id", "", "client id (audience) of the citizens' ID tokens")
 	oidcClaim := fs.String("oidc-subject-claim", "sub", "ID token claim holding the citizen's person identifier")
+	keyProvider := keyProviderFlags(fs) // keys.go
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: crossroads serve [flags]\n\nRuns the hub over mutual TLS. Every flag can also be set as CROSSROADS_<FLAG> or in --config FILE.")
 		fs.PrintDefaults()
@@ -85,13 +86,17 @@ func runServe(ctx context.Context, args []string) error {
 	if *oidcIssuer != "" && *oidcClient == "" {
 		return fmt.Errorf("--oidc-issuer needs --oidc-client-id")
 	}
-	h, err := hub.Open(ctx, hub.Config{
+	cfg := hub.Config{
 		DataDir: *dir, DatabaseURL: *dbURL, Passphrase: pass, Hostnames: hosts, PersonScheme: *scheme,
 		ProviderTimeout: *timeout, MaxRequestBody: *maxBody, MaxMergeDelay: *merge, Logger: log,
 		DefaultLimits: crossroads.Limits{RatePerSecond: *rateLimit, Burst: *burst, MaxConcurrent: *maxConcurrent}, MaxInFlight: *maxInFlight,
 		Witnesses: wcs, WitnessQuorum: *quorum, Retention: *retention, RetentionForce: *retentionForce,
 		SIEMURL: *siemURL, SIEMRootCAs: *siemCA, OIDCIssuer: *oidcIssuer, OIDCClientID: *oidcClient, OIDCSubjectClaim: *oidcClaim,
-	})
+	}
+	if err := keyProvider(&cfg); err != nil {
+		return err
+	}
+	h, err := hub.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
