@@ -215,6 +215,9 @@ func (h *Hub) RotateKey(ctx context.Context, kind string, newPassphrase []byte) 
 		if !ok {
 			return "", fmt.Errorf("rotate root: the %s provider has no root key of the hub's (rotate its keys in the HSM)", h.Keys.Provider().Name())
 		}
+		if newPassphrase != nil && len(newPassphrase) < pki.MinPassphraseLen {
+			return "", fmt.Errorf("rotate root: the new passphrase is shorter than %d bytes", pki.MinPassphraseLen)
+		}
 		pass := newPassphrase
 		if pass == nil {
 			pass = h.cfg.Passphrase

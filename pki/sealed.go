@@ -37,8 +37,8 @@ func OpenWithPassphrase(format string, sealed, passphrase []byte) ([]byte, error
 
 // ChangePassphrase re-encrypts the CA key in dir under newPassphrase.
 func ChangePassphrase(dir string, oldPassphrase, newPassphrase []byte) error {
-	if len(newPassphrase) == 0 {
-		return errors.New("pki: change passphrase: empty passphrase")
+	if len(newPassphrase) < MinPassphraseLen {
+		return fmt.Errorf("pki: change passphrase: passphrase shorter than %d bytes", MinPassphraseLen)
 	}
 	if _, err := LoadCA(dir, oldPassphrase); err != nil { // the key matches its certificate
 		return err

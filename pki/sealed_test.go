@@ -40,22 +40,22 @@ func TestSealWithPassphrase(t *testing.T) {
 
 func TestChangePassphrase(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := InitCA(dir, []byte("old"), "CA"); err != nil {
+	if _, err := InitCA(dir, []byte("old passphrase"), "CA"); err != nil {
 		t.Fatal(err)
 	}
-	if err := ChangePassphrase(dir, []byte("wrong"), []byte("new")); !errors.Is(err, ErrWrongPassphrase) {
+	if err := ChangePassphrase(dir, []byte("wrong"), []byte("new passphrase")); !errors.Is(err, ErrWrongPassphrase) {
 		t.Fatalf("wrong old passphrase: %v", err)
 	}
-	if err := ChangePassphrase(dir, []byte("old"), nil); err == nil {
-		t.Fatal("changed to an empty passphrase")
+	if err := ChangePassphrase(dir, []byte("old passphrase"), []byte("short")); err == nil {
+		t.Fatal("changed to a short passphrase")
 	}
-	if err := ChangePassphrase(dir, []byte("old"), []byte("new")); err != nil {
+	if err := ChangePassphrase(dir, []byte("old passphrase"), []byte("new passphrase")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadCA(dir, []byte("old")); !errors.Is(err, ErrWrongPassphrase) {
+	if _, err := LoadCA(dir, []byte("old passphrase")); !errors.Is(err, ErrWrongPassphrase) {
 		t.Fatalf("old passphrase after change: %v", err)
 	}
-	if _, err := LoadCA(dir, []byte("new")); err != nil {
+	if _, err := LoadCA(dir, []byte("new passphrase")); err != nil {
 		t.Fatal(err)
 	}
 }
