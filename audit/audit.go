@@ -80,6 +80,7 @@ type Config struct {
 	noIntegrate bool              // never integrate into the log
 	beforeMark  func() error      // called between integration and marking
 	tamperProof func([]tlog.Hash) // alters consistency proofs sent to witnesses
+	tempMinAge  time.Duration     // age of Tessera's orphan temporary files removed (default tempMinAge)
 }
 
 // Trail is the audit trail. It implements crossroads.AuditLog.
@@ -143,6 +144,9 @@ func Open(ctx context.Context, cfg Config) (*Trail, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.tempMinAge == 0 {
+		cfg.tempMinAge = tempMinAge
 	}
 	t := &Trail{
 		cfg:        cfg,

@@ -35,6 +35,8 @@ type merkleLog struct {
 	cancel   context.CancelFunc
 	ctx      context.Context
 
+	lastClean time.Time // of orphan temporary files
+
 	pending atomic.Int64  // records made durable since the last pass began
 	kick    chan struct{} // enough records are waiting
 	stop    chan struct{} // Close: a last pass, then return
@@ -42,7 +44,13 @@ type merkleLog struct {
 }
 
 func openLog(ctx context.Context, t *Trail) (*merkleLog, error) {
-	drv, err := posix.New(ctx, posix.Config{Path: filepath.Join(t.cfg.Dir, "log")})
+	dir := filepath.Join(t.cfg.Dir, "log")
+	if n, err := cleanLogTemp(dir, t.cfg.tempMinAge); err != nil {
+		t.log.Warn("audit log: remove orphan temporary files", "err", err)
+	} else if n > 0 {
+		t.log.Info("audit log: orphan temporary files removed", "files", n)
+	}
+	drv, err := posix.New(ctx, posix.Config{Path: dir})
 	if err != nil {
 		return nil, fmt.Errorf("audit: log storage: %w", err)
 	}
@@ -121,6 +129,7 @@ func (l *merkleLog) run() {
 			}
 			l.t.log.Error("audit log integration", "err", err)
 			dirty = true
+			l.cleanTemp()
 		}
 		if last {
 			return
@@ -129,6 +138,21 @@ func (l *merkleLog) run() {
 }
 
 var errCrash = errors.New("simulated crash")
+
+// cleanTemp removes, after a failed pass (a full disk), the temporary files
+// Tessera left behind (see logtemp.go), at most once every tempMinAge.
+func (l *merkleLog) cleanTemp() {
+	if time.Since(l.lastClean) < l.t.cfg.tempMinAge/2 {
+		return
+	}
+	l.lastClean = time.Now()
+	n, err := cleanLogTemp(filepath.Join(l.t.cfg.Dir, "log"), l.t.cfg.tempMinAge)
+	if err != nil {
+		l.t.log.Warn("audit log: remove orphan temporary files", "err", err)
+	} else if n > 0 {
+		l.t.log.Info("audit log: orphan temporary files removed", "files", n)
+	}
+}
 
 // integrate adds every row not yet integrated to the log, in Seq order,
 // and records the indexes.
