@@ -84,7 +84,7 @@ func (h removedCounter) Handle(ctx context.Context, r slog.Record) error {
 	}
 	return nil
 }
-func (h removedCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h removedCounter) WithAttrs([]slog.Attr) slog.Handler       { return h }
 func (h removedCounter) Enabled(context.Context, slog.Level) bool { return true }
 
 // TestDiskFull: the public log's file system fills up while records keep
@@ -117,7 +117,7 @@ func TestDiskFull(t *testing.T) {
 	filler := filepath.Join(logFS, "filler")
 	fill(t, filler)
 	commitN(t, e.trail, 10, 50) // durable in the store; the log cannot take them
-	time.Sleep(3 * time.Second)  // many failed integration passes
+	time.Sleep(3 * time.Second) // many failed integration passes
 	n := logTemps(t, logFS)
 	t.Logf("disk full: %d orphan temporary files removed, %d present", removed.Load(), n)
 	if n > 10 {
