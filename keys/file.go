@@ -105,8 +105,8 @@ func OpenFileProvider(dir string, passphrase []byte) (*FileProvider, error) {
 		}
 		p.roots[id] = a
 	}
-	// During a rotation both roots exist; the one the most keys are sealed
-	// under is the old one, unless none is: finish with the newest file.
+	// After a rotation interrupted by a crash, both roots exist: finish it
+	// under the newest.
 	slices.Sort(ids)
 	p.cur = ids[len(ids)-1]
 	if len(ids) > 1 {

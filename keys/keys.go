@@ -202,6 +202,10 @@ func (k *Keyring) secretLocked(ctx context.Context, kind string) (Secret, error)
 	}
 	w := ws[len(ws)-1]
 	raw, err := k.p.Open(ctx, w.ProviderKey, w.Wrapped, secretAAD(w.Kind, w.Version))
+	if errors.Is(err, ErrNotFound) {
+		return Secret{}, fmt.Errorf("keys: unwrap %s v%d: the %s provider does not hold the key that wraps it: every node must use the same provider (the same HSM token, or the same key directory): %w",
+			kind, w.Version, k.p.Name(), err)
+	}
 	if err != nil {
 		return Secret{}, fmt.Errorf("keys: unwrap %s v%d: %w", kind, w.Version, err)
 	}
@@ -313,13 +317,12 @@ func (k *Keyring) RotateMaster(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("keys: rotate master: %w", err)
 		}
 	}
+	// Destroying the old masters leaves the new one the only master.
 	for _, id := range old {
 		if err := k.p.Destroy(ctx, id); err != nil {
 			return "", fmt.Errorf("keys: rotate master: destroy old master: %w", err)
 		}
 	}
-	// The new id sorts anywhere: make it the only master, so that the
-	// lowest-id rule picks it.
 	return nid, nil
 }
 
