@@ -275,9 +275,19 @@ func (h *Hub) RotateKey(ctx context.Context, kind string, newPassphrase []byte) 
 		}
 		detail = map[string]any{"kind": kind, "version": s.Version, "serial": rec.Serial}
 	case keys.KindIndex:
-		return "", errors.New("rotate index: not supported: every record's blind index would have to be recomputed (see docs/operations.md)")
+		key := make([]byte, 32)
+		rand.Read(key)
+		s, err := h.Keys.Rotate(ctx, keys.KindIndex, key, "")
+		if err != nil {
+			return "", err
+		}
+		n, err := h.Trail.Reindex(ctx, s.Key)
+		if err != nil {
+			return "", fmt.Errorf("rotate index: %w (run the rotation again: it recomputes every index from the records)", err)
+		}
+		detail = map[string]any{"kind": kind, "version": s.Version, "records": n}
 	default:
-		return "", fmt.Errorf("rotate: unknown key kind %q (root, master, kek, note, hub-tls)", kind)
+		return "", fmt.Errorf("rotate: unknown key kind %q (root, master, kek, note, hub-tls, index)", kind)
 	}
 	b, err := json.Marshal(detail)
 	if err != nil {

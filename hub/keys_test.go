@@ -149,7 +149,12 @@ func TestRotateKeys(t *testing.T) {
 	}
 	vkey, serial := h.Trail.VerifierKey(), h.Cert.Leaf.SerialNumber.String()
 	newPass := []byte("the new passphrase")
-	for _, kind := range []string{"kek", "master", "note", "hub-tls"} {
+	oldIndex, err := h.Keys.IndexKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldIndex = bytes.Clone(oldIndex)
+	for _, kind := range []string{"kek", "master", "note", "hub-tls", "index"} {
 		if _, err := h.RotateKey(ctx, kind, nil); err != nil {
 			t.Fatalf("rotate %s: %v", kind, err)
 		}
@@ -157,10 +162,12 @@ func TestRotateKeys(t *testing.T) {
 	if _, err := h.RotateKey(ctx, "root", newPass); err != nil {
 		t.Fatalf("rotate root: %v", err)
 	}
-	for _, kind := range []string{"index", "nonsense"} {
-		if _, err := h.RotateKey(ctx, kind, nil); err == nil {
-			t.Fatalf("rotate %s: no error", kind)
-		}
+	if _, err := h.RotateKey(ctx, "nonsense", nil); err == nil {
+		t.Fatal("rotate nonsense: no error")
+	}
+	// Found by subject right after the index rotation, in the same process.
+	if p, err := h.Trail.Search(ctx, audit.Query{Subject: "85073003328"}); err != nil || len(p.Records) != 1 {
+		t.Fatalf("record by subject after index rotation: %v, %v", p, err)
 	}
 	p, err := h.Trail.Search(ctx, audit.Query{Participant: hub.HubID})
 	if err != nil {
@@ -177,7 +184,7 @@ func TestRotateKeys(t *testing.T) {
 			t.Fatal("a rotation record holds a private key")
 		}
 	}
-	if len(rotated) != 5 {
+	if len(rotated) != 6 {
 		t.Fatalf("rotations recorded: %v", rotated)
 	}
 	h.Close(ctx)
@@ -198,6 +205,9 @@ func TestRotateKeys(t *testing.T) {
 	}
 	if p, err := h.Trail.Search(ctx, audit.Query{Subject: "85073003328"}); err != nil || len(p.Records) != 1 {
 		t.Fatalf("record after every rotation: %v, %v", p, err)
+	}
+	if idx, _ := h.Keys.IndexKey(ctx); bytes.Equal(idx, oldIndex) {
+		t.Fatal("index key not rotated")
 	}
 	list, err := h.Keys.List(ctx)
 	if err != nil {

@@ -132,8 +132,9 @@ func TestEnsureRace(t *testing.T) {
 	defer st.Close()
 	var wg sync.WaitGroup
 	got := make([][]byte, 4)
+	p := fileProvider(t, pdir)
 	for i := range got {
-		kr, _ := keys.Open(ctx, fileProvider(t, pdir), st) // four nodes
+		kr, _ := keys.Open(ctx, p, st) // four nodes (one provider: each opening costs a key derivation)
 		wg.Go(func() {
 			k, err := kr.IndexKey(ctx)
 			if err != nil {
@@ -188,7 +189,7 @@ func TestRotate(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(pdir, oldMaster+".key")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("old master still in the provider")
 	}
-	kr2, _ := keys.Open(ctx, fileProvider(t, pdir), st)
+	kr2, _ := keys.Open(ctx, p, st)
 	if s, err := kr2.Secret(ctx, keys.KindNote); err != nil || string(s.Key) != "two" {
 		t.Fatalf("after master rotation: %+v, %v", s, err)
 	}

@@ -57,4 +57,17 @@ func TestNodesShareTheHierarchy(t *testing.T) {
 			t.Fatalf("a node finds %d of the 2 records of the subject", len(p.Records))
 		}
 	}
+	// A rotation of the index key rewrites every record's index (the
+	// PostgreSQL store's Reindexer).
+	key := make([]byte, 32)
+	key[0] = 1
+	if n, err := a.Reindex(ctx, key); err != nil || n != 2 {
+		t.Fatalf("reindex: %d, %v", n, err)
+	}
+	if p, err := a.Search(ctx, audit.Query{Subject: "85073003328"}); err != nil || len(p.Records) != 2 {
+		t.Fatalf("after reindexing: %v, %v", p, err)
+	}
+	if p, err := b.Search(ctx, audit.Query{Subject: "85073003328"}); err != nil || len(p.Records) != 0 {
+		t.Fatalf("a node still on the old index key finds %v, %v", p, err)
+	}
 }

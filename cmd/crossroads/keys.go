@@ -30,6 +30,7 @@ subcommands:
     kek                every period's key-encryption key (data keys rewrapped, old KEKs destroyed)
     note               the log's checkpoint signing key (same origin; give verifiers the new key)
     hub-tls            the hub's key and certificate (reissued by the CA)
+    index              the blind-index key (every record's index recomputed)
   The hub must be stopped on a SQLite data directory; new keys take effect at the next start.
 
 flags (both): --dir, --database-url, --passphrase-env, --passphrase-file, --key-dir,

@@ -6,10 +6,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/keys"
 )
 
-var _ keys.Store = (*AuditStore)(nil)
+var (
+	_ keys.Store      = (*AuditStore)(nil)
+	_ audit.Reindexer = (*AuditStore)(nil)
+)
 
 // WrappedKeys implements keys.Store.
 func (s *AuditStore) WrappedKeys(ctx context.Context, kind string) ([]keys.Wrapped, error) {
@@ -60,6 +64,22 @@ func (s *AuditStore) ReplaceWrappedKey(ctx context.Context, w keys.Wrapped) erro
 func (s *AuditStore) DeleteWrappedKey(ctx context.Context, kind string, version int) error {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM wrapped_keys WHERE kind = $1 AND version = $2`, kind, version); err != nil {
 		return fmt.Errorf("delete wrapped key %s: %w", kind, classify(err))
+	}
+	return nil
+}
+
+// SetSubjectIndexes implements audit.Reindexer.
+func (s *AuditStore) SetSubjectIndexes(ctx context.Context, ups []audit.IndexUpdate) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, u := range ups {
+			b.Queue(`UPDATE audit_records SET subject_index = $1 WHERE seq = $2 AND time = $3 AND octet_length(ciphertext) > 0`,
+				u.SubjectIndex, u.Row.Seq, u.Row.Time)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("audit reindex: %w", classify(err))
 	}
 	return nil
 }

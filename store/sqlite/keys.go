@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/keys"
 )
 
-var _ keys.Store = (*AuditStore)(nil)
+var (
+	_ keys.Store      = (*AuditStore)(nil)
+	_ audit.Reindexer = (*AuditStore)(nil)
+)
 
 // WrappedKeys implements keys.Store.
 func (s *AuditStore) WrappedKeys(ctx context.Context, kind string) ([]keys.Wrapped, error) {
@@ -72,6 +76,33 @@ func (s *AuditStore) ReplaceWrappedKey(ctx context.Context, w keys.Wrapped) erro
 func (s *AuditStore) DeleteWrappedKey(ctx context.Context, kind string, version int) error {
 	if _, err := s.c.w.ExecContext(ctx, `DELETE FROM wrapped_keys WHERE kind = ? AND version = ?`, kind, version); err != nil {
 		return fmt.Errorf("delete wrapped key %s: %w", kind, err)
+	}
+	return nil
+}
+
+// SetSubjectIndexes implements audit.Reindexer.
+func (s *AuditStore) SetSubjectIndexes(ctx context.Context, ups []audit.IndexUpdate) (err error) {
+	tx, err := s.c.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("audit reindex: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	st, err := tx.PrepareContext(ctx, `UPDATE audit_records SET subject_index = ? WHERE seq = ? AND erased_at IS NULL`)
+	if err != nil {
+		return fmt.Errorf("audit reindex: %w", err)
+	}
+	defer st.Close()
+	for _, u := range ups {
+		if _, err := st.ExecContext(ctx, u.SubjectIndex, u.Row.Seq); err != nil {
+			return fmt.Errorf("audit reindex: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("audit reindex: %w", err)
 	}
 	return nil
 }
