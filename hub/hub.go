@@ -212,6 +212,10 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.Scheme, err = personid.Lookup(cfg.PersonScheme); err != nil {
 		return nil, err
 	}
+	// The key provider opens (a key derivation, or an HSM login) while the
+	// CA key is decrypted (another).
+	provider := openProviderAsync(cfg)
+	defer provider.discard()
 	if h.CA, err = pki.LoadCA(caDir(cfg.DataDir), cfg.Passphrase); err != nil {
 		return nil, err
 	}
@@ -222,7 +226,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.Registers, h.audits, err = openStores(ctx, cfg, auditDir); err != nil {
 		return nil, err
 	}
-	if h.Keys, err = OpenKeyring(ctx, cfg, h.audits); err != nil {
+	if h.Keys, err = provider.keyring(ctx, cfg, h.audits); err != nil {
 		return nil, err
 	}
 	noteKey, err := h.Keys.Secret(ctx, keys.KindNote)

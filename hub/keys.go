@@ -44,7 +44,11 @@ func OpenProvider(cfg Config) (keys.Provider, error) {
 	if dir == "" {
 		dir = filepath.Join(cfg.DataDir, KeysDir)
 	}
-	return keys.OpenFileProvider(dir, cfg.Passphrase)
+	p, err := keys.OpenFileProvider(dir, cfg.Passphrase)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return p, nil
 }
 
 // OpenKeyring opens the key hierarchy of cfg over the wrapped-key table of
@@ -58,6 +62,53 @@ func OpenKeyring(ctx context.Context, cfg Config, st keys.Store) (*keys.Keyring,
 	if err != nil {
 		return nil, err
 	}
+	kr, err := openKeyring(ctx, cfg, p, st)
+	if err != nil {
+		p.Close()
+	}
+	return kr, err
+}
+
+// asyncProvider is a provider being opened in the background.
+type asyncProvider struct {
+	done  chan struct{}
+	p     keys.Provider
+	err   error
+	taken bool
+}
+
+func openProviderAsync(cfg Config) *asyncProvider {
+	a := &asyncProvider{done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		a.p, a.err = OpenProvider(cfg)
+	}()
+	return a
+}
+
+// keyring waits for the provider and opens the keyring over it; the
+// keyring then owns the provider.
+func (a *asyncProvider) keyring(ctx context.Context, cfg Config, st keys.Store) (*keys.Keyring, error) {
+	<-a.done
+	if a.err != nil {
+		return nil, a.err
+	}
+	kr, err := openKeyring(ctx, cfg, a.p, st)
+	if err == nil {
+		a.taken = true
+	}
+	return kr, err
+}
+
+// discard closes the provider unless a keyring took it.
+func (a *asyncProvider) discard() {
+	<-a.done
+	if a.p != nil && !a.taken {
+		a.p.Close()
+	}
+}
+
+func openKeyring(ctx context.Context, cfg Config, p keys.Provider, st keys.Store) (*keys.Keyring, error) {
 	kr, err := keys.Open(ctx, p, st)
 	if err != nil {
 		return nil, err

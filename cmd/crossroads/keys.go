@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -95,7 +96,9 @@ func runKeys(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := hub.Config{DataDir: *dir, DatabaseURL: *dbURL, Passphrase: pass, Retention: -1, Logger: newLogger("warn")}
+	// A logger of its own: newLogger would also replace the global ones.
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg := hub.Config{DataDir: *dir, DatabaseURL: *dbURL, Passphrase: pass, Retention: -1, Logger: log}
 	if err := provider(&cfg); err != nil {
 		return err
 	}
