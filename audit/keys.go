@@ -98,9 +98,10 @@ func (k *FileKeys) KEKs(context.Context) ([]keys.KEK, error) {
 	}
 	var out []keys.KEK
 	for _, e := range ents {
-		id, ok := strings.CutPrefix(e.Name(), "kek-")
-		if id, ok = strings.CutSuffix(id, ".key"); !ok || !kekIDPattern.MatchString(id) {
-			continue
+		id, pre := strings.CutPrefix(e.Name(), "kek-")
+		id, suf := strings.CutSuffix(id, ".key")
+		if !pre || !suf || !kekIDPattern.MatchString(id) {
+			continue // index.key, current, …
 		}
 		per, _, found := strings.Cut(id, "_")
 		if !found {

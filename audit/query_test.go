@@ -205,3 +205,30 @@ func TestKEKRotation(t *testing.T) {
 		}
 	}
 }
+
+// TestFileKeysListsOnlyKEKs: the index key and the "current" file of
+// earlier versions are not KEKs.
+func TestFileKeysListsOnlyKEKs(t *testing.T) {
+	dir := t.TempDir()
+	fk, err := audit.OpenFileKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "current"), []byte("20260301T100000-000000000Z\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "kek-20260301T100000-000000000Z.key"), make([]byte, 32), 0o600)
+	id, err := fk.NewKEK(context.Background(), "2026-03-02")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keks, err := fk.KEKs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, k := range keks {
+		got[k.ID] = k.Period
+	}
+	if len(got) != 2 || got["20260301T100000-000000000Z"] != "" || got[id] != "2026-03-02" {
+		t.Fatalf("KEKs: %+v", keks)
+	}
+}
