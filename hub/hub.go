@@ -52,7 +52,7 @@ const HubID = "hub"
 // Config configures a hub.
 type Config struct {
 	DataDir      string
-	Passphrase   []byte   // the CA key's passphrase
+	Passphrase   []byte   // the CA key's passphrase, which also seals the local key provider
 	Hostnames    []string // DNS names and IPs for the hub's server certificate (default localhost, 127.0.0.1)
 	PersonScheme string   // person id scheme; default "insz"
 	// DatabaseURL selects PostgreSQL (postgres://…) for the registers and
