@@ -232,3 +232,12 @@ func TestEraseSurvivesBackupFile(t *testing.T) {
 		Disk:     []string{pdir},
 	})
 }
+
+func TestSQLiteStore(t *testing.T) {
+	st, err := sqlite.OpenAudit(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	keystest.Store(t, st)
+}

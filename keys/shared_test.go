@@ -8,6 +8,7 @@ import (
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/keys"
+	"github.com/crossroads-hub/crossroads/keys/keystest"
 	"github.com/crossroads-hub/crossroads/store/postgres"
 	"github.com/crossroads-hub/crossroads/store/postgres/pgtest"
 )
@@ -70,4 +71,13 @@ func TestNodesShareTheHierarchy(t *testing.T) {
 	if p, err := b.Search(ctx, audit.Query{Subject: "85073003328"}); err != nil || len(p.Records) != 0 {
 		t.Fatalf("a node still on the old index key finds %v, %v", p, err)
 	}
+}
+
+func TestPostgresStore(t *testing.T) {
+	st, err := postgres.OpenAudit(context.Background(), pgtest.New(t).DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	keystest.Store(t, st)
 }

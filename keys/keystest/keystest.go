@@ -341,3 +341,47 @@ func copyTree(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// Store checks the contract of keys.Store on an empty st.
+func Store(t *testing.T, st keys.Store) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	w := keys.Wrapped{Kind: "k", Version: 1, ProviderKey: "p1", Wrapped: []byte{1, 2, 3}, Public: "pub", Created: now}
+	if ok, err := st.PutWrappedKey(ctx, w); err != nil || !ok {
+		t.Fatalf("put: %v, %v", ok, err)
+	}
+	if ok, err := st.PutWrappedKey(ctx, keys.Wrapped{Kind: "k", Version: 1, ProviderKey: "p2", Wrapped: []byte{9}, Created: now}); err != nil || ok {
+		t.Fatalf("put of an existing version: inserted %v, %v", ok, err)
+	}
+	st.PutWrappedKey(ctx, keys.Wrapped{Kind: "k", Version: 2, ProviderKey: "p1", Wrapped: []byte{4}, Created: now})
+	st.PutWrappedKey(ctx, keys.Wrapped{Kind: "j", Version: 1, ProviderKey: "p1", Wrapped: []byte{5}, Created: now})
+	ws, err := st.WrappedKeys(ctx, "k")
+	if err != nil || len(ws) != 2 || ws[0].Version != 1 || ws[1].Version != 2 {
+		t.Fatalf("list k: %+v, %v", ws, err)
+	}
+	if g := ws[0]; g.ProviderKey != "p1" || !bytes.Equal(g.Wrapped, []byte{1, 2, 3}) || g.Public != "pub" || !g.Created.Equal(now) {
+		t.Fatalf("stored %+v, want %+v", g, w)
+	}
+	if all, _ := st.WrappedKeys(ctx, ""); len(all) != 3 {
+		t.Fatalf("list all: %+v", all)
+	}
+	if err := st.ReplaceWrappedKey(ctx, keys.Wrapped{Kind: "k", Version: 1, ProviderKey: "p3", Wrapped: []byte{7}}); err != nil {
+		t.Fatal(err)
+	}
+	if ws, _ := st.WrappedKeys(ctx, "k"); ws[0].ProviderKey != "p3" || !bytes.Equal(ws[0].Wrapped, []byte{7}) || ws[0].Public != "pub" {
+		t.Fatalf("after replace: %+v", ws[0])
+	}
+	if err := st.ReplaceWrappedKey(ctx, keys.Wrapped{Kind: "k", Version: 9, ProviderKey: "p3", Wrapped: []byte{7}}); !errors.Is(err, keys.ErrNotFound) {
+		t.Fatalf("replace of a missing version: %v", err)
+	}
+	if err := st.DeleteWrappedKey(ctx, "k", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteWrappedKey(ctx, "k", 1); err != nil {
+		t.Fatalf("delete of a deleted version: %v", err)
+	}
+	if ws, _ := st.WrappedKeys(ctx, "k"); len(ws) != 1 || ws[0].Version != 2 {
+		t.Fatalf("after delete: %+v", ws)
+	}
+}
