@@ -38,6 +38,8 @@ type merkleLog struct {
 	ctx      context.Context
 	leading  atomic.Bool // this node is integrating
 
+	lastClean time.Time // of orphan temporary files
+
 	pending atomic.Int64  // records made durable since the last pass began
 	kick    chan struct{} // enough records are waiting
 	stop    chan struct{} // Close: a last pass, then return
@@ -63,7 +65,13 @@ func openLog(ctx context.Context, t *Trail) (*merkleLog, error) {
 	if t.cfg.Log != nil {
 		l.storage = *t.cfg.Log
 	} else {
-		drv, err := posix.New(ctx, posix.Config{Path: filepath.Join(t.cfg.Dir, "log")})
+		dir := filepath.Join(t.cfg.Dir, "log")
+		if n, err := cleanLogTemp(dir, t.cfg.tempMinAge); err != nil {
+			t.log.Warn("audit log: remove orphan temporary files", "err", err)
+		} else if n > 0 {
+			t.log.Info("audit log: orphan temporary files removed", "files", n)
+		}
+		drv, err := posix.New(ctx, posix.Config{Path: dir})
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("audit: log storage: %w", err)
@@ -280,6 +288,7 @@ func (l *merkleLog) run(ctx context.Context, leased bool) (stopped bool) {
 			}
 			l.t.log.Error("audit log integration", "err", err)
 			dirty = true
+			l.cleanTemp()
 		}
 		if last {
 			return true
@@ -288,6 +297,21 @@ func (l *merkleLog) run(ctx context.Context, leased bool) (stopped bool) {
 }
 
 var errCrash = errors.New("simulated crash")
+
+// cleanTemp removes, after a failed pass (a full disk), the temporary files
+// Tessera left behind (see logtemp.go), at most once every tempMinAge.
+func (l *merkleLog) cleanTemp() {
+	if time.Since(l.lastClean) < l.t.cfg.tempMinAge/2 {
+		return
+	}
+	l.lastClean = time.Now()
+	n, err := cleanLogTemp(filepath.Join(l.t.cfg.Dir, "log"), l.t.cfg.tempMinAge)
+	if err != nil {
+		l.t.log.Warn("audit log: remove orphan temporary files", "err", err)
+	} else if n > 0 {
+		l.t.log.Info("audit log: orphan temporary files removed", "files", n)
+	}
+}
 
 // integrate adds every row not yet integrated to the log, in Seq order,
 // and records the indexes.

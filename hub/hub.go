@@ -5,9 +5,10 @@
 // The data directory holds all state:
 //
 //	ca/ca.crt, ca/ca.key.enc   the network CA (key encrypted at rest)
-//	hub/hub.crt, hub/hub.key   the hub's own certificate (server and client)
+//	hub/hub.crt                the hub's own certificate (its key: wrapped, in the keyring)
+//	keys/                      the local key provider (root key sealed by the passphrase)
 //	registers.db               participants, services, authorisations, integrations, certificates
-//	audit/                     audit records (audit.db), keys and the Merkle log
+//	audit/                     audit records and wrapped keys (audit.db), the Merkle log
 package hub
 
 import (
@@ -37,6 +38,7 @@ import (
 	"github.com/crossroads-hub/crossroads/directory"
 	"github.com/crossroads-hub/crossroads/exchange"
 	"github.com/crossroads-hub/crossroads/httpapi"
+	"github.com/crossroads-hub/crossroads/keys"
 	"github.com/crossroads-hub/crossroads/limit"
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
@@ -52,12 +54,13 @@ const HubID = "hub"
 // Config configures a hub.
 type Config struct {
 	DataDir      string
-	Passphrase   []byte   // the CA key's passphrase
+	Passphrase   []byte   // the CA key's passphrase, which also seals the local key provider
 	Hostnames    []string // DNS names and IPs for the hub's server certificate (default localhost, 127.0.0.1)
 	PersonScheme string   // person id scheme; default "insz"
 	// DatabaseURL selects PostgreSQL (postgres://…) for the registers and
 	// the audit records instead of the embedded SQLite files. The CA, the
-	// hub's certificate, the audit keys and the Merkle log stay in DataDir.
+	// hub's certificate and the Merkle log stay in DataDir; the wrapped
+	// keys are in the database, shared by every node.
 	DatabaseURL string
 	// LogOrigin names the audit log when its key is created (see
 	// audit.Config.Origin); an existing log keeps its origin.
@@ -71,6 +74,11 @@ type Config struct {
 	// DatabaseURL (PostgreSQL, required): one node at a time integrates,
 	// every node serves the log (see docs/architecture.md).
 	LogDatabase string
+	// KeyProvider holds the root keys (e.g. a PKCS#11 HSM, package
+	// keys/pkcs11); the hub closes it. Default: the local FileProvider in
+	// KeyDir (default DataDir/keys), sealed by Passphrase.
+	KeyProvider keys.Provider
+	KeyDir      string
 
 	ProviderTimeout time.Duration
 	MaxRequestBody  int64
@@ -127,6 +135,7 @@ type Hub struct {
 	Registers Registers
 	Directory *directory.Directory
 	Trail     *audit.Trail
+	Keys      *keys.Keyring
 	audits    AuditStore
 	Revs      *pki.Revocations
 	Tracker   *pki.ConnTracker
@@ -212,6 +221,10 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.Scheme, err = personid.Lookup(cfg.PersonScheme); err != nil {
 		return nil, err
 	}
+	// The key provider opens (a key derivation, or an HSM login) while the
+	// CA key is decrypted (another).
+	provider := openProviderAsync(cfg)
+	defer provider.discard()
 	if h.CA, err = pki.LoadCA(caDir(cfg.DataDir), cfg.Passphrase); err != nil {
 		return nil, err
 	}
@@ -220,6 +233,13 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, fmt.Errorf("create audit directory: %w", err)
 	}
 	if h.Registers, h.audits, err = openStores(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if h.Keys, err = provider.keyring(ctx, cfg, h.audits); err != nil {
+		return nil, err
+	}
+	noteKey, err := h.Keys.Secret(ctx, keys.KindNote)
+	if err != nil {
 		return nil, err
 	}
 	if h.Cert, err = h.hubCertificate(ctx); err != nil {
@@ -232,11 +252,15 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, err
 	}
 	acfg := audit.Config{Dir: auditDir, Store: h.audits, Origin: cfg.LogOrigin, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
+		KeyProvider: h.Keys, NoteSigner: string(noteKey.Key),
 		Witnesses: cfg.Witnesses, Quorum: cfg.WitnessQuorum, WitnessHTTP: h.witnessClient()}
 	if err := h.openSharedLog(ctx, &acfg); err != nil {
 		return nil, err
 	}
 	if h.Trail, err = audit.Open(ctx, acfg); err != nil {
+		return nil, err
+	}
+	if err := migrateAuditKeys(ctx, cfg.Logger, h.Trail, auditDir); err != nil {
 		return nil, err
 	}
 	if err := h.openAuditServices(auditDir); err != nil {
@@ -303,13 +327,32 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	return h, nil
 }
 
-// hubCertificate loads the hub's certificate, issuing it on first start.
+// hubCertificate loads the hub's certificate and key from the keyring
+// (shared by every node), importing the plaintext hub/hub.key of earlier
+// versions, and issues a new one on first start, when it is revoked or
+// when it is within the renewal window of its expiry (renew.go).
+// hub/hub.crt holds the certificate for tools; the key is never on disk in
+// clear.
 func (h *Hub) hubCertificate(ctx context.Context) (tls.Certificate, error) {
 	dir := hubDir(h.cfg.DataDir)
-	certFile, keyFile := filepath.Join(dir, "hub.crt"), filepath.Join(dir, "hub.key")
-	if c, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
-		if c.Leaf != nil && h.keepHubCert(ctx, c.Leaf) {
-			return c, nil
+	certFile, keyFile := filepath.Join(dir, "hub.crt"), filepath.Join(dir, legacyHubKey)
+	s, err := h.Keys.Secret(ctx, keys.KindHubTLS)
+	if errors.Is(err, keys.ErrNotFound) {
+		if c, lerr := tls.LoadX509KeyPair(certFile, keyFile); lerr == nil && c.Leaf != nil && h.keepHubCert(ctx, c.Leaf) {
+			certPEM, _ := os.ReadFile(certFile)
+			keyPEM, _ := os.ReadFile(keyFile)
+			s, err = h.Keys.Ensure(ctx, keys.KindHubTLS, func() ([]byte, string, error) { return keyPEM, string(certPEM), nil })
+		}
+	}
+	if err != nil && !errors.Is(err, keys.ErrNotFound) {
+		return tls.Certificate{}, fmt.Errorf("hub certificate: %w", err)
+	}
+	if err := removePlaintext(keyFile); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err == nil {
+		if c, err := pki.LoadKeyPair([]byte(s.Public), s.Key); err == nil && c.Leaf != nil && h.keepHubCert(ctx, c.Leaf) {
+			return c, writeHubCert(dir, certFile, []byte(s.Public))
 		}
 	}
 	var dns []string
@@ -328,16 +371,23 @@ func (h *Hub) hubCertificate(ctx context.Context) (tls.Certificate, error) {
 	if err := h.Registers.RecordCertificate(ctx, rec); err != nil {
 		return tls.Certificate{}, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if _, err := h.Keys.Rotate(ctx, keys.KindHubTLS, keyPEM, string(certPEM)); err != nil {
 		return tls.Certificate{}, fmt.Errorf("hub certificate: %w", err)
 	}
-	if err := atomicfile.Write(keyFile, keyPEM, 0o600); err != nil {
-		return tls.Certificate{}, err
-	}
-	if err := atomicfile.Write(certFile, certPEM, 0o644); err != nil {
+	if err := writeHubCert(dir, certFile, certPEM); err != nil {
 		return tls.Certificate{}, err
 	}
 	return pki.LoadKeyPair(certPEM, keyPEM)
+}
+
+func writeHubCert(dir, certFile string, certPEM []byte) error {
+	if b, err := os.ReadFile(certFile); err == nil && bytes.Equal(b, certPEM) {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("hub certificate: %w", err)
+	}
+	return atomicfile.Write(certFile, certPEM, 0o644)
 }
 
 // connErrorLog receives net/http's connection-level errors (refused TLS
@@ -508,6 +558,9 @@ func (h *Hub) Close(ctx context.Context) error {
 	}
 	if h.audits != nil {
 		errs = append(errs, h.audits.Close())
+	}
+	if h.Keys != nil {
+		errs = append(errs, h.Keys.Close())
 	}
 	if h.Registers != nil {
 		errs = append(errs, h.Registers.Close())

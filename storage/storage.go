@@ -24,6 +24,7 @@ import (
 
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/audit"
+	"github.com/crossroads-hub/crossroads/keys"
 	"github.com/crossroads-hub/crossroads/store/postgres"
 	"github.com/crossroads-hub/crossroads/store/sqlite"
 )
@@ -49,6 +50,7 @@ type Registers interface {
 // AuditStore is the audit record store.
 type AuditStore interface {
 	audit.Store
+	keys.Store // the wrapped keys of the hub's key hierarchy
 	Close() error
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/audit/verify"
+	"github.com/crossroads-hub/crossroads/hub"
 	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/storage"
 )
@@ -317,7 +318,20 @@ func withTrail(ctx context.Context, sf storeFlags, fn func(*audit.Trail) error) 
 		return err
 	}
 	defer st.Close()
-	t, err := audit.Open(ctx, audit.Config{Dir: st.AuditDir(), Store: st.Audit, Logger: newLogger("warn")})
+	acfg := audit.Config{Dir: st.AuditDir(), Store: st.Audit, Logger: newLogger("warn")}
+	if hubKeys(st.AuditDir()) { // keys.go: a hub's trail, its keys in the keyring
+		pass, err := pki.Passphrase("CROSSROADS_CA_PASSPHRASE", "")
+		if err != nil {
+			return err
+		}
+		t, kr, err := hub.OpenTrail(ctx, hub.Config{DataDir: *sf.dir, DatabaseURL: *sf.databaseURL, Passphrase: pass}, acfg)
+		if err != nil {
+			return err
+		}
+		defer kr.Close()
+		return errors.Join(fn(t), t.Close(ctx))
+	}
+	t, err := audit.Open(ctx, acfg)
 	if err != nil {
 		return err
 	}

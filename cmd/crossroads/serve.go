@@ -64,6 +64,7 @@ func runServe(ctx context.Context, args []string) error {
 	oidcClaim := fs.String("oidc-subject-claim", "sub", "ID token claim holding the citizen's person identifier")
 	oidcEnterprise := fs.String("oidc-enterprise-claim", "", "ID token claim holding the enterprise number a company's representative acts for (GET /v1/enterprise/…; default: certificates only)")
 	siemTLS12 := fs.Bool("siem-allow-tls12", false, "let the SIEM export speak TLS 1.2 to a receiver that cannot do 1.3 (default: TLS 1.3 only)")
+	keyProvider := keyProviderFlags(fs) // keys.go
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: crossroads serve [flags]\n\nRuns the hub over mutual TLS. Every flag can also be set as CROSSROADS_<FLAG> or in --config FILE.")
 		fs.PrintDefaults()
@@ -87,7 +88,7 @@ func runServe(ctx context.Context, args []string) error {
 	if *oidcIssuer != "" && *oidcClient == "" {
 		return fmt.Errorf("--oidc-issuer needs --oidc-client-id")
 	}
-	h, err := hub.Open(ctx, hub.Config{
+	cfg := hub.Config{
 		DataDir: *sf.dir, DatabaseURL: *sf.databaseURL, Passphrase: pass, Hostnames: hosts, LogDatabase: *logDB, PersonScheme: *scheme,
 		LogOrigin: deriveLogOrigin(*origin, hosts), RenewBefore: *renewBefore,
 		ProviderTimeout: *timeout, MaxRequestBody: *maxBody, MaxMergeDelay: *merge, Logger: log,
@@ -95,7 +96,11 @@ func runServe(ctx context.Context, args []string) error {
 		Witnesses: wcs, WitnessQuorum: *quorum, Retention: *retention, RetentionForce: *retentionForce,
 		SIEMURL: *siemURL, SIEMRootCAs: *siemCA, OIDCIssuer: *oidcIssuer, OIDCClientID: *oidcClient, OIDCSubjectClaim: *oidcClaim,
 		OIDCEnterpriseClaim: *oidcEnterprise, SIEMAllowTLS12: *siemTLS12,
-	})
+	}
+	if err := keyProvider(&cfg); err != nil {
+		return err
+	}
+	h, err := hub.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
