@@ -111,7 +111,8 @@ type Hub struct {
 	Server    *http.Server
 	Limiter   *limit.Limiter // flow control; Configure changes it at run time
 	SIEM      *siem.Exporter // nil without a SIEM
-	citizen   http.Handler   // GET /v1/me/exchanges
+	Exchange  *exchange.Pipeline
+	citizen   http.Handler // GET /v1/me/exchanges
 }
 
 // Registers is the register and certificate store the hub runs on.
@@ -257,10 +258,11 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	}
 	h.Limiter = limit.New(limit.Config{Default: cfg.DefaultLimits, MaxInFlight: cfg.MaxInFlight})
 	ex := exchange.New(exchange.Config{
-		Directory: h.Directory, Scheme: h.Scheme, Audit: h.Trail, Signer: h.Signer, Transport: transport,
+		Directory: h.Directory, Kinds: personid.DefaultKinds(h.Scheme), Audit: h.Trail, Signer: h.Signer, Transport: transport,
 		Revocations: h.Revs, Metrics: metrics, Logger: cfg.Logger, Limiter: h.Limiter,
 		ProviderTimeout: cfg.ProviderTimeout, MaxRequestBody: cfg.MaxRequestBody,
 	})
+	h.Exchange = ex.Pipeline()
 	h.API = httpapi.New(httpapi.Config{
 		Directory: h.Directory, Scheme: h.Scheme, Exchange: ex, CA: h.CA, Certificates: h.Registers,
 		OnRevoke: h.revoked, Revocations: h.Revs, Gatherer: h.Registry, Logger: cfg.Logger,
@@ -443,6 +445,8 @@ func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
 	var jobs sync.WaitGroup
 	defer func() { stopWatch(); jobs.Wait() }()
 	h.startAuditJobs(watchCtx, &jobs)
+	jobs.Add(1)
+	go func() { defer jobs.Done(); h.Exchange.Run(watchCtx) }() // abuse summaries
 
 	errc := make(chan error, 1)
 	go func() { errc <- h.Server.Serve(tls.NewListener(ln, h.Server.TLSConfig)) }()
