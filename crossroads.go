@@ -322,6 +322,12 @@ type Network struct {
 	Services       []Service       `json:"services,omitempty" yaml:"services,omitempty"`
 	Authorisations []Authorisation `json:"authorisations,omitempty" yaml:"authorisations,omitempty"`
 	Integrations   []Integration   `json:"integrations,omitempty" yaml:"integrations,omitempty"`
+	// Version is the version of the registers (participants, services,
+	// authorisations) that a snapshot was read at (RegisterStore.Registers).
+	// Given to Apply, non-zero, it is a precondition: the apply fails with
+	// ErrConflict if the registers have changed since (optimistic
+	// concurrency). Not part of a network file.
+	Version int64 `json:"-" yaml:"-"`
 }
 
 // RegisterStore persists the registers. Every method is atomic.
@@ -329,8 +335,23 @@ type RegisterStore interface {
 	// Registers returns all participants, services and authorisations.
 	Registers(ctx context.Context) (*Network, error)
 	// Apply upserts every entry of n (integrations included) in one
-	// transaction: all or nothing.
+	// transaction: all or nothing. When n.Version is non-zero the registers
+	// must still be at that version, or Apply writes nothing and fails with
+	// ErrConflict. An Apply that writes a participant, service or
+	// authorisation bumps the version.
 	Apply(ctx context.Context, n *Network) error
+	// ChangeIntegration makes one accountable change to the person
+	// directory and appends it to the directory's history, in one
+	// transaction: IntegrationRegister inserts ev.Integration (ErrConflict
+	// if its key exists); IntegrationEnd and IntegrationCorrect replace the
+	// end of the existing one (ErrNotFound if absent). When version is
+	// non-zero the registers must still be at that version (ErrConflict
+	// otherwise): the change was validated against them. It returns the
+	// event as recorded (Seq and At set).
+	ChangeIntegration(ctx context.Context, ev IntegrationEvent, version int64) (IntegrationEvent, error)
+	// IntegrationHistory lists recorded changes to the person directory in
+	// order, filtered by q.
+	IntegrationHistory(ctx context.Context, q HistoryQuery) ([]IntegrationEvent, error)
 	// PutIntegration inserts or replaces the integration with the same
 	// (person, participant, sector, capacity, from).
 	PutIntegration(ctx context.Context, in Integration) error
@@ -352,6 +373,34 @@ type RegisterStore interface {
 	PruneIntegrationChanges(ctx context.Context, before time.Time) (int64, error)
 }
 
+// Integration change actions (IntegrationEvent.Action, AuditRecord.Action
+// of RecordIntegration records).
+const (
+	IntegrationRegister = "register" // a new file
+	IntegrationEnd      = "end"      // a file's period closed
+	IntegrationCorrect  = "correct"  // a file's end corrected
+)
+
+// IntegrationEvent is one change to the person directory as its history
+// keeps it: the integration as it is after the change.
+type IntegrationEvent struct {
+	Seq         int64       `json:"seq"`
+	Action      string      `json:"action"`
+	Integration Integration `json:"integration"`
+	Actor       string      `json:"actor,omitempty"` // participant who made the change; empty for an apply
+	User        string      `json:"user,omitempty"`  // the natural person acting
+	At          time.Time   `json:"at"`
+}
+
+// HistoryQuery filters IntegrationHistory. Empty fields match everything.
+type HistoryQuery struct {
+	Kind        string // subject kind; with Person. Empty: person
+	Person      string // canonical subject id
+	Participant string
+	After       int64 // only events with Seq > After (paging cursor)
+	Limit       int   // at most this many; <= 0: 100
+}
+
 // IntegrationChange is one write to the person directory: the integration
 // as it is after the change, or as it was before a deletion.
 type IntegrationChange struct {
@@ -365,6 +414,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
 	ErrInvalid  = errors.New("invalid")
+	// ErrStale: the registers are no longer at the version a write was
+	// validated against (it also matches ErrConflict). Read and retry.
+	ErrStale = fmt.Errorf("%w: the registers have changed", ErrConflict)
 )
 
 // Certificate is a certificate issued by the network CA to a participant.

@@ -9,6 +9,7 @@ package directory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"reflect"
@@ -119,15 +120,19 @@ func index(n *crossroads.Network) *registers {
 	return r
 }
 
-func (d *Directory) shard(person string) *shard {
-	return &d.shards[maphash.String(d.seed, person)%shardCount]
+func (d *Directory) shard(subject string) *shard {
+	return &d.shards[maphash.String(d.seed, subject)%shardCount]
 }
+
+// subjectOf is the key under which the directory holds in: its subject
+// kind and id (crossroads.SubjectKey).
+func subjectOf(in crossroads.Integration) string { return crossroads.SubjectKey(in.Kind, in.Person) }
 
 // put adds or replaces in in memory (same identity: person, participant,
 // sector, capacity, from).
 func (d *Directory) put(in crossroads.Integration) {
-	s := d.shard(in.Person)
-	k := key{in.Person, in.Participant}
+	s := d.shard(subjectOf(in))
+	k := key{subjectOf(in), in.Participant}
 	s.mu.Lock()
 	old := s.m[k]
 	next := make([]crossroads.Integration, 0, len(old)+1)
@@ -141,8 +146,8 @@ func (d *Directory) put(in crossroads.Integration) {
 }
 
 func (d *Directory) remove(in crossroads.Integration) {
-	s := d.shard(in.Person)
-	k := key{in.Person, in.Participant}
+	s := d.shard(subjectOf(in))
+	k := key{subjectOf(in), in.Participant}
 	s.mu.Lock()
 	old := s.m[k]
 	next := make([]crossroads.Integration, 0, len(old))
@@ -161,16 +166,24 @@ func (d *Directory) remove(in crossroads.Integration) {
 
 // identity is what names an integration in the store.
 type identity struct {
-	person, participant, sector, capacity, from string
+	subject, participant, sector, capacity, from string
 }
 
 func identify(in crossroads.Integration) identity {
-	return identity{in.Person, in.Participant, in.Sector, in.Capacity, in.From.UTC().Format(time.RFC3339Nano)}
+	return identity{subjectOf(in), in.Participant, in.Sector, in.Capacity, in.From.UTC().Format(time.RFC3339Nano)}
 }
 
 func sameIntegration(a, b crossroads.Integration) bool {
-	return a.Person == b.Person && a.Participant == b.Participant && a.Sector == b.Sector &&
+	return a.Person == b.Person && kindOf(a.Kind) == kindOf(b.Kind) && a.Participant == b.Participant && a.Sector == b.Sector &&
 		a.Capacity == b.Capacity && a.From.Equal(b.From)
+}
+
+// kindOf canonicalises a subject kind: the empty kind is a person.
+func kindOf(k string) string {
+	if k == "" {
+		return crossroads.SubjectPerson
+	}
+	return k
 }
 
 // Refresh reloads participants, services and authorisations from the store
@@ -246,8 +259,8 @@ func (d *Directory) ReloadIntegrations(ctx context.Context) error {
 		fresh[i] = make(map[key][]crossroads.Integration)
 	}
 	err = d.store.EachIntegration(ctx, func(in crossroads.Integration) error {
-		m := fresh[maphash.String(d.seed, in.Person)%shardCount]
-		k := key{in.Person, in.Participant}
+		m := fresh[maphash.String(d.seed, subjectOf(in))%shardCount]
+		k := key{subjectOf(in), in.Participant}
 		m[k] = append(m[k], in)
 		return nil
 	})
@@ -293,11 +306,12 @@ func (d *Directory) Authorisation(id string) (*crossroads.Authorisation, bool) {
 	return a, ok
 }
 
-// Integrations implements policy.View.
-func (d *Directory) Integrations(person, participant string) []crossroads.Integration {
-	s := d.shard(person)
+// Integrations implements policy.View: subject is a person's canonical id
+// or, for another kind, crossroads.SubjectKey(kind, id).
+func (d *Directory) Integrations(subject, participant string) []crossroads.Integration {
+	s := d.shard(subject)
 	s.mu.RLock()
-	v := s.m[key{person, participant}]
+	v := s.m[key{subject, participant}]
 	s.mu.RUnlock()
 	return v
 }
@@ -351,6 +365,13 @@ func (w writeThrough) Apply(ctx context.Context, n *crossroads.Network) error {
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
 	if err := d.store.Apply(ctx, n); err != nil {
+		if errors.Is(err, crossroads.ErrStale) {
+			// Another writer changed the registers: read them again so that
+			// a retry validates against what is there.
+			if rerr := d.reloadRegisters(ctx); rerr != nil {
+				return errors.Join(err, rerr)
+			}
+		}
 		return err
 	}
 	for _, in := range n.Integrations {
@@ -384,6 +405,29 @@ func (w writeThrough) DeleteIntegration(ctx context.Context, in crossroads.Integ
 	}
 	d.remove(in)
 	return nil
+}
+
+// ChangeIntegration implements crossroads.RegisterStore.
+func (w writeThrough) ChangeIntegration(ctx context.Context, ev crossroads.IntegrationEvent, version int64) (crossroads.IntegrationEvent, error) {
+	d := w.d
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	ev, err := d.store.ChangeIntegration(ctx, ev, version)
+	if err != nil {
+		if errors.Is(err, crossroads.ErrStale) {
+			if rerr := d.reloadRegisters(ctx); rerr != nil {
+				return ev, errors.Join(err, rerr)
+			}
+		}
+		return ev, err
+	}
+	d.put(ev.Integration)
+	return ev, nil
+}
+
+// IntegrationHistory implements crossroads.RegisterStore.
+func (w writeThrough) IntegrationHistory(ctx context.Context, q crossroads.HistoryQuery) ([]crossroads.IntegrationEvent, error) {
+	return w.d.store.IntegrationHistory(ctx, q)
 }
 
 // Integrations implements crossroads.RegisterStore (listing from the store).

@@ -10,7 +10,7 @@ import (
 
 // IntegrationChanges implements crossroads.RegisterStore.
 func (s *Registers) IntegrationChanges(ctx context.Context, after int64, limit int) ([]crossroads.IntegrationChange, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, person, participant, sector, capacity, valid_from, valid_from_ns, valid_to, valid_to_ns, deleted
+	rows, err := s.pool.Query(ctx, `SELECT seq, person, participant, sector, capacity, valid_from, valid_from_ns, valid_to, valid_to_ns, deleted, kind
 		FROM integration_changes WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("integration changes: %w", err)
@@ -26,9 +26,10 @@ func (s *Registers) IntegrationChanges(ctx context.Context, after int64, limit i
 			toNS   *int16
 		)
 		in := &c.Integration
-		if err := rows.Scan(&c.Seq, &in.Person, &in.Participant, &in.Sector, &in.Capacity, &from, &fromNS, &to, &toNS, &c.Deleted); err != nil {
+		if err := rows.Scan(&c.Seq, &in.Person, &in.Participant, &in.Sector, &in.Capacity, &from, &fromNS, &to, &toNS, &c.Deleted, &in.Kind); err != nil {
 			return nil, fmt.Errorf("integration changes: %w", err)
 		}
+		in.Kind = decKind(in.Kind)
 		in.From, in.To = joinTime(from, fromNS), joinOptTime(to, toNS)
 		out = append(out, c)
 	}

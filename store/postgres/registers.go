@@ -53,6 +53,9 @@ func (s *Registers) Close() error {
 func (s *Registers) Registers(ctx context.Context) (*crossroads.Network, error) {
 	n := &crossroads.Network{}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT version FROM register_version WHERE id = 1`).Scan(&n.Version); err != nil {
+			return fmt.Errorf("version: %w", err)
+		}
 		var err error
 		if n.Participants, err = readParticipants(ctx, tx); err != nil {
 			return fmt.Errorf("participants: %w", err)
@@ -81,12 +84,22 @@ func readParticipants(ctx context.Context, tx pgx.Tx) ([]crossroads.Participant,
 }
 
 func readServices(ctx context.Context, tx pgx.Tx) ([]crossroads.Service, error) {
-	rows, _ := tx.Query(ctx, `SELECT id, provider, base_url, description, classification, fields, concerns_person FROM services ORDER BY id`)
+	rows, _ := tx.Query(ctx, `SELECT id, provider, base_url, description, classification, fields, concerns_person, subject, operations
+		FROM services ORDER BY id`)
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (crossroads.Service, error) {
-		var sv crossroads.Service
-		err := r.Scan(&sv.ID, &sv.Provider, &sv.BaseURL, &sv.Description, &sv.Classification, &sv.Fields, &sv.ConcernsPerson)
+		var (
+			sv  crossroads.Service
+			ops []byte
+		)
+		if err := r.Scan(&sv.ID, &sv.Provider, &sv.BaseURL, &sv.Description, &sv.Classification, &sv.Fields, &sv.ConcernsPerson,
+			&sv.Subject, &ops); err != nil {
+			return sv, err
+		}
 		sv.Fields = nilIfEmpty(sv.Fields)
-		return sv, err
+		if err := json.Unmarshal(ops, &sv.Operations); err != nil {
+			return sv, fmt.Errorf("service %s operations: %w", sv.ID, err)
+		}
+		return sv, nil
 	})
 }
 
@@ -99,13 +112,14 @@ func nilIfEmpty(s []string) []string {
 
 func readAuthorisations(ctx context.Context, tx pgx.Tx) ([]crossroads.Authorisation, error) {
 	rows, _ := tx.Query(ctx, `SELECT id, reference, grantee, purposes, fields, capacities, valid_from, valid_from_ns,
-		valid_to, valid_to_ns, status, has_limits, limit_rate, limit_burst, limit_max_concurrent,
+		valid_to, valid_to_ns, status, has_limits, limit_rate, limit_burst, limit_max_concurrent, operations,
 		ARRAY(SELECT service FROM authorisation_services s WHERE s.authorisation = a.id ORDER BY position)
 		FROM authorisations a ORDER BY id`)
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (crossroads.Authorisation, error) {
 		var (
 			a              crossroads.Authorisation
 			fields, caps   []byte
+			ops            []byte
 			vf             time.Time
 			vfNS           int16
 			vt             *time.Time
@@ -118,10 +132,11 @@ func readAuthorisations(ctx context.Context, tx pgx.Tx) ([]crossroads.Authorisat
 			burst, maxConc int
 		)
 		if err := r.Scan(&a.ID, &a.Reference, &a.Grantee, &purposes, &fields, &caps, &vf, &vfNS, &vt, &vtNS,
-			&a.Status, &hasLimits, &rate, &burst, &maxConc, &services); err != nil {
+			&a.Status, &hasLimits, &rate, &burst, &maxConc, &ops, &services); err != nil {
 			return a, err
 		}
-		if err := errors.Join(json.Unmarshal(fields, &a.Fields), json.Unmarshal(caps, &a.Capacities)); err != nil {
+		if err := errors.Join(json.Unmarshal(fields, &a.Fields), json.Unmarshal(caps, &a.Capacities),
+			json.Unmarshal(ops, &a.Operations)); err != nil {
 			return a, fmt.Errorf("authorisation %s: %w", a.ID, err)
 		}
 		a.Purposes, a.Services = nilIfEmpty(purposes), nilIfEmpty(services)
@@ -143,6 +158,9 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 		return nil
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkVersion(ctx, tx, n.Version, len(n.Participants)+len(n.Services)+len(n.Authorisations) > 0); err != nil {
+			return err
+		}
 		for _, p := range n.Participants {
 			if err := putParticipant(ctx, tx, p); err != nil {
 				return fmt.Errorf("participant %q: %w", p.ID, classify(err))
@@ -169,6 +187,47 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 	return nil
 }
 
+// checkVersion locks the registers' version — exclusively if bump (an
+// apply that changes the registers), shared otherwise (a write validated
+// against them) — compares it with want (0: no precondition) and, if bump,
+// increments it. Under READ COMMITTED the locking read sees the version
+// committed by a concurrent apply it waited for.
+func checkVersion(ctx context.Context, tx pgx.Tx, want int64, bump bool) error {
+	q := `SELECT version FROM register_version WHERE id = 1 FOR SHARE`
+	if bump {
+		q = `SELECT version FROM register_version WHERE id = 1 FOR UPDATE`
+	}
+	var v int64
+	if err := tx.QueryRow(ctx, q).Scan(&v); err != nil {
+		return fmt.Errorf("register version: %w", err)
+	}
+	if want != 0 && v != want {
+		return fmt.Errorf("%w: at version %d, not %d", crossroads.ErrStale, v, want)
+	}
+	if bump {
+		if _, err := tx.Exec(ctx, `UPDATE register_version SET version = version + 1 WHERE id = 1`); err != nil {
+			return fmt.Errorf("register version: %w", err)
+		}
+	}
+	return nil
+}
+
+// encKind stores a person's kind as "person" (the empty kind means the
+// same); decKind gives it back as the empty kind, the canonical form.
+func encKind(k string) string {
+	if k == "" {
+		return crossroads.SubjectPerson
+	}
+	return k
+}
+
+func decKind(k string) string {
+	if k == crossroads.SubjectPerson {
+		return ""
+	}
+	return k
+}
+
 func putParticipant(ctx context.Context, tx pgx.Tx, p crossroads.Participant) error {
 	_, err := tx.Exec(ctx, `INSERT INTO participants(id, name, kind, status, incident_contact) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind, status = excluded.status,
@@ -185,12 +244,17 @@ func emptyIfNil(s []string) []string {
 }
 
 func putService(ctx context.Context, tx pgx.Tx, sv crossroads.Service) error {
-	_, err := tx.Exec(ctx, `INSERT INTO services(id, provider, base_url, description, classification, fields, concerns_person)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	ops, err := json.Marshal(sv.Operations)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO services(id, provider, base_url, description, classification, fields, concerns_person,
+		subject, operations) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT(id) DO UPDATE SET provider = excluded.provider, base_url = excluded.base_url,
 		description = excluded.description, classification = excluded.classification, fields = excluded.fields,
-		concerns_person = excluded.concerns_person`,
-		sv.ID, sv.Provider, sv.BaseURL, sv.Description, sv.Classification, emptyIfNil(sv.Fields), sv.ConcernsPerson)
+		concerns_person = excluded.concerns_person, subject = excluded.subject, operations = excluded.operations`,
+		sv.ID, sv.Provider, sv.BaseURL, sv.Description, sv.Classification, emptyIfNil(sv.Fields), sv.ConcernsPerson,
+		sv.Subject, string(ops))
 	return err
 }
 
@@ -206,7 +270,8 @@ func putAuthorisation(ctx context.Context, tx pgx.Tx, a crossroads.Authorisation
 	}
 	fields, err1 := json.Marshal(a.Fields)
 	caps, err2 := json.Marshal(a.Capacities)
-	if err := errors.Join(err1, err2); err != nil {
+	ops, err3 := json.Marshal(a.Operations)
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
 	vf, vfNS := splitTime(a.ValidFrom)
@@ -216,15 +281,15 @@ func putAuthorisation(ctx context.Context, tx pgx.Tx, a crossroads.Authorisation
 		l = *a.Limits
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO authorisations(id, reference, grantee, purposes, fields, capacities,
-		valid_from, valid_from_ns, valid_to, valid_to_ns, status, has_limits, limit_rate, limit_burst, limit_max_concurrent)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+		valid_from, valid_from_ns, valid_to, valid_to_ns, status, has_limits, limit_rate, limit_burst, limit_max_concurrent, operations)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 		ON CONFLICT(id) DO UPDATE SET reference = excluded.reference, grantee = excluded.grantee, purposes = excluded.purposes,
 		fields = excluded.fields, capacities = excluded.capacities, valid_from = excluded.valid_from,
 		valid_from_ns = excluded.valid_from_ns, valid_to = excluded.valid_to, valid_to_ns = excluded.valid_to_ns,
 		status = excluded.status, has_limits = excluded.has_limits, limit_rate = excluded.limit_rate,
-		limit_burst = excluded.limit_burst, limit_max_concurrent = excluded.limit_max_concurrent`,
+		limit_burst = excluded.limit_burst, limit_max_concurrent = excluded.limit_max_concurrent, operations = excluded.operations`,
 		a.ID, a.Reference, a.Grantee, emptyIfNil(a.Purposes), string(fields), string(caps), vf, vfNS, vt, vtNS, a.Status,
-		a.Limits != nil, l.RatePerSecond, l.Burst, l.MaxConcurrent); err != nil {
+		a.Limits != nil, l.RatePerSecond, l.Burst, l.MaxConcurrent, string(ops)); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM authorisation_services WHERE authorisation = $1`, a.ID); err != nil {
@@ -241,15 +306,23 @@ func putAuthorisation(ctx context.Context, tx pgx.Tx, a crossroads.Authorisation
 // integrationChunk bounds the rows of one multi-row upsert.
 const integrationChunk = 5000
 
-const putIntegrationsSQL = `INSERT INTO integrations(person, participant, sector, capacity, valid_from, valid_from_ns, valid_to, valid_to_ns)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::smallint[], $7::timestamptz[], $8::smallint[])
-	ON CONFLICT(person, participant, sector, capacity, valid_from, valid_from_ns)
-	DO UPDATE SET valid_to = excluded.valid_to, valid_to_ns = excluded.valid_to_ns`
+// putIntegrationsSQL upserts integrations and records in the history, as
+// a registration or a correction, each that it inserted or changed.
+const putIntegrationsSQL = `WITH up AS (
+	INSERT INTO integrations(person, participant, sector, capacity, valid_from, valid_from_ns, valid_to, valid_to_ns, kind)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::smallint[], $7::timestamptz[], $8::smallint[], $9::text[])
+	ON CONFLICT(person, participant, sector, capacity, valid_from, valid_from_ns, kind)
+	DO UPDATE SET valid_to = excluded.valid_to, valid_to_ns = excluded.valid_to_ns
+	WHERE (integrations.valid_to, integrations.valid_to_ns) IS DISTINCT FROM (excluded.valid_to, excluded.valid_to_ns)
+	RETURNING person, participant, sector, capacity, valid_from, valid_from_ns, valid_to, valid_to_ns, kind, (xmax = 0) AS inserted)
+INSERT INTO integration_history(action, kind, person, participant, sector, capacity, valid_from, valid_from_ns, valid_to, valid_to_ns, at, at_ns)
+	SELECT CASE WHEN inserted THEN 'register' ELSE 'correct' END, kind, person, participant, sector, capacity,
+	valid_from, valid_from_ns, valid_to, valid_to_ns, $10, $11 FROM up`
 
 type integrationKey struct {
-	person, participant, sector, capacity string
-	from                                  time.Time
-	fromNS                                int16
+	kind, person, participant, sector, capacity string
+	from                                        time.Time
+	fromNS                                      int16
 }
 
 // putIntegrations upserts ins with multi-row statements. One statement
@@ -262,22 +335,24 @@ func putIntegrations(ctx context.Context, tx pgx.Tx, ins []crossroads.Integratio
 	keys := make([]integrationKey, len(ins))
 	for i, in := range ins {
 		from, ns := splitTime(in.From)
-		keys[i] = integrationKey{in.Person, in.Participant, in.Sector, in.Capacity, from, ns}
+		keys[i] = integrationKey{encKind(in.Kind), in.Person, in.Participant, in.Sector, in.Capacity, from, ns}
 		last[keys[i]] = i
 	}
 	var (
 		persons, parts, sectors, caps []string
+		kinds                         []string
 		froms                         []time.Time
 		fromNS                        []int16
 		tos                           []*time.Time
 		toNS                          []*int16
 	)
+	at, atNS := splitTime(time.Now())
 	flush := func() error {
 		if len(persons) == 0 {
 			return nil
 		}
-		_, err := tx.Exec(ctx, putIntegrationsSQL, persons, parts, sectors, caps, froms, fromNS, tos, toNS)
-		persons, parts, sectors, caps = persons[:0], parts[:0], sectors[:0], caps[:0]
+		_, err := tx.Exec(ctx, putIntegrationsSQL, persons, parts, sectors, caps, froms, fromNS, tos, toNS, kinds, at, atNS)
+		persons, parts, sectors, caps, kinds = persons[:0], parts[:0], sectors[:0], caps[:0], kinds[:0]
 		froms, fromNS, tos, toNS = froms[:0], fromNS[:0], tos[:0], toNS[:0]
 		return err
 	}
@@ -289,6 +364,7 @@ func putIntegrations(ctx context.Context, tx pgx.Tx, ins []crossroads.Integratio
 		to, tns := splitOptTime(in.To)
 		persons, parts, sectors, caps = append(persons, k.person), append(parts, k.participant), append(sectors, k.sector), append(caps, k.capacity)
 		froms, fromNS, tos, toNS = append(froms, k.from), append(fromNS, k.fromNS), append(tos, to), append(toNS, tns)
+		kinds = append(kinds, k.kind)
 		if len(persons) == integrationChunk {
 			if err := flush(); err != nil {
 				return err
@@ -302,11 +378,11 @@ func putIntegrations(ctx context.Context, tx pgx.Tx, ins []crossroads.Integratio
 func (s *Registers) PutIntegration(ctx context.Context, in crossroads.Integration) error {
 	from, fromNS := splitTime(in.From)
 	to, toNS := splitOptTime(in.To)
-	if _, err := s.pool.Exec(ctx, `INSERT INTO integrations(person, participant, sector, capacity, valid_from, valid_from_ns, valid_to, valid_to_ns)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		ON CONFLICT(person, participant, sector, capacity, valid_from, valid_from_ns)
+	if _, err := s.pool.Exec(ctx, `INSERT INTO integrations(person, participant, sector, capacity, valid_from, valid_from_ns, valid_to, valid_to_ns, kind)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT(person, participant, sector, capacity, valid_from, valid_from_ns, kind)
 		DO UPDATE SET valid_to = excluded.valid_to, valid_to_ns = excluded.valid_to_ns`,
-		in.Person, in.Participant, in.Sector, in.Capacity, from, fromNS, to, toNS); err != nil {
+		in.Person, in.Participant, in.Sector, in.Capacity, from, fromNS, to, toNS, encKind(in.Kind)); err != nil {
 		return fmt.Errorf("put integration of %q: %w", in.Participant, classify(err))
 	}
 	return nil
@@ -317,8 +393,8 @@ func (s *Registers) PutIntegration(ctx context.Context, in crossroads.Integratio
 func (s *Registers) DeleteIntegration(ctx context.Context, in crossroads.Integration) error {
 	from, fromNS := splitTime(in.From)
 	tag, err := s.pool.Exec(ctx, `DELETE FROM integrations WHERE person = $1 AND participant = $2 AND sector = $3
-		AND capacity = $4 AND valid_from = $5 AND valid_from_ns = $6`,
-		in.Person, in.Participant, in.Sector, in.Capacity, from, fromNS)
+		AND capacity = $4 AND valid_from = $5 AND valid_from_ns = $6 AND kind = $7`,
+		in.Person, in.Participant, in.Sector, in.Capacity, from, fromNS, encKind(in.Kind))
 	if err != nil {
 		return fmt.Errorf("delete integration of %q: %w", in.Participant, classify(err))
 	}
@@ -329,8 +405,8 @@ func (s *Registers) DeleteIntegration(ctx context.Context, in crossroads.Integra
 }
 
 const (
-	integrationColumns = `SELECT person, participant, sector, capacity, valid_from, valid_from_ns, valid_to, valid_to_ns FROM integrations`
-	integrationOrder   = ` ORDER BY person, participant, sector, capacity, valid_from, valid_from_ns`
+	integrationColumns = `SELECT person, participant, sector, capacity, valid_from, valid_from_ns, valid_to, valid_to_ns, kind FROM integrations`
+	integrationOrder   = ` ORDER BY person, participant, sector, capacity, valid_from, valid_from_ns, kind`
 )
 
 // integrationQueries are indexed by filter: none, person, participant, both.
@@ -342,7 +418,7 @@ var integrationQueries = [4]string{
 }
 
 // Integrations implements crossroads.RegisterStore, ordered by person,
-// participant, sector, capacity and start.
+// participant, sector, capacity, start and kind.
 func (s *Registers) Integrations(ctx context.Context, participant, person string) ([]crossroads.Integration, error) {
 	var out []crossroads.Integration
 	if err := s.eachIntegration(ctx, participant, person, func(in crossroads.Integration) error {
@@ -388,11 +464,12 @@ func (s *Registers) eachIntegration(ctx context.Context, participant, person str
 		to     *time.Time
 		toNS   *int16
 	)
-	scan := []any{&in.Person, &in.Participant, &in.Sector, &in.Capacity, &from, &fromNS, &to, &toNS}
+	scan := []any{&in.Person, &in.Participant, &in.Sector, &in.Capacity, &from, &fromNS, &to, &toNS, &in.Kind}
 	for rows.Next() {
 		if err := rows.Scan(scan...); err != nil {
 			return err
 		}
+		in.Kind = decKind(in.Kind)
 		in.From, in.To = joinTime(from, fromNS), joinOptTime(to, toNS)
 		if err := fn(in); err != nil {
 			return err

@@ -11,7 +11,7 @@ import (
 
 // IntegrationChanges implements crossroads.RegisterStore.
 func (s *Registers) IntegrationChanges(ctx context.Context, after int64, limit int) ([]crossroads.IntegrationChange, error) {
-	rows, err := s.c.r.QueryContext(ctx, `SELECT seq, person, participant, sector, capacity, valid_from, valid_to, deleted
+	rows, err := s.c.r.QueryContext(ctx, `SELECT seq, person, participant, sector, capacity, valid_from, valid_to, deleted, kind
 		FROM integration_changes WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("integration changes: %w", err)
@@ -25,9 +25,10 @@ func (s *Registers) IntegrationChanges(ctx context.Context, after int64, limit i
 			to   sql.NullString
 		)
 		in := &c.Integration
-		if err := rows.Scan(&c.Seq, &in.Person, &in.Participant, &in.Sector, &in.Capacity, &from, &to, &c.Deleted); err != nil {
+		if err := rows.Scan(&c.Seq, &in.Person, &in.Participant, &in.Sector, &in.Capacity, &from, &to, &c.Deleted, &in.Kind); err != nil {
 			return nil, fmt.Errorf("integration changes: %w", err)
 		}
+		in.Kind = decKind(in.Kind)
 		if in.From, err = decTime(from); err != nil {
 			return nil, fmt.Errorf("integration changes: %w", err)
 		}

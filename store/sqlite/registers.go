@@ -127,6 +127,9 @@ func (s *Registers) Registers(ctx context.Context) (*crossroads.Network, error) 
 	}
 	defer tx.Rollback()
 	n := &crossroads.Network{}
+	if err := tx.QueryRowContext(ctx, `SELECT version FROM register_version WHERE id = 1`).Scan(&n.Version); err != nil {
+		return nil, fmt.Errorf("registers: version: %w", err)
+	}
 	if n.Participants, err = readParticipants(ctx, tx); err != nil {
 		return nil, fmt.Errorf("registers: participants: %w", err)
 	}
@@ -157,7 +160,7 @@ func readParticipants(ctx context.Context, tx *sql.Tx) ([]crossroads.Participant
 }
 
 func readServices(ctx context.Context, tx *sql.Tx) ([]crossroads.Service, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, provider, base_url, description, classification, fields, concerns_person FROM services ORDER BY id`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, provider, base_url, description, classification, fields, concerns_person, subject, operations FROM services ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -165,12 +168,15 @@ func readServices(ctx context.Context, tx *sql.Tx) ([]crossroads.Service, error)
 	var out []crossroads.Service
 	for rows.Next() {
 		var sv crossroads.Service
-		var fields string
-		if err := rows.Scan(&sv.ID, &sv.Provider, &sv.BaseURL, &sv.Description, &sv.Classification, &fields, &sv.ConcernsPerson); err != nil {
+		var fields, ops string
+		if err := rows.Scan(&sv.ID, &sv.Provider, &sv.BaseURL, &sv.Description, &sv.Classification, &fields, &sv.ConcernsPerson, &sv.Subject, &ops); err != nil {
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(fields), &sv.Fields); err != nil {
 			return nil, fmt.Errorf("service %s fields: %w", sv.ID, err)
+		}
+		if err := json.Unmarshal([]byte(ops), &sv.Operations); err != nil {
+			return nil, fmt.Errorf("service %s operations: %w", sv.ID, err)
 		}
 		out = append(out, sv)
 	}
@@ -179,7 +185,7 @@ func readServices(ctx context.Context, tx *sql.Tx) ([]crossroads.Service, error)
 
 func readAuthorisations(ctx context.Context, tx *sql.Tx) ([]crossroads.Authorisation, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT id, reference, grantee, purposes, fields, capacities, valid_from, valid_to, status,
-		has_limits, limit_rate, limit_burst, limit_max_concurrent FROM authorisations ORDER BY id`)
+		has_limits, limit_rate, limit_burst, limit_max_concurrent, operations FROM authorisations ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -190,19 +196,21 @@ func readAuthorisations(ctx context.Context, tx *sql.Tx) ([]crossroads.Authorisa
 		var (
 			a                          crossroads.Authorisation
 			purposes, fields, caps, vf string
+			ops                        string
 			vt                         sql.NullString
 			hasLimits                  bool
 			rate                       float64
 			burst, maxConcurrent       int
 		)
 		if err := rows.Scan(&a.ID, &a.Reference, &a.Grantee, &purposes, &fields, &caps, &vf, &vt, &a.Status,
-			&hasLimits, &rate, &burst, &maxConcurrent); err != nil {
+			&hasLimits, &rate, &burst, &maxConcurrent, &ops); err != nil {
 			return nil, err
 		}
 		if err := errors.Join(
 			json.Unmarshal([]byte(purposes), &a.Purposes),
 			json.Unmarshal([]byte(fields), &a.Fields),
 			json.Unmarshal([]byte(caps), &a.Capacities),
+			json.Unmarshal([]byte(ops), &a.Operations),
 		); err != nil {
 			return nil, fmt.Errorf("authorisation %s: %w", a.ID, err)
 		}
@@ -251,6 +259,9 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 		return fmt.Errorf("apply: %w", err)
 	}
 	defer tx.Rollback()
+	if err := checkVersion(ctx, tx, n.Version, len(n.Participants)+len(n.Services)+len(n.Authorisations) > 0); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
 	for _, p := range n.Participants {
 		if err := putParticipant(ctx, tx, p); err != nil {
 			return fmt.Errorf("apply: participant %q: %w", p.ID, constraintErr(err))
@@ -272,8 +283,12 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 			return fmt.Errorf("apply: %w", err)
 		}
 		defer st.Close()
+		at, err := encTime(time.Now())
+		if err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
 		for _, in := range n.Integrations {
-			if err := putIntegration(ctx, st, in); err != nil {
+			if err := applyIntegration(ctx, tx, st, in, at); err != nil {
 				return fmt.Errorf("apply: integration of %q: %w", in.Participant, constraintErr(err))
 			}
 		}
@@ -282,6 +297,83 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 		return fmt.Errorf("apply: commit: %w", err)
 	}
 	return nil
+}
+
+// checkVersion compares the registers' version with want (0: no
+// precondition) and, if bump, increments it.
+func checkVersion(ctx context.Context, tx *sql.Tx, want int64, bump bool) error {
+	var v int64
+	if err := tx.QueryRowContext(ctx, `SELECT version FROM register_version WHERE id = 1`).Scan(&v); err != nil {
+		return fmt.Errorf("register version: %w", err)
+	}
+	if want != 0 && v != want {
+		return fmt.Errorf("%w: at version %d, not %d", crossroads.ErrStale, v, want)
+	}
+	if bump {
+		if _, err := tx.ExecContext(ctx, `UPDATE register_version SET version = version + 1 WHERE id = 1`); err != nil {
+			return fmt.Errorf("register version: %w", err)
+		}
+	}
+	return nil
+}
+
+// applyIntegration upserts in and records it in the history as a
+// registration or a correction (nothing when it is already so).
+func applyIntegration(ctx context.Context, tx *sql.Tx, st *sql.Stmt, in crossroads.Integration, at string) error {
+	from, err := encTime(in.From)
+	if err != nil {
+		return err
+	}
+	var old sql.NullString
+	action := crossroads.IntegrationRegister
+	switch err := tx.QueryRowContext(ctx, `SELECT valid_to FROM integrations WHERE person = ? AND participant = ? AND sector = ?
+		AND capacity = ? AND valid_from = ? AND kind = ?`, in.Person, in.Participant, in.Sector, in.Capacity, from, encKind(in.Kind)).Scan(&old); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return err
+	default:
+		prev, err := decOptTime(old)
+		if err != nil {
+			return err
+		}
+		if prev.Equal(in.To) {
+			return nil
+		}
+		action = crossroads.IntegrationCorrect
+	}
+	if err := putIntegration(ctx, st, in); err != nil {
+		return err
+	}
+	return addHistory(ctx, tx, crossroads.IntegrationEvent{Action: action, Integration: in}, at)
+}
+
+func addHistory(ctx context.Context, tx *sql.Tx, ev crossroads.IntegrationEvent, at string) error {
+	in := ev.Integration
+	from, err1 := encTime(in.From)
+	to, err2 := encOptTime(in.To)
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO integration_history(action, kind, person, participant, sector, capacity,
+		valid_from, valid_to, actor, user_name, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		ev.Action, encKind(in.Kind), in.Person, in.Participant, in.Sector, in.Capacity, from, to, ev.Actor, ev.User, at)
+	return err
+}
+
+// encKind stores a person's kind as "person" (the empty kind means the
+// same); decKind gives it back as the empty kind, the canonical form.
+func encKind(k string) string {
+	if k == "" {
+		return crossroads.SubjectPerson
+	}
+	return k
+}
+
+func decKind(k string) string {
+	if k == crossroads.SubjectPerson {
+		return ""
+	}
+	return k
 }
 
 func putParticipant(ctx context.Context, tx *sql.Tx, p crossroads.Participant) error {
@@ -297,12 +389,16 @@ func putService(ctx context.Context, tx *sql.Tx, sv crossroads.Service) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO services(id, provider, base_url, description, classification, fields, concerns_person)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+	ops, err := encJSON(sv.Operations)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO services(id, provider, base_url, description, classification, fields, concerns_person,
+		subject, operations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(id) DO UPDATE SET provider = excluded.provider, base_url = excluded.base_url,
 		description = excluded.description, classification = excluded.classification, fields = excluded.fields,
-		concerns_person = excluded.concerns_person`,
-		sv.ID, sv.Provider, sv.BaseURL, sv.Description, sv.Classification, fields, sv.ConcernsPerson)
+		concerns_person = excluded.concerns_person, subject = excluded.subject, operations = excluded.operations`,
+		sv.ID, sv.Provider, sv.BaseURL, sv.Description, sv.Classification, fields, sv.ConcernsPerson, sv.Subject, ops)
 	return err
 }
 
@@ -321,7 +417,8 @@ func putAuthorisation(ctx context.Context, tx *sql.Tx, a crossroads.Authorisatio
 	caps, err3 := encJSON(a.Capacities)
 	vf, err4 := encTime(a.ValidFrom)
 	vt, err5 := encOptTime(a.ValidTo)
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+	ops, err6 := encJSON(a.Operations)
+	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
 		return err
 	}
 	var l crossroads.Limits
@@ -329,13 +426,13 @@ func putAuthorisation(ctx context.Context, tx *sql.Tx, a crossroads.Authorisatio
 		l = *a.Limits
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO authorisations(id, reference, grantee, purposes, fields, capacities, valid_from, valid_to,
-		status, has_limits, limit_rate, limit_burst, limit_max_concurrent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		status, has_limits, limit_rate, limit_burst, limit_max_concurrent, operations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(id) DO UPDATE SET reference = excluded.reference, grantee = excluded.grantee, purposes = excluded.purposes,
 		fields = excluded.fields, capacities = excluded.capacities, valid_from = excluded.valid_from, valid_to = excluded.valid_to,
 		status = excluded.status, has_limits = excluded.has_limits, limit_rate = excluded.limit_rate,
-		limit_burst = excluded.limit_burst, limit_max_concurrent = excluded.limit_max_concurrent`,
+		limit_burst = excluded.limit_burst, limit_max_concurrent = excluded.limit_max_concurrent, operations = excluded.operations`,
 		a.ID, a.Reference, a.Grantee, purposes, fields, caps, vf, vt, a.Status,
-		a.Limits != nil, l.RatePerSecond, l.Burst, l.MaxConcurrent)
+		a.Limits != nil, l.RatePerSecond, l.Burst, l.MaxConcurrent, ops)
 	if err != nil {
 		return err
 	}
@@ -350,9 +447,9 @@ func putAuthorisation(ctx context.Context, tx *sql.Tx, a crossroads.Authorisatio
 	return nil
 }
 
-const putIntegrationSQL = `INSERT INTO integrations(person, participant, sector, capacity, valid_from, valid_to)
-		VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT(person, participant, sector, capacity, valid_from) DO UPDATE SET valid_to = excluded.valid_to`
+const putIntegrationSQL = `INSERT INTO integrations(person, participant, sector, capacity, valid_from, valid_to, kind)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(person, participant, sector, capacity, valid_from, kind) DO UPDATE SET valid_to = excluded.valid_to`
 
 // putIntegration writes in through st, a statement of putIntegrationSQL.
 func putIntegration(ctx context.Context, st *sql.Stmt, in crossroads.Integration) error {
@@ -361,7 +458,7 @@ func putIntegration(ctx context.Context, st *sql.Stmt, in crossroads.Integration
 	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
-	_, err := st.ExecContext(ctx, in.Person, in.Participant, in.Sector, in.Capacity, from, to)
+	_, err := st.ExecContext(ctx, in.Person, in.Participant, in.Sector, in.Capacity, from, to, encKind(in.Kind))
 	return err
 }
 
@@ -393,8 +490,8 @@ func (s *Registers) DeleteIntegration(ctx context.Context, in crossroads.Integra
 	if err != nil {
 		return fmt.Errorf("delete integration: %w", err)
 	}
-	res, err := s.c.w.ExecContext(ctx, `DELETE FROM integrations WHERE person = ? AND participant = ? AND sector = ? AND capacity = ? AND valid_from = ?`,
-		in.Person, in.Participant, in.Sector, in.Capacity, from)
+	res, err := s.c.w.ExecContext(ctx, `DELETE FROM integrations WHERE person = ? AND participant = ? AND sector = ? AND capacity = ? AND valid_from = ? AND kind = ?`,
+		in.Person, in.Participant, in.Sector, in.Capacity, from, encKind(in.Kind))
 	if err != nil {
 		return fmt.Errorf("delete integration: %w", err)
 	}
@@ -407,12 +504,12 @@ func (s *Registers) DeleteIntegration(ctx context.Context, in crossroads.Integra
 }
 
 const (
-	integrationColumns = `SELECT person, participant, sector, capacity, valid_from, valid_to FROM integrations`
-	integrationOrder   = ` ORDER BY person, participant, sector, capacity, valid_from`
+	integrationColumns = `SELECT person, participant, sector, capacity, valid_from, valid_to, kind FROM integrations`
+	integrationOrder   = ` ORDER BY person, participant, sector, capacity, valid_from, kind`
 )
 
 // Integrations implements crossroads.RegisterStore, ordered by person,
-// participant, sector, capacity and start.
+// participant, sector, capacity, start and kind.
 func (s *Registers) Integrations(ctx context.Context, participant, person string) ([]crossroads.Integration, error) {
 	var out []crossroads.Integration
 	if err := s.eachIntegration(ctx, participant, person, func(in crossroads.Integration) error {
@@ -457,9 +554,10 @@ func (s *Registers) eachIntegration(ctx context.Context, participant, person str
 			from string
 			to   sql.NullString
 		)
-		if err := rows.Scan(&in.Person, &in.Participant, &in.Sector, &in.Capacity, &from, &to); err != nil {
+		if err := rows.Scan(&in.Person, &in.Participant, &in.Sector, &in.Capacity, &from, &to, &in.Kind); err != nil {
 			return err
 		}
+		in.Kind = decKind(in.Kind)
 		if in.From, err = decTime(from); err != nil {
 			return err
 		}

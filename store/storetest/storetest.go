@@ -27,6 +27,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,6 +65,11 @@ func TestRegisterStore(t *testing.T, open func(t *testing.T) interface {
 		{"IntegrationRejects", testIntegrationRejects},
 		{"IntegrationChanges", testIntegrationChanges},
 		{"EachIntegration", testEachIntegration},
+		{"IntegrationKinds", testIntegrationKinds},
+		{"Version", testVersion},
+		{"VersionConcurrentApplies", testVersionConcurrentApplies},
+		{"IntegrationHistory", testIntegrationHistory},
+		{"HistoryOfApply", testHistoryOfApply},
 		{"Certificates", testCertificates},
 		{"RevocationCursor", testRevocationCursor},
 		{"Durability", testDurability},
@@ -101,14 +107,21 @@ func fixture() *crossroads.Network {
 		},
 		Services: []crossroads.Service{
 			{ID: "rr.person", Provider: "rr", BaseURL: "https://rr.example/v1", Description: "Identity and address",
-				Classification: 3, Fields: []string{"/name", "/address", "/a~1b"}, ConcernsPerson: true},
-			{ID: "rsz.employer", Provider: "rsz", BaseURL: "https://rsz.example/employers", Classification: 0},
+				Classification: 3, Fields: []string{"/name", "/address", "/a~1b"}, ConcernsPerson: true, Subject: crossroads.SubjectPerson,
+				Operations: []crossroads.Operation{
+					{ID: "read", Method: "GET", Path: "/persons/{subject}", Query: []string{"lang", "at"}, Fields: []string{"/name"}},
+					{ID: "correct-address", Method: "PUT", Path: "/persons/{subject}/address", Body: "application/json"},
+				}},
+			{ID: "rsz.employer", Provider: "rsz", BaseURL: "https://rsz.example/employers", Classification: 0, Subject: crossroads.SubjectEnterprise,
+				Operations: []crossroads.Operation{{ID: "identify", Method: "GET", Path: "/{subject}/year/{year:int}"}}},
 		},
 		Authorisations: []crossroads.Authorisation{
 			{ID: "csss-24-123", Reference: "CSSS/24/123", Grantee: "inst-a",
 				Services: []string{"rr.person", "rsz.employer"}, Purposes: []string{"benefit.check", "fraud"},
-				Fields:     map[string][]string{"rr.person": {"/name", "/address/street"}, "rsz.employer": {crossroads.WholePayload}},
-				Capacities: []crossroads.Capacity{{Sector: "17", Code: "beneficiary"}, {Sector: "17", Code: "applicant"}},
+				Fields: map[string][]string{"rr.person": {"/name", "/address/street"}, "rsz.employer": {crossroads.WholePayload}},
+				Capacities: []crossroads.Capacity{{Sector: "17", Code: "beneficiary"}, {Sector: "17", Code: "applicant"},
+					{Sector: "17", Code: "employer", Kind: crossroads.SubjectEnterprise}},
+				Operations: map[string][]string{"rr.person": {"read", "correct-address"}, "rsz.employer": {}},
 				ValidFrom:  t1, ValidTo: t2, Status: crossroads.StatusActive,
 				Limits: &crossroads.Limits{RatePerSecond: 12.5, Burst: 20, MaxConcurrent: 4}},
 			{ID: "a-open", Reference: "ref", Grantee: "inst-a", Services: []string{"rr.person"}, Purposes: []string{"p"},
@@ -117,6 +130,7 @@ func fixture() *crossroads.Network {
 		Integrations: []crossroads.Integration{
 			{Person: "85073003328", Participant: "inst-a", Sector: "17", Capacity: "beneficiary", From: t1, To: t2},
 			{Person: "85073003328", Participant: "inst-a", Sector: "17", Capacity: "applicant", From: t0},
+			{Kind: crossroads.SubjectEnterprise, Person: "0123456749", Participant: "inst-a", Sector: "17", Capacity: "employer", From: t1},
 		},
 	}
 }
@@ -127,6 +141,12 @@ func norm(n *crossroads.Network) *crossroads.Network {
 	out.Participants = append(out.Participants, n.Participants...)
 	for _, s := range n.Services {
 		s.Fields = nilIfEmpty(s.Fields)
+		ops := make([]crossroads.Operation, 0, len(s.Operations))
+		for _, o := range s.Operations {
+			o.Query, o.Fields = nilIfEmpty(o.Query), nilIfEmpty(o.Fields)
+			ops = append(ops, o)
+		}
+		s.Operations = nilIfEmpty(ops)
 		out.Services = append(out.Services, s)
 	}
 	for _, a := range n.Authorisations {
@@ -141,6 +161,14 @@ func norm(n *crossroads.Network) *crossroads.Network {
 			f[k] = nilIfEmpty(v)
 		}
 		a.Fields = f
+		var ops map[string][]string
+		for k, v := range a.Operations {
+			if ops == nil {
+				ops = map[string][]string{}
+			}
+			ops[k] = nilIfEmpty(v)
+		}
+		a.Operations = ops
 		a.ValidFrom, a.ValidTo = a.ValidFrom.UTC(), a.ValidTo.UTC()
 		if a.Limits != nil {
 			l := *a.Limits
@@ -175,7 +203,17 @@ func integrationLess(a, b crossroads.Integration) int {
 			return 1
 		}
 	}
-	return a.From.Compare(b.From)
+	if c := a.From.Compare(b.From); c != 0 {
+		return c
+	}
+	return strings.Compare(kindKey(a.Kind), kindKey(b.Kind))
+}
+
+func kindKey(k string) string {
+	if k == "" {
+		return crossroads.SubjectPerson
+	}
+	return k
 }
 
 func sortIntegrations(s []crossroads.Integration) { slices.SortFunc(s, integrationLess) }
