@@ -162,7 +162,7 @@ func TestHostileProviderResponses(t *testing.T) {
 	}
 	heap0 := heapInuse()
 	for id := range bodies {
-		resp, b, err := r.Clients.Exchange(context.Background(), demo.OCMW, "bomb-"+id, "x", "social-aid", p.INSZ)
+		resp, b, err := r.Clients.Exchange(context.Background(), demo.OCMW, "bomb-"+id, "x/"+p.INSZ, "social-aid", p.INSZ)
 		if err != nil {
 			t.Fatalf("%s: %v", id, err)
 		}

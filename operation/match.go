@@ -243,7 +243,7 @@ func (m *Match) Target() string {
 		case s.kind == Literal:
 			b.WriteString(s.lit)
 		case s.kind == Subject:
-			b.WriteString(url.PathEscape(m.Subject))
+			b.WriteString(escapeSubject(m.Subject))
 		default:
 			b.WriteString(m.vals[s.param]) // safe characters only
 		}
@@ -261,6 +261,15 @@ func (m *Match) Target() string {
 		b.WriteString(url.QueryEscape(vs[0]))
 	}
 	return b.String()
+}
+
+// escapeSubject escapes a (canonical) subject as one path segment: never
+// a dot segment, whatever a scheme returns.
+func escapeSubject(v string) string {
+	if v == "." || v == ".." {
+		return strings.Repeat("%2E", len(v))
+	}
+	return url.PathEscape(v)
 }
 
 // Cache holds one Matcher per service, compiled on first use and rebuilt

@@ -68,6 +68,9 @@ func TestValues(t *testing.T) {
 		{Subject, "a%2Fb", "", false},
 		{Subject, "a%0Ab", "", false},
 		{Subject, "a%5Cb", "", false},
+		{Subject, "%2e%2E", "", false},
+		{Subject, ".", "", false},
+		{Subject, "...", "...", true},
 	} {
 		got, ok := value(tc.kind, tc.in)
 		if ok != tc.ok || ok && got != tc.want {
@@ -168,6 +171,12 @@ func TestMatchSubjectAndTarget(t *testing.T) {
 	got.Subject = "a b/c"
 	if tt := got.Target(); tt != "/persons/a%20b%2Fc" {
 		t.Fatalf("target re-escapes the subject: %q", tt)
+	}
+	for subj, want := range map[string]string{"..": "/persons/%2E%2E", ".": "/persons/%2E", "a.b": "/persons/a.b"} {
+		got.Subject = subj // whatever a scheme returns, never a dot segment
+		if tt := got.Target(); tt != want {
+			t.Fatalf("target of subject %q: %q, want %q", subj, tt, want)
+		}
 	}
 	put, _ := m.Match("PUT", "/persons/85073003328/address", nil)
 	if put.Body != "application/json" {

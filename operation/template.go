@@ -295,10 +295,10 @@ func safeSegment(s string) bool {
 	return true
 }
 
-// validSubject: 1–MaxValue bytes, no control characters, no '/' or '\'
-// (the subject kind's scheme then decides).
+// validSubject: 1–MaxValue bytes, no control characters, no '/' or '\',
+// not a dot segment (the subject kind's scheme then decides).
 func validSubject(s string) bool {
-	if s == "" || len(s) > MaxValue {
+	if s == "" || len(s) > MaxValue || s == "." || s == ".." {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
