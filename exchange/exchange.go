@@ -267,10 +267,11 @@ func (p *Pipeline) Do(ctx context.Context, req Request) (Result, error) {
 	if req.Method == http.MethodOptions {
 		// Answered by the hub from the public catalogue of operations; the
 		// provider is not called, nothing about a person is looked at, and
-		// nothing is recorded (docs/api.md).
+		// nothing is recorded (docs/api.md), so the answer names no exchange.
+		s.hdr.Del(HeaderExchangeID)
 		s.hdr.Set("Allow", s.match.Allow)
 		p.cfg.Metrics.options.Inc()
-		return Result{Status: http.StatusNoContent, Header: s.hdr, ExchangeID: s.rec.ExchangeID, Outcome: crossroads.OutcomeAllowed, Reason: crossroads.ReasonAllowed}, nil
+		return Result{Status: http.StatusNoContent, Header: s.hdr, Outcome: crossroads.OutcomeAllowed, Reason: crossroads.ReasonAllowed}, nil
 	}
 
 	// decide

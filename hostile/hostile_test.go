@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/demo"
 	"github.com/crossroads-hub/crossroads/demo/demotest"
@@ -71,6 +72,7 @@ func target(t *testing.T, r *demo.Running) hostile.Target {
 	return hostile.Target{
 		Base: r.Base, Roots: r.Hub.CA.Pool(), Client: r.Certs[demo.OCMW],
 		Service: demo.ServicePerson, Path: "persons/" + p.INSZ, Purpose: "social-aid", Subject: p.INSZ,
+		OtherSubject: r.People[1].INSZ, WritePath: "persons/" + p.INSZ + "/address",
 		Provider: svc.BaseURL, ProviderPath: "/persons/" + p.INSZ,
 		SlowClients: 10,
 	}
@@ -206,7 +208,7 @@ func TestReplayTowardProvider(t *testing.T) {
 	r := demotest.Start(t, demo.Options{})
 	p := r.People[0]
 	captured := make(chan http.Header, 1)
-	demotest.AddProvider(t, r, "capture", []string{""}, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	url := demotest.Serve(t, r, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		select {
 		case captured <- req.Header.Clone():
 		default:
@@ -214,6 +216,10 @@ func TestReplayTowardProvider(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{}`)
 	}))
+	// The same path as the population register's, so the capture can be
+	// delivered there.
+	demotest.RegisterService(t, r, crossroads.Service{ID: "capture", Provider: demo.PopulationRegister, BaseURL: url, Classification: 1, Fields: []string{""},
+		Subject: crossroads.SubjectPerson, Operations: []crossroads.Operation{{ID: "read", Method: "GET", Path: "/persons/{subject}"}}}, []string{""}, nil)
 	resp, b, err := r.Clients.Exchange(context.Background(), demo.OCMW, "capture", "persons/"+p.INSZ, "social-aid", p.INSZ)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("capture exchange: %v %s", err, b)
