@@ -57,9 +57,11 @@ func (p *Pipeline) validate(req *Request, s *state) *refusal {
 		p.cfg.Logger.Error("service has invalid operations: it cannot be called", "service", svc.ID, "err", err)
 		return refuse(http.StatusNotFound, crossroads.ReasonUnknownOperation, "the service's operations are not usable")
 	}
-	query, err := url.ParseQuery(req.RawQuery)
-	if err != nil {
-		return refuse(http.StatusBadRequest, crossroads.ReasonInvalidParameter, "the query does not parse")
+	var query url.Values
+	if req.RawQuery != "" {
+		if query, err = url.ParseQuery(req.RawQuery); err != nil {
+			return refuse(http.StatusBadRequest, crossroads.ReasonInvalidParameter, "the query does not parse")
+		}
 	}
 	match, reason := m.Match(req.Method, req.Path, query)
 	switch reason {
