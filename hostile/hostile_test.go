@@ -146,7 +146,7 @@ func TestHostileProviderResponses(t *testing.T) {
 	r := demotest.Start(t, demo.Options{})
 	p := r.People[0]
 	bodies := map[string]func(w io.Writer){
-		"deep10k":  func(w io.Writer) { w.Write(nested(10_000)) }, // within encoding/json's depth limit: minimised to nothing
+		"deep10k":  func(w io.Writer) { w.Write(nested(10_000)) }, // beyond minimise.DefaultMaxDepth (64): refused
 		"deep1m":   func(w io.Writer) { w.Write(nested(1_000_000)) },
 		"deepobj":  func(w io.Writer) { w.Write([]byte(strings.Repeat(`{"a":`, 9_000) + "1" + strings.Repeat("}", 9_000))) },
 		"huge":     func(w io.Writer) { w.Write(bytes.Repeat([]byte(" "), 11<<20)) },
@@ -155,7 +155,7 @@ func TestHostileProviderResponses(t *testing.T) {
 		"trailing": func(w io.Writer) { w.Write([]byte(`{"a":1} {"a":2}`)) },
 		"invalid":  func(w io.Writer) { w.Write([]byte(`{"a":`)) },
 	}
-	want := map[string]int{"deep10k": 200, "deep1m": 502, "deepobj": 200, "huge": 502, "wide": 200, "keys": 200, "trailing": 502, "invalid": 502}
+	want := map[string]int{"deep10k": 502, "deep1m": 502, "deepobj": 502, "huge": 502, "wide": 200, "keys": 200, "trailing": 502, "invalid": 502}
 	for id, body := range bodies {
 		demotest.AddProvider(t, r, "bomb-"+id, []string{"/a"}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
