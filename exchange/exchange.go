@@ -470,11 +470,15 @@ func (p *Pipeline) grantsFor(a *crossroads.Authorisation, svc *crossroads.Servic
 	if len(fields) == 0 {
 		fields = svc.Fields
 	}
-	// At the minimise merge: Intersect(Compile(a.Fields[svc.ID]), Compile(fields)).
-	g, err := minimise.Compile(intersectPointers(a.Fields[svc.ID], fields))
+	granted, err := minimise.Compile(a.Fields[svc.ID])
 	if err != nil {
 		return nil, err
 	}
+	offered, err := minimise.Compile(fields)
+	if err != nil {
+		return nil, err
+	}
+	g := minimise.Intersect(granted, offered)
 	p.grants.Store(k, &grantEntry{auth: a, svc: svc, grants: g})
 	return g, nil
 }

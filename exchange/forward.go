@@ -130,8 +130,9 @@ func (p *Pipeline) minimise(s *state, g *minimise.Grants, resp *http.Response) (
 	if !isJSON && !g.Whole() {
 		return nil, "", refuse(http.StatusBadGateway, crossroads.ReasonResponseNotGranted, "the response is not JSON and the authorisation does not grant it whole")
 	}
-	// At the minimise merge, for JSON: g.Stream(&buf, io.LimitReader(resp.Body, max+1)),
-	// so that memory is bounded by the grant, not the response.
+	if isJSON {
+		return p.minimiseJSON(s, g, resp, mt)
+	}
 	body, r := p.readResponse(s, resp)
 	if r != nil {
 		return nil, "", r
@@ -139,22 +140,55 @@ func (p *Pipeline) minimise(s *state, g *minimise.Grants, resp *http.Response) (
 	if len(body) == 0 {
 		return nil, "", nil
 	}
-	if !isJSON {
-		ctype := mt
-		if ctype == "" {
-			ctype = "application/octet-stream"
-		}
-		if cs := params["charset"]; strings.HasPrefix(mt, "text/") && validCharset(cs) {
-			ctype += "; charset=" + strings.ToLower(cs)
-		}
-		return body, ctype, nil
+	ctype := mt
+	if ctype == "" {
+		ctype = "application/octet-stream"
 	}
-	out, err := g.JSON(body)
-	if err != nil {
+	if cs := params["charset"]; strings.HasPrefix(mt, "text/") && validCharset(cs) {
+		ctype += "; charset=" + strings.ToLower(cs)
+	}
+	return body, ctype, nil
+}
+
+// minimiseJSON streams the provider's JSON through the grants: memory is
+// bounded by what is kept and the nesting depth, not by the response.
+func (p *Pipeline) minimiseJSON(s *state, g *minimise.Grants, resp *http.Response, mt string) ([]byte, string, *refusal) {
+	src := &countingReader{r: io.LimitReader(resp.Body, p.cfg.MaxResponseBody+1)}
+	var out bytes.Buffer
+	err := g.Stream(&out, src)
+	switch {
+	case src.n > p.cfg.MaxResponseBody:
+		p.cfg.Metrics.providerError(s.rec.Service, "too-large")
+		return nil, "", refuse(http.StatusBadGateway, crossroads.ReasonProviderError, "")
+	case err == nil:
+		return out.Bytes(), mt, nil
+	case src.n == 0 && src.eof:
+		return nil, "", nil // no body at all (e.g. a 201 without content)
+	case errors.Is(err, minimise.ErrNotJSON):
 		p.cfg.Metrics.providerError(s.rec.Service, "bad-json")
 		return nil, "", refuse(http.StatusBadGateway, crossroads.ReasonProviderError, "")
+	case errors.Is(err, context.DeadlineExceeded):
+		p.cfg.Metrics.providerError(s.rec.Service, "timeout")
+		return nil, "", refuse(http.StatusGatewayTimeout, crossroads.ReasonProviderTimeout, "")
 	}
-	return out, mt, nil
+	p.cfg.Metrics.providerError(s.rec.Service, "read")
+	return nil, "", refuse(http.StatusBadGateway, crossroads.ReasonProviderError, "")
+}
+
+// countingReader counts what it reads and whether it reached the end.
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	eof bool
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err == io.EOF {
+		c.eof = true
+	}
+	return n, err
 }
 
 func (p *Pipeline) readResponse(s *state, resp *http.Response) ([]byte, *refusal) {
@@ -187,28 +221,6 @@ func validCharset(cs string) bool {
 		}
 	}
 	return true
-}
-
-// intersectPointers returns the JSON pointers granted by both a and b (""
-// grants the whole). Replaced by minimise.Intersect at the minimise merge.
-func intersectPointers(a, b []string) []string {
-	var out []string
-	for _, x := range a {
-		for _, y := range b {
-			switch {
-			case below(y, x):
-				out = append(out, y)
-			case below(x, y):
-				out = append(out, x)
-			}
-		}
-	}
-	return out
-}
-
-// below reports whether pointer x is y or below it.
-func below(x, y string) bool {
-	return y == "" || x == y || strings.HasPrefix(x, y) && x[len(y)] == '/'
 }
 
 // transportError strips the URL (which may hold a person id) from a client

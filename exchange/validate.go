@@ -2,8 +2,6 @@ package exchange
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -12,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/minimise"
 	"github.com/crossroads-hub/crossroads/pki"
 )
 
@@ -202,45 +201,12 @@ func (p *Pipeline) readBody(req *Request, s *state) *refusal {
 		return refuse(http.StatusBadRequest, crossroads.ReasonInvalidBody, "this operation takes a request body of type "+declared)
 	}
 	if isJSONMedia(mt) {
-		// At the minimise merge: minimise.Validate(bytes.NewReader(body), p.cfg.MaxBodyDepth).
-		if err := validateJSON(bytes.NewReader(body), p.cfg.MaxBodyDepth); err != nil {
-			return refuse(http.StatusBadRequest, crossroads.ReasonInvalidBody, "the request body is not one well-formed JSON value nested at most "+strconv.Itoa(p.cfg.MaxBodyDepth)+" deep")
+		if err := minimise.Validate(bytes.NewReader(body), p.cfg.MaxBodyDepth); err != nil {
+			return refuse(http.StatusBadRequest, crossroads.ReasonInvalidBody, "the request body is not one well-formed JSON value (no repeated member names) nested at most "+strconv.Itoa(p.cfg.MaxBodyDepth)+" deep")
 		}
 	}
 	s.body = body
 	s.rec.RequestDigest = pki.Digest(body)
-	return nil
-}
-
-var errTooDeep = errors.New("json nested too deep")
-
-// validateJSON checks that r holds exactly one JSON value nested at most
-// maxDepth deep. (Replaced by minimise.Validate at the minimise merge.)
-func validateJSON(r io.Reader, maxDepth int) error {
-	dec := json.NewDecoder(r)
-	dec.UseNumber()
-	depth := 0
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		if d, ok := tok.(json.Delim); ok {
-			if d == '{' || d == '[' {
-				if depth++; depth > maxDepth {
-					return errTooDeep
-				}
-			} else {
-				depth--
-			}
-		}
-		if depth == 0 {
-			break
-		}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("json: trailing data")
-	}
 	return nil
 }
 

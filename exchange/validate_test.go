@@ -33,38 +33,6 @@ func TestIsJSONMedia(t *testing.T) {
 	}
 }
 
-func TestValidateJSON(t *testing.T) {
-	for _, ok := range []string{`{}`, `[1,2]`, `"x"`, `1`, `{"a":[{"b":null}]}`, ` {"a":1} `} {
-		if err := validateJSON(strings.NewReader(ok), 3); err != nil {
-			t.Errorf("%s: %v", ok, err)
-		}
-	}
-	for _, bad := range []string{``, `{`, `{"a":}`, `{} {}`, `[[[[1]]]]`, `{"a":{"b":{"c":{}}}}`, `nul`, `{"a":1,}`} {
-		if err := validateJSON(strings.NewReader(bad), 3); err == nil {
-			t.Errorf("%s accepted", bad)
-		}
-	}
-}
-
-func TestIntersectPointers(t *testing.T) {
-	for _, tc := range []struct {
-		a, b, want []string
-	}{
-		{[]string{"/name", "/address/city"}, []string{"/name", "/address"}, []string{"/name", "/address/city"}},
-		{[]string{"/name"}, []string{"/address"}, nil},
-		{[]string{""}, []string{"/a", "/b/c"}, []string{"/a", "/b/c"}},
-		{[]string{"/a/b"}, []string{""}, []string{"/a/b"}},
-		{[]string{"/ab"}, []string{"/a"}, nil},
-		{[]string{"/a"}, []string{"/a/b", "/a/c"}, []string{"/a/b", "/a/c"}},
-		{nil, []string{"/a"}, nil},
-	} {
-		got := intersectPointers(tc.a, tc.b)
-		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
-			t.Errorf("intersect(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
-		}
-	}
-}
-
 func TestProviderStatus(t *testing.T) {
 	for code, want := range map[int]string{
 		200: "", 201: "", 204: "", 404: "not-found-at-provider", 409: "provider-conflict", 422: "provider-unprocessable",

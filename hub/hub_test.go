@@ -90,7 +90,7 @@ func TestBadInput(t *testing.T) {
 		{"encoded slash", "/v1/exchange/person-identity/persons%2F..%2Fadmin", map[string]string{"Crossroads-Purpose": "social-aid", "Crossroads-User": "u", "Crossroads-Subject": p.INSZ}, "", 404, "unknown-operation"},
 		{"encoded slash in the subject", "/v1/exchange/person-identity/persons/" + p.INSZ + "%2F..%2Fadmin", map[string]string{"Crossroads-Purpose": "social-aid", "Crossroads-User": "u"}, "", 400, "invalid-parameter"},
 		{"dot segment", "/v1/exchange/person-identity/persons/%2e%2e/x", map[string]string{"Crossroads-Purpose": "social-aid", "Crossroads-User": "u", "Crossroads-Subject": p.INSZ}, "", 404, "unknown-operation"},
-		{"dot segment as the subject", "/v1/exchange/person-identity/persons/%2e%2e", map[string]string{"Crossroads-Purpose": "social-aid", "Crossroads-User": "u"}, "", 400, "invalid-subject"},
+		{"dot segment as the subject", "/v1/exchange/person-identity/persons/%2e%2e", map[string]string{"Crossroads-Purpose": "social-aid", "Crossroads-User": "u"}, "", 400, "invalid-parameter"},
 		{"bad service id", "/v1/exchange/Person_Identity!/x", map[string]string{"Crossroads-Purpose": "social-aid", "Crossroads-User": "u", "Crossroads-Subject": p.INSZ}, "", 400, "invalid-path"},
 		{"body too large", "/v1/exchange/person-identity/persons/" + p.INSZ + "/address", map[string]string{"Crossroads-Purpose": "address-correction", "Crossroads-User": "u", "Content-Type": "application/json"}, strings.Repeat("x", 2<<20), 413, "body-too-large"},
 	}
