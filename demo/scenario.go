@@ -20,10 +20,12 @@ import (
 type Step struct {
 	Name       string
 	As         string // participant whose certificate is used
+	Method     string // default GET
 	Service    string
-	Path       string
+	Path       string // service-relative, the subject in it
 	Purpose    string
-	Subject    string
+	Subject    string // Crossroads-Subject (optional: the path names the subject)
+	Body       string // request body (Content-Type application/json)
 	WantStatus int    // 0: the connection must be refused
 	WantReason string // problem reason for denials
 	// Check inspects an allowed answer (minimisation, seal).
@@ -64,11 +66,24 @@ func NewClients(base string, roots *x509.CertPool, certs map[string]tls.Certific
 // Client returns the participant's client.
 func (c *Clients) Client(id string) *http.Client { return c.http[id] }
 
-// Exchange performs one exchange call.
+// Exchange performs one GET exchange call.
 func (c *Clients) Exchange(ctx context.Context, as, service, path, purpose, subject string) (*http.Response, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+"/v1/exchange/"+service+"/"+path, nil)
+	return c.Call(ctx, as, http.MethodGet, service, path, purpose, subject, "")
+}
+
+// Call performs one exchange call with any method; a non-empty body is
+// sent as application/json.
+func (c *Clients) Call(ctx context.Context, as, method, service, path, purpose, subject, body string) (*http.Response, []byte, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+"/v1/exchange/"+service+"/"+path, rd)
 	if err != nil {
 		return nil, nil, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Crossroads-Purpose", purpose)
 	req.Header.Set("Crossroads-User", "demo-user@"+as)
@@ -84,8 +99,8 @@ func (c *Clients) Exchange(ctx context.Context, as, service, path, purpose, subj
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp, body, err
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp, b, err
 }
 
 // Scenario returns the demo's steps: allowed exchanges with minimisation,
@@ -94,8 +109,11 @@ func Scenario(people []Person, revoke func(ctx context.Context, participant stri
 	p0, p1, p2 := people[0], people[1], people[2]
 	last := people[len(people)-1]
 	unknown := "00000000097" // valid INSZ, no file anywhere
+	companies := Companies(DemoCompanies)
+	employer := companies[0]
+	dotted := employer.Number[:4] + "." + employer.Number[4:7] + "." + employer.Number[7:] // as users write it
 	return []Step{
-		{Name: "allowed, minimised to name and city", As: OCMW, Service: ServicePerson, Path: "persons/" + p0.INSZ, Purpose: "social-aid", Subject: p0.INSZ, WantStatus: 200,
+		{Name: "allowed, minimised to name and city", As: OCMW, Service: ServicePerson, Path: "persons/" + p0.INSZ, Purpose: "social-aid", WantStatus: 200,
 			Check: func(b []byte, h http.Header) error {
 				if err := onlyKeys(b, "name", "address"); err != nil {
 					return err
@@ -105,7 +123,7 @@ func Scenario(people []Person, revoke func(ctx context.Context, participant stri
 				if len(v.Address) != 1 || v.Address["city"] == nil {
 					return fmt.Errorf("address should hold only the city: %v", v.Address)
 				}
-				return checkSeal(h, b, roots)
+				return checkSeal(h, b, roots, "read", "/persons/"+p0.INSZ, "", p0.INSZ)
 			}},
 		{Name: "allowed, nested array minimised", As: OCMW, Service: ServiceEmployment, Path: "employments/" + p1.INSZ, Purpose: "social-aid", Subject: p1.INSZ, WantStatus: 200,
 			Check: func(b []byte, h http.Header) error {
@@ -116,7 +134,7 @@ func Scenario(people []Person, revoke func(ctx context.Context, participant stri
 			}},
 		{Name: "allowed, whole payload (plain text)", As: ONEM, Service: ServiceCertificate, Path: "certificates/" + p0.INSZ, Purpose: "unemployment-benefit", Subject: p0.INSZ, WantStatus: 200},
 		{Name: "non-JSON not granted whole", As: OCMW, Service: ServiceCertificate, Path: "certificates/" + p0.INSZ, Purpose: "social-aid", Subject: p0.INSZ, WantStatus: 502, WantReason: "response-not-granted"},
-		{Name: "unknown service", As: OCMW, Service: "tax-returns", Path: "x", Purpose: "social-aid", Subject: p0.INSZ, WantStatus: 404, WantReason: "unknown-service"},
+		{Name: "unknown service", As: OCMW, Service: "tax-returns", Path: "returns/" + p0.INSZ, Purpose: "social-aid", Subject: p0.INSZ, WantStatus: 404, WantReason: "unknown-service"},
 		{Name: "no authorisation", As: ONEM, Service: ServicePerson, Path: "persons/" + p0.INSZ, Purpose: "unemployment-benefit", Subject: p0.INSZ, WantStatus: 403, WantReason: "no-authorisation"},
 		{Name: "purpose not covered", As: OCMW, Service: ServicePerson, Path: "persons/" + p0.INSZ, Purpose: "marketing", Subject: p0.INSZ, WantStatus: 403, WantReason: "purpose-not-covered"},
 		{Name: "authorisation expired", As: OCMW, Service: ServiceEmployment, Path: "employments/" + p0.INSZ, Purpose: "debt-mediation", Subject: p0.INSZ, WantStatus: 403, WantReason: "authorisation-not-active"},
@@ -124,8 +142,29 @@ func Scenario(people []Person, revoke func(ctx context.Context, participant stri
 		{Name: "file in a capacity not covered", As: OCMW, Service: ServicePerson, Path: "persons/" + last.INSZ, Purpose: "social-aid", Subject: last.INSZ, WantStatus: 403, WantReason: "capacity-not-covered"},
 		{Name: "ONEM has no file on this person", As: ONEM, Service: ServiceEmployment, Path: "employments/" + p2.INSZ, Purpose: "unemployment-benefit", Subject: p2.INSZ, WantStatus: 403, WantReason: "no-integration"},
 		{Name: "requester suspended", As: Suspended, Service: ServicePerson, Path: "persons/" + p1.INSZ, Purpose: "health-insurance", Subject: p1.INSZ, WantStatus: 403, WantReason: "participant-suspended"},
-		{Name: "provider suspended", As: OCMW, Service: ServiceRetired, Path: "x/" + p0.INSZ, Purpose: "social-aid", Subject: p0.INSZ, WantStatus: 403, WantReason: "provider-suspended"},
+		{Name: "provider suspended", As: OCMW, Service: ServiceRetired, Path: "lookup/" + p0.INSZ, Purpose: "social-aid", Subject: p0.INSZ, WantStatus: 403, WantReason: "provider-suspended"},
 		{Name: "invalid person id", As: OCMW, Service: ServicePerson, Path: "persons/85073003329", Purpose: "social-aid", Subject: "85073003329", WantStatus: 400, WantReason: "invalid-subject"},
+		{Name: "subject in the path differs from the declared one", As: OCMW, Service: ServicePerson, Path: "persons/" + p1.INSZ, Purpose: "social-aid", Subject: p0.INSZ, WantStatus: 400, WantReason: "subject-mismatch"},
+		{Name: "path of no declared operation", As: OCMW, Service: ServicePerson, Path: "persons/" + p0.INSZ + "/salary", Purpose: "social-aid", WantStatus: 404, WantReason: "unknown-operation"},
+		{Name: "method the path does not accept", As: OCMW, Method: http.MethodPost, Service: ServicePerson, Path: "persons/" + p0.INSZ, Purpose: "social-aid", WantStatus: 405, WantReason: "method-not-allowed"},
+		{Name: "write granted explicitly (address correction)", As: OCMW, Method: http.MethodPut, Service: ServicePerson, Path: "persons/" + p0.INSZ + "/address", Purpose: "address-correction",
+			Body: `{"street":"Veldstraat 1","postalCode":"9000","city":"Gent"}`, WantStatus: 200,
+			Check: func(b []byte, h http.Header) error {
+				if err := onlyKeys(b, "address"); err != nil {
+					return err
+				}
+				return checkSeal(h, b, roots, OpCorrectAddress, "/persons/"+p0.INSZ+"/address", "", p0.INSZ)
+			}},
+		{Name: "write not granted by the authorisation", As: OCMW, Method: http.MethodPut, Service: ServicePerson, Path: "persons/" + p0.INSZ + "/address", Purpose: "social-aid",
+			Body: `{"street":"Veldstraat 1","postalCode":"9000","city":"Gent"}`, WantStatus: 403, WantReason: "operation-not-covered"},
+		{Name: "allowed company exchange (employer check)", As: ONEM, Service: ServiceEnterprise, Path: "enterprises/" + dotted, Purpose: "employer-check", WantStatus: 200,
+			Check: func(b []byte, h http.Header) error {
+				if err := onlyKeys(b, "enterpriseNumber", "name", "legalForm", "status", "address"); err != nil {
+					return err
+				}
+				return checkSeal(h, b, roots, "read", "/enterprises/"+employer.Number, "enterprise", employer.Number)
+			}},
+		{Name: "invalid enterprise number", As: ONEM, Service: ServiceEnterprise, Path: "enterprises/0123.456.748", Purpose: "employer-check", WantStatus: 400, WantReason: "invalid-subject"},
 		{Name: "allowed before revocation", As: ONEM, Service: ServiceEmployment, Path: "employments/" + p0.INSZ, Purpose: "unemployment-benefit", Subject: p0.INSZ, WantStatus: 200},
 		{Name: "certificate revoked", As: ONEM, Service: ServiceEmployment, Path: "employments/" + p0.INSZ, Purpose: "unemployment-benefit", Subject: p0.INSZ, WantStatus: 0,
 			Before: func(ctx context.Context) error { return revoke(ctx, ONEM) }},
@@ -144,7 +183,11 @@ func (c *Clients) Run(ctx context.Context, steps []Step) []Result {
 				continue
 			}
 		}
-		resp, body, err := c.Exchange(ctx, s.As, s.Service, s.Path, s.Purpose, s.Subject)
+		method := s.Method
+		if method == "" {
+			method = http.MethodGet
+		}
+		resp, body, err := c.Call(ctx, s.As, method, s.Service, s.Path, s.Purpose, s.Subject, s.Body)
 		switch {
 		case err != nil && s.WantStatus == 0:
 			r.OK, r.Note = true, "refused at the TLS handshake"
@@ -233,17 +276,20 @@ func onlyKeys(b []byte, keys ...string) error {
 	return nil
 }
 
-// checkSeal verifies the hub's seal over the released body.
-func checkSeal(h http.Header, body []byte, roots *x509.CertPool) error {
-	var c pki.SealClaims
-	signer, err := pki.Verify(h.Get("Crossroads-Seal"), roots, time.Now(), &c)
+// checkSeal verifies the hub's seal over the released body, and that it
+// names the act: operation, canonical target, subject and its kind.
+func checkSeal(h http.Header, body []byte, roots *x509.CertPool, op, target, kind, subject string) error {
+	c, err := pki.VerifySeal(h.Get(pki.HeaderSeal), body, roots, time.Now())
 	if err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
-	if signer != "hub" || c.ResponseDigest != pki.Digest(body) || c.ExchangeID != h.Get("Crossroads-Exchange-Id") {
+	if c.ExchangeID != h.Get(pki.HeaderExchangeID) {
 		return fmt.Errorf("seal does not match the response")
 	}
-	if h.Get("Crossroads-Receipt") == "" {
+	if c.Operation != op || c.Target != target || c.SubjectKind != kind || c.Subject != subject || c.Status != http.StatusOK || c.ContentType != h.Get("Content-Type") {
+		return fmt.Errorf("seal does not name the act: %+v", c)
+	}
+	if h.Get(pki.HeaderReceipt) == "" {
 		return fmt.Errorf("no audit receipt")
 	}
 	return nil

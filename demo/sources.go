@@ -18,10 +18,6 @@ import (
 	"github.com/crossroads-hub/crossroads/provider"
 )
 
-// EnterpriseRegister is the demo's register of enterprises (an authentic
-// source of the Crossroads Bank for Enterprises kind).
-const EnterpriseRegister = "enterprise-register"
-
 // Source is a demo authentic source: it answers only the hub (the
 // provider middleware checks the hub's signature and refuses replays on
 // every request) and serves its synthetic people or companies.

@@ -2,25 +2,27 @@
 //
 //	authenticate → validate → decide → forward → minimise → seal → audit → release
 //
-// A participant calls {METHOD} /v1/exchange/{serviceId}/{path...}; the
-// handler checks the call against the registers before it happens, forwards
-// it over mutual TLS to the provider's registered endpoint, keeps only the
-// granted fields of the answer, seals it, and releases it only once the
-// audit record is durable. Denials and failures are audited too.
+// Pipeline.Do runs one exchange, independent of the transport; Handler is
+// its HTTP adapter ({METHOD} /v1/exchange/{serviceId}/{path...}); batch,
+// push and the federation gateway are other adapters over the same seam.
+// A call is matched against the service's declared operations (package
+// operation) and the subject in the path is bound to the exchange; the hub
+// builds the provider's request target itself, forwards over mutual TLS to
+// the registered provider, keeps only the granted fields of the answer,
+// seals it, and releases it only once the audit record is durable. Denials
+// and failures are audited too: no record, no release.
 package exchange
 
 import (
-	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +31,7 @@ import (
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/limit"
 	"github.com/crossroads-hub/crossroads/minimise"
+	"github.com/crossroads-hub/crossroads/operation"
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/policy"
@@ -38,18 +41,28 @@ import (
 // Prefix is the path under which exchanges are served.
 const Prefix = "/v1/exchange/"
 
-// Header names of the exchange API.
+// Header names of the exchange API. They are pki's (the one definition of
+// the protocol's headers), repeated here for the callers of this package.
 const (
-	HeaderPurpose       = "Crossroads-Purpose"
-	HeaderUser          = "Crossroads-User"
-	HeaderSubject       = "Crossroads-Subject"
-	HeaderCorrelationID = "Crossroads-Correlation-Id"
-	HeaderExchangeID    = "Crossroads-Exchange-Id"
-	HeaderRequester     = "Crossroads-Requester"
-	HeaderAuthorisation = "Crossroads-Authorisation"
-	HeaderSeal          = "Crossroads-Seal"
-	HeaderReceipt       = "Crossroads-Receipt"
+	HeaderPurpose       = pki.HeaderPurpose
+	HeaderUser          = pki.HeaderUser
+	HeaderSubject       = pki.HeaderSubject
+	HeaderCorrelationID = pki.HeaderCorrelationID
+	HeaderExchangeID    = pki.HeaderExchangeID
+	HeaderRequester     = pki.HeaderRequester
+	HeaderAuthorisation = pki.HeaderAuthorisation
+	HeaderSeal          = pki.HeaderSeal
+	HeaderReceipt       = pki.HeaderReceipt
 )
+
+// MaxRecordedTarget caps the request target kept in an audit record
+// (bytes; the seal names it whole).
+const MaxRecordedTarget = 512
+
+// ErrNotRecorded is returned by Do when the exchange's audit record could
+// not be made durable: the Result is then a 503 problem and nothing was
+// released.
+var ErrNotRecorded = errors.New("exchange: audit record not durable")
 
 // Directory is what the pipeline needs of the registers.
 type Directory interface {
@@ -58,8 +71,11 @@ type Directory interface {
 
 // Config wires the pipeline.
 type Config struct {
-	Directory   Directory
-	Scheme      personid.Scheme
+	Directory Directory
+	// Kinds are the schemes of the network's subject kinds (the hub wires
+	// personid.DefaultKinds(scheme)); nil: DefaultKinds(Scheme).
+	Kinds       personid.Kinds
+	Scheme      personid.Scheme // the person scheme, when Kinds is nil
 	Audit       crossroads.AuditLog
 	Signer      *pki.Signer       // seals responses and signs forwarded requests
 	Transport   http.RoundTripper // mTLS to providers with the hub's certificate
@@ -71,32 +87,28 @@ type Config struct {
 	ProviderTimeout time.Duration // default 10 s
 	MaxRequestBody  int64         // default 1 MiB
 	MaxResponseBody int64         // default 10 MiB
+	MaxBodyDepth    int           // nesting depth of a JSON request body; default 32
 	AuditTimeout    time.Duration // default 5 s
-	Now             func() time.Time
+	// AbuseWindow is the window over which refusals of unknown or suspended
+	// participants are summarised in one audit record per actor (default
+	// one minute); MaxAbuseActors bounds the actors tracked per window
+	// (default 4096; beyond, they are summarised together).
+	AbuseWindow    time.Duration
+	MaxAbuseActors int
+	Now            func() time.Time
 }
 
-// Handler serves the exchange API.
-type Handler struct {
-	cfg    Config
-	client *http.Client
-	grants sync.Map // grantKey → *minimise.Grants
+// Pipeline runs exchanges. It is safe for concurrent use.
+type Pipeline struct {
+	cfg      Config
+	client   *http.Client
+	matchers operation.Cache
+	grants   sync.Map // grantKey → *grantEntry
+	abuse    *abuseWindows
 }
 
-// grantKey names compiled grants; the entry remembers which authorisation
-// value it was compiled from, so a reload replaces it (the cache stays
-// bounded by authorisations × services and holds no old snapshot).
-type grantKey struct {
-	authorisation string
-	service       string
-}
-
-type grantEntry struct {
-	from   *crossroads.Authorisation
-	grants *minimise.Grants
-}
-
-// New returns the exchange handler.
-func New(cfg Config) *Handler {
+// NewPipeline returns the pipeline.
+func NewPipeline(cfg Config) *Pipeline {
 	if cfg.ProviderTimeout == 0 {
 		cfg.ProviderTimeout = 10 * time.Second
 	}
@@ -106,8 +118,17 @@ func New(cfg Config) *Handler {
 	if cfg.MaxResponseBody == 0 {
 		cfg.MaxResponseBody = 10 << 20
 	}
+	if cfg.MaxBodyDepth == 0 {
+		cfg.MaxBodyDepth = 32
+	}
 	if cfg.AuditTimeout == 0 {
 		cfg.AuditTimeout = 5 * time.Second
+	}
+	if cfg.AbuseWindow == 0 {
+		cfg.AbuseWindow = time.Minute
+	}
+	if cfg.MaxAbuseActors == 0 {
+		cfg.MaxAbuseActors = 4096
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -118,7 +139,10 @@ func New(cfg Config) *Handler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	return &Handler{
+	if cfg.Kinds == nil {
+		cfg.Kinds = personid.DefaultKinds(cfg.Scheme)
+	}
+	return &Pipeline{
 		cfg: cfg,
 		client: &http.Client{
 			Transport: cfg.Transport,
@@ -126,168 +150,219 @@ func New(cfg Config) *Handler {
 			// the registered endpoint.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
+		abuse: newAbuseWindows(cfg.AbuseWindow, cfg.MaxAbuseActors),
 	}
+}
+
+// Request is one exchange as a transport adapter hands it to the pipeline.
+type Request struct {
+	// TLS is the caller's connection: its verified client certificate
+	// authenticates the requester.
+	TLS    *tls.ConnectionState
+	Method string
+	// Service is the service id; Path the escaped path relative to the
+	// service ("" or "/…"); RawQuery the query as sent.
+	Service  string
+	Path     string
+	RawQuery string
+	// Header holds the protocol headers (Crossroads-Purpose, -User,
+	// -Subject, -Correlation-Id) and Content-Type, as sent.
+	Header http.Header
+	// Body is the request body (nil: none), ContentLength its length if
+	// known (-1: unknown).
+	Body          io.Reader
+	ContentLength int64
+}
+
+// Result is what the pipeline releases: a status, the headers to send and
+// the body (the minimised, sealed response or RFC 9457 problem details).
+// For HEAD the adapter sends the headers only.
+type Result struct {
+	Status     int
+	Header     http.Header
+	Body       []byte
+	ExchangeID string
+	Outcome    string            // crossroads.OutcomeAllowed, -Denied, -Failed
+	Reason     crossroads.Reason // the problem's reason, or allowed
+}
+
+// refusal is why the pipeline stops: an HTTP status, a reason and a
+// detail for the problem (never internals).
+type refusal struct {
+	status int
+	reason crossroads.Reason
+	detail string
+}
+
+func refuse(status int, reason crossroads.Reason, detail string) *refusal {
+	return &refusal{status, reason, detail}
 }
 
 // state carries one exchange through the pipeline.
 type state struct {
-	start   time.Time
-	rec     crossroads.AuditRecord
-	svc     *crossroads.Service
-	path    string // provider-relative path, escaped
-	query   string
-	body    []byte
-	ctype   string
-	subject string
+	start  time.Time
+	rec    crossroads.AuditRecord
+	hdr    http.Header
+	svc    *crossroads.Service
+	match  operation.Match
+	kind   string // subject kind of the service
+	target string // canonical request target, relative to the base URL
+	body   []byte
 }
 
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	now := h.cfg.Now()
-	s := &state{start: now}
+// Do runs one exchange through the pipeline. Every refusal is a Result
+// (problem details); err is non-nil only with ErrNotRecorded.
+func (p *Pipeline) Do(ctx context.Context, req Request) (Result, error) {
+	now := p.cfg.Now()
+	s := &state{start: now, hdr: make(http.Header, 8)}
 	s.rec.ExchangeID = newExchangeID()
 	s.rec.Time = now.UTC()
-	s.rec.Method = r.Method
-	w.Header().Set(HeaderExchangeID, s.rec.ExchangeID)
+	s.rec.Method = req.Method
+	s.hdr.Set(HeaderExchangeID, s.rec.ExchangeID)
 
 	// shed load before doing any work (counted, not audited)
-	leave, after, ok := h.cfg.Limiter.Enter()
+	leave, after, ok := p.cfg.Limiter.Enter()
 	if !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(limit.RetryAfterSeconds(after)))
-		h.fail(w, s, http.StatusServiceUnavailable, crossroads.ReasonOverloaded, "the hub is at capacity; retry later", false)
-		return
+		s.hdr.Set("Retry-After", strconv.Itoa(limit.RetryAfterSeconds(after)))
+		return p.unrecorded(s, refuse(http.StatusServiceUnavailable, crossroads.ReasonOverloaded, "the hub is at capacity; retry later")), nil
 	}
 	defer leave()
 
 	// authenticate
-	cert := peerCert(r)
+	var cert = peerCert(req.TLS)
 	if cert == nil {
-		h.cfg.Metrics.unauthenticated.Inc()
-		h.fail(w, s, http.StatusUnauthorized, crossroads.ReasonCertificateError, "a client certificate of the network CA is required", false)
-		return
+		p.cfg.Metrics.unauthenticated.Inc()
+		return p.unrecorded(s, refuse(http.StatusUnauthorized, crossroads.ReasonCertificateError, "a client certificate of the network CA is required")), nil
 	}
 	id, err := pki.ParticipantID(cert)
 	if err != nil {
-		h.cfg.Metrics.unauthenticated.Inc()
-		h.fail(w, s, http.StatusUnauthorized, crossroads.ReasonCertificateError, "the client certificate names no participant", false)
-		return
+		p.cfg.Metrics.unauthenticated.Inc()
+		return p.unrecorded(s, refuse(http.StatusUnauthorized, crossroads.ReasonCertificateError, "the client certificate names no participant")), nil
 	}
 	s.rec.Requester = id
 	// Checked on every request, not only at the handshake: a keep-alive
 	// connection must not outlive its certificate's revocation or expiry.
-	if _, _, err := pki.CheckPeer(r.TLS, h.cfg.Revocations, now); err != nil {
-		h.deny(w, r, s, http.StatusForbidden, crossroads.ReasonCertificateRevoked, "the client certificate has been revoked or has expired")
-		return
+	if _, _, err := pki.CheckPeer(req.TLS, p.cfg.Revocations, now); err != nil {
+		return p.deny(ctx, s, refuse(http.StatusForbidden, crossroads.ReasonCertificateRevoked, "the client certificate has been revoked or has expired"))
 	}
-	release, after, ok := h.cfg.Limiter.Acquire(id, "", nil)
+	// An unknown or suspended participant is refused before any work on a
+	// person, and summarised rather than recorded request by request.
+	if part, ok := p.cfg.Directory.Participant(id); !ok || part.Status != crossroads.StatusActive {
+		reason := crossroads.ReasonUnknownParticipant
+		if ok {
+			reason = crossroads.ReasonParticipantSuspended
+		}
+		return p.abusive(s, reason), nil
+	}
+	release, after, ok := p.cfg.Limiter.Acquire(id, "", nil)
 	if !ok {
-		h.rateLimited(w, r, s, after)
-		return
+		return p.rateLimited(ctx, s, after)
 	}
 	defer release()
 
 	// validate
-	if status, reason, detail := h.validate(r, s); reason != "" {
-		h.deny(w, r, s, status, reason, detail)
-		return
+	if r := p.validate(&req, s); r != nil {
+		return p.deny(ctx, s, r)
+	}
+	if req.Method == http.MethodOptions {
+		// Answered by the hub from the public catalogue of operations; the
+		// provider is not called, nothing about a person is looked at, and
+		// nothing is recorded (docs/api.md), so the answer names no exchange.
+		s.hdr.Del(HeaderExchangeID)
+		s.hdr.Set("Allow", s.match.Allow)
+		p.cfg.Metrics.options.Inc()
+		return Result{Status: http.StatusNoContent, Header: s.hdr, Outcome: crossroads.OutcomeAllowed, Reason: crossroads.ReasonAllowed}, nil
 	}
 
 	// decide
-	d := policy.Decide(h.cfg.Directory, policy.Request{
-		Requester: s.rec.Requester, Service: s.rec.Service, Purpose: s.rec.Purpose, Subject: s.subject,
-	}, now)
-	if d.Authorisation != nil {
-		s.rec.AuthorisationID, s.rec.AuthorisationRef = d.Authorisation.ID, d.Authorisation.Reference
-	}
-	if d.Allowed && s.svc == nil {
-		// The service was registered between validation and decision: take
-		// it now, or refuse if it has gone again.
-		svc, ok := h.cfg.Directory.Service(s.rec.Service)
-		if !ok {
-			d = crossroads.Decision{Reason: crossroads.ReasonUnknownService}
-		} else {
-			s.svc, s.rec.Provider = svc, svc.Provider
-		}
-	}
+	d := p.decide(s, now)
 	if !d.Allowed {
 		status := http.StatusForbidden
-		if d.Reason == crossroads.ReasonUnknownService {
+		switch d.Reason {
+		case crossroads.ReasonUnknownService:
 			status = http.StatusNotFound
+		case crossroads.ReasonInvalidSubject:
+			status = http.StatusBadRequest
 		}
-		h.deny(w, r, s, status, d.Reason, "")
-		return
+		return p.deny(ctx, s, refuse(status, d.Reason, ""))
 	}
-	if a := d.Authorisation; a != nil && a.Limits != nil {
-		release, after, ok := h.cfg.Limiter.Acquire(id, a.ID, a.Limits)
+	if a := d.Authorisation; a.Limits != nil {
+		release, after, ok := p.cfg.Limiter.Acquire(id, a.ID, a.Limits)
 		if !ok {
-			h.rateLimited(w, r, s, after)
-			return
+			return p.rateLimited(ctx, s, after)
 		}
 		defer release()
 	}
 
 	// forward
-	resp, status, reason := h.forward(r.Context(), s)
-	if reason != "" {
-		h.failAudited(w, r, s, status, reason)
-		return
+	resp, cleanup, r := p.forward(ctx, s)
+	if r != nil {
+		return p.failed(ctx, s, r)
 	}
-	s.rec.ProviderStatus = resp.status
+	defer cleanup()
 
 	// minimise
-	out, ok := h.minimise(s, d, resp)
-	if !ok {
-		h.failAudited(w, r, s, http.StatusBadGateway, crossroads.ReasonResponseNotGranted)
-		return
+	g, err := p.grantsFor(d.Authorisation, s.svc, s.match.Operation)
+	if err != nil {
+		p.cfg.Logger.Error("authorisation has a bad field grant", "authorisation", d.Authorisation.ID, "service", s.svc.ID, "err", err)
+		return p.failed(ctx, s, refuse(http.StatusBadGateway, crossroads.ReasonResponseNotGranted, ""))
 	}
+	out, ctype, r := p.minimise(s, g, resp)
+	if r != nil {
+		return p.failed(ctx, s, r)
+	}
+	s.rec.Status, s.rec.ContentType = resp.StatusCode, ctype
 
 	// seal
 	s.rec.ResponseDigest = pki.Digest(out)
-	seal, err := h.cfg.Signer.Sign(pki.SealClaims{
+	seal, err := p.cfg.Signer.Sign(pki.SealClaims{
 		ExchangeID: s.rec.ExchangeID, Requester: s.rec.Requester, Service: s.rec.Service,
-		Subject: s.rec.Subject, Purpose: s.rec.Purpose, ResponseDigest: s.rec.ResponseDigest, Time: s.rec.Time,
+		Operation: s.rec.Operation, Method: s.rec.Method, Target: s.target,
+		SubjectKind: s.rec.SubjectKind, Subject: s.rec.Subject, Purpose: s.rec.Purpose,
+		AuthorisationID: s.rec.AuthorisationID, RequestDigest: s.rec.RequestDigest,
+		Status: s.rec.Status, ContentType: ctype, ResponseDigest: s.rec.ResponseDigest, Time: s.rec.Time,
 	})
 	if err != nil {
-		h.cfg.Logger.Error("seal response", "exchange", s.rec.ExchangeID, "err", err)
-		h.failAudited(w, r, s, http.StatusInternalServerError, "seal-failed")
-		return
+		p.cfg.Logger.Error("seal response", "exchange", s.rec.ExchangeID, "err", err)
+		s.rec.Status, s.rec.ContentType = 0, ""
+		return p.failed(ctx, s, refuse(http.StatusInternalServerError, "seal-failed", ""))
 	}
 
 	// audit, then release
 	s.rec.Outcome, s.rec.Reason = crossroads.OutcomeAllowed, crossroads.ReasonAllowed
-	receipt, ok := h.audit(r, s)
+	receipt, ok := p.audit(ctx, s)
 	if !ok {
-		h.cfg.Metrics.observe(s, crossroads.OutcomeFailed, crossroads.ReasonAuditUnavailable, h.cfg.Now())
-		problem.Write(w, h.problem(s, http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "the exchange could not be recorded; nothing was released"))
-		return
+		p.cfg.Metrics.observe(s, crossroads.OutcomeFailed, crossroads.ReasonAuditUnavailable, p.cfg.Now())
+		return p.problem(s, refuse(http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "the exchange could not be recorded; nothing was released"), crossroads.OutcomeFailed), ErrNotRecorded
 	}
-	hdr := w.Header()
-	hdr.Set(HeaderSeal, seal)
-	hdr.Set(HeaderReceipt, receipt.Token)
-	hdr.Set("Content-Type", resp.ctype)
-	hdr.Set("Content-Length", strconv.Itoa(len(out)))
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(resp.status)
-	w.Write(out)
-	h.cfg.Metrics.observe(s, crossroads.OutcomeAllowed, crossroads.ReasonAllowed, h.cfg.Now())
+	s.hdr.Set(HeaderSeal, seal)
+	s.hdr.Set(HeaderReceipt, receipt.Token)
+	if ctype != "" {
+		s.hdr.Set("Content-Type", ctype)
+	}
+	s.hdr.Set("Cache-Control", "no-store")
+	s.hdr.Set("X-Content-Type-Options", "nosniff")
+	p.cfg.Metrics.observe(s, crossroads.OutcomeAllowed, crossroads.ReasonAllowed, p.cfg.Now())
+	return Result{Status: resp.StatusCode, Header: s.hdr, Body: out, ExchangeID: s.rec.ExchangeID, Outcome: crossroads.OutcomeAllowed, Reason: crossroads.ReasonAllowed}, nil
 }
 
-// transportError strips the URL (which may hold a person id) from a client
-// error before it is logged.
-func transportError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
+// decide runs the preventive check and fills the record's authorisation.
+func (p *Pipeline) decide(s *state, now time.Time) crossroads.Decision {
+	d := policy.Decide(p.cfg.Directory, policy.Request{
+		Requester: s.rec.Requester, Service: s.rec.Service, Operation: s.match.Operation,
+		Purpose: s.rec.Purpose, SubjectKind: s.kind, Subject: s.rec.Subject,
+	}, now)
+	if d.Authorisation != nil {
+		s.rec.AuthorisationID, s.rec.AuthorisationRef = d.Authorisation.ID, d.Authorisation.Reference
 	}
-	return err
+	return d
 }
 
-func peerCert(r *http.Request) *x509.Certificate {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+func peerCert(cs *tls.ConnectionState) *x509.Certificate {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
 		return nil
 	}
-	return r.TLS.PeerCertificates[0]
+	return cs.PeerCertificates[0]
 }
 
 func newExchangeID() string {
@@ -298,335 +373,112 @@ func newExchangeID() string {
 	return id.String()
 }
 
-// validate checks path, headers and body; it fills s or returns a refusal.
-func (h *Handler) validate(r *http.Request, s *state) (int, crossroads.Reason, string) {
-	raw := r.URL.EscapedPath()
-	if !strings.HasPrefix(raw, Prefix) {
-		return http.StatusBadRequest, crossroads.ReasonInvalidPath, "exchanges are served under " + Prefix
-	}
-	rest := raw[len(Prefix):]
-	svcID, path, _ := strings.Cut(rest, "/")
-	if !validID(svcID) {
-		return http.StatusBadRequest, crossroads.ReasonInvalidPath, "the service id is missing or malformed"
-	}
-	s.rec.Service = svcID
-	if err := checkPath(path); err != "" {
-		return http.StatusBadRequest, crossroads.ReasonInvalidPath, err
-	}
-	s.path, s.query = path, r.URL.RawQuery
-	if strings.ContainsAny(s.query, "\r\n\x00") {
-		return http.StatusBadRequest, crossroads.ReasonInvalidPath, "the query has control characters"
-	}
-	// The record names what was asked of the provider (it is encrypted at
-	// rest), so the trail shows the request, not only the declared subject.
-	s.rec.Target = "/" + path
-	if s.query != "" {
-		s.rec.Target += "?" + s.query
-	}
-
-	purpose := r.Header.Get(HeaderPurpose)
-	if purpose == "" {
-		return http.StatusBadRequest, crossroads.ReasonMissingPurpose, "Crossroads-Purpose is required"
-	}
-	if !validID(purpose) {
-		return http.StatusBadRequest, crossroads.ReasonInvalidHeader, "Crossroads-Purpose must be a purpose code ([a-z0-9._-], at most 63 characters)"
-	}
-	s.rec.Purpose = purpose
-	user := r.Header.Get(HeaderUser)
-	if user == "" {
-		return http.StatusBadRequest, crossroads.ReasonMissingUser, "Crossroads-User is required: the natural person on whose behalf the call is made"
-	}
-	if !validText(user, 128) {
-		return http.StatusBadRequest, crossroads.ReasonInvalidHeader, "Crossroads-User must be 1 to 128 printable characters"
-	}
-	s.rec.User = user
-	if c := r.Header.Get(HeaderCorrelationID); c != "" {
-		if !validText(c, 128) {
-			return http.StatusBadRequest, crossroads.ReasonInvalidHeader, "Crossroads-Correlation-Id must be 1 to 128 printable characters"
-		}
-		s.rec.CorrelationID = c
-	}
-	if len(r.Header.Values(HeaderSubject)) > 1 || len(r.Header.Values(HeaderPurpose)) > 1 {
-		return http.StatusBadRequest, crossroads.ReasonInvalidHeader, "Crossroads headers must not repeat"
-	}
-
-	svc, known := h.cfg.Directory.Service(svcID)
-	if known {
-		s.svc = svc
-		s.rec.Provider = svc.Provider
-	}
-	if subj := r.Header.Get(HeaderSubject); subj != "" && (!known || svc.ConcernsPerson) {
-		canon, err := h.cfg.Scheme.Canonical(subj)
-		if err != nil {
-			return http.StatusBadRequest, crossroads.ReasonInvalidSubject, "Crossroads-Subject is not a valid person identifier of the network's scheme (" + h.cfg.Scheme.Name() + ")"
-		}
-		s.subject, s.rec.Subject = canon, canon
-	} else if known && svc.ConcernsPerson {
-		return http.StatusBadRequest, crossroads.ReasonMissingSubject, "this service concerns a person: Crossroads-Subject is required"
-	}
-
-	if r.ContentLength > h.cfg.MaxRequestBody {
-		return http.StatusRequestEntityTooLarge, crossroads.ReasonBodyTooLarge, "the request body exceeds " + strconv.FormatInt(h.cfg.MaxRequestBody, 10) + " bytes"
-	}
-	if r.Body != nil && r.Body != http.NoBody {
-		body, err := io.ReadAll(io.LimitReader(r.Body, h.cfg.MaxRequestBody+1))
-		if err != nil {
-			return http.StatusBadRequest, crossroads.ReasonInvalidBody, "the request body could not be read"
-		}
-		if int64(len(body)) > h.cfg.MaxRequestBody {
-			return http.StatusRequestEntityTooLarge, crossroads.ReasonBodyTooLarge, "the request body exceeds " + strconv.FormatInt(h.cfg.MaxRequestBody, 10) + " bytes"
-		}
-		s.body = body
-		s.ctype = r.Header.Get("Content-Type")
-		if len(body) > 0 {
-			s.rec.RequestDigest = pki.Digest(body)
-		}
-	}
-	return 0, "", ""
-}
-
-// checkPath refuses dot segments, encoded separators and control
-// characters in the provider-relative path.
-func checkPath(p string) string {
-	if len(p) > 2048 {
-		return "the path is too long"
-	}
-	lower := strings.ToLower(p)
-	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%2e") || strings.Contains(lower, "%00") {
-		return "the path must not contain encoded separators, dots or NUL"
-	}
-	segs := strings.Split(p, "/")
-	for i, seg := range segs {
-		if seg == "." || seg == ".." {
-			return "the path must not contain dot segments"
-		}
-		if seg == "" && i < len(segs)-1 {
-			return "the path must not contain empty segments"
-		}
-	}
-	for i := 0; i < len(p); i++ {
-		if c := p[i]; c < 0x21 || c == 0x7f || c == '\\' {
-			return "the path has control characters, spaces or backslashes"
-		}
-	}
-	dec, err := url.PathUnescape(p)
-	if err != nil {
-		return "the path has a bad escape"
-	}
-	if strings.ContainsFunc(dec, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return "the path must not contain encoded control characters"
-	}
-	return ""
-}
-
-func validID(s string) bool {
-	if s == "" || len(s) > 63 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || (i > 0 && (c == '.' || c == '_' || c == '-'))) {
-			return false
-		}
-	}
-	return true
-}
-
-func validText(s string, max int) bool {
-	if s == "" || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-type providerResponse struct {
-	status int
-	ctype  string
-	body   []byte
-}
-
-// forward calls the provider over mTLS with the hub's signature.
-func (h *Handler) forward(ctx context.Context, s *state) (*providerResponse, int, crossroads.Reason) {
-	target := strings.TrimSuffix(s.svc.BaseURL, "/") + "/" + s.path
-	if s.query != "" {
-		target += "?" + s.query
-	}
-	ctx, cancel := context.WithTimeout(crossroads.WithProvider(ctx, s.svc.Provider), h.cfg.ProviderTimeout)
-	defer cancel()
-	var body io.Reader = http.NoBody
-	if len(s.body) > 0 {
-		body = bytes.NewReader(s.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, s.rec.Method, target, body)
-	if err != nil {
-		return nil, http.StatusBadRequest, crossroads.ReasonInvalidPath
-	}
-	hdr := req.Header
-	hdr.Set(HeaderExchangeID, s.rec.ExchangeID)
-	hdr.Set(HeaderRequester, s.rec.Requester)
-	hdr.Set(HeaderUser, s.rec.User)
-	hdr.Set(HeaderPurpose, s.rec.Purpose)
-	hdr.Set(HeaderAuthorisation, s.rec.AuthorisationID)
-	if s.subject != "" {
-		hdr.Set(HeaderSubject, s.subject)
-	}
-	if s.rec.CorrelationID != "" {
-		hdr.Set(HeaderCorrelationID, s.rec.CorrelationID)
-	}
-	if s.ctype != "" {
-		hdr.Set("Content-Type", s.ctype)
-	}
-	hdr.Set("Accept", "application/json")
-	if err := pki.SignRequest(h.cfg.Signer, req, s.body, pki.RequestClaims{
-		ExchangeID: s.rec.ExchangeID, Requester: s.rec.Requester, User: s.rec.User, Purpose: s.rec.Purpose,
-		AuthorisationID: s.rec.AuthorisationID, Service: s.rec.Service, Method: req.Method, Path: req.URL.EscapedPath(),
-		BodyDigest: pki.Digest(s.body), IssuedAt: s.start,
-	}); err != nil {
-		h.cfg.Logger.Error("sign forwarded request", "exchange", s.rec.ExchangeID, "err", err)
-		return nil, http.StatusInternalServerError, "signing-failed"
-	}
-	t0 := time.Now()
-	resp, err := h.client.Do(req)
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			h.cfg.Metrics.providerError(s.rec.Service, "timeout")
-			return nil, http.StatusGatewayTimeout, crossroads.ReasonProviderTimeout
-		}
-		h.cfg.Metrics.providerError(s.rec.Service, "unreachable")
-		h.cfg.Logger.Warn("provider unreachable", "exchange", s.rec.ExchangeID, "service", s.rec.Service, "err", transportError(err))
-		return nil, http.StatusBadGateway, crossroads.ReasonProviderUnreachable
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, h.cfg.MaxResponseBody+1))
-	h.cfg.Metrics.providerSeconds.WithLabelValues(s.rec.Service).Observe(time.Since(t0).Seconds())
-	s.rec.ProviderStatus = resp.StatusCode
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			h.cfg.Metrics.providerError(s.rec.Service, "timeout")
-			return nil, http.StatusGatewayTimeout, crossroads.ReasonProviderTimeout
-		}
-		h.cfg.Metrics.providerError(s.rec.Service, "read")
-		return nil, http.StatusBadGateway, crossroads.ReasonProviderError
-	}
-	if int64(len(b)) > h.cfg.MaxResponseBody {
-		h.cfg.Metrics.providerError(s.rec.Service, "too-large")
-		return nil, http.StatusBadGateway, crossroads.ReasonProviderError
-	}
-	switch {
-	case resp.StatusCode >= 500:
-		h.cfg.Metrics.providerError(s.rec.Service, "5xx")
-		return nil, http.StatusBadGateway, crossroads.ReasonProviderError
-	case resp.StatusCode >= 400:
-		// Passed on as our own problem, without the provider's body: it may
-		// carry data the authorisation does not grant, or internals.
-		return nil, resp.StatusCode, crossroads.ReasonProviderRejected
-	case resp.StatusCode < 200 || resp.StatusCode >= 300:
-		h.cfg.Metrics.providerError(s.rec.Service, "unexpected-status")
-		return nil, http.StatusBadGateway, crossroads.ReasonProviderError
-	}
-	return &providerResponse{status: resp.StatusCode, ctype: resp.Header.Get("Content-Type"), body: b}, 0, ""
-}
-
-// minimise keeps only the granted fields; false when the response cannot
-// pass (non-JSON without a whole-payload grant, or JSON that is not JSON).
-func (h *Handler) minimise(s *state, d crossroads.Decision, resp *providerResponse) ([]byte, bool) {
-	k := grantKey{d.Authorisation.ID, s.rec.Service}
-	var g *minimise.Grants
-	if v, ok := h.grants.Load(k); ok && v.(grantEntry).from == d.Authorisation {
-		g = v.(grantEntry).grants
-	} else {
-		compiled, err := minimise.Compile(d.Fields)
-		if err != nil {
-			h.cfg.Logger.Error("authorisation has a bad field grant", "authorisation", d.Authorisation.ID, "err", err)
-			return nil, false
-		}
-		h.grants.Store(k, grantEntry{from: d.Authorisation, grants: compiled})
-		g = compiled
-	}
-	if !isJSON(resp.ctype) {
-		if g.Whole() {
-			return resp.body, true
-		}
-		return nil, false
-	}
-	if len(resp.body) == 0 && resp.status == http.StatusNoContent {
-		return resp.body, true
-	}
-	out, err := g.JSON(resp.body)
-	if err != nil {
-		h.cfg.Metrics.providerError(s.rec.Service, "bad-json")
-		return nil, false
-	}
-	return out, true
-}
-
-func isJSON(ctype string) bool {
-	mt, _, err := mime.ParseMediaType(ctype)
-	if err != nil {
-		return false
-	}
-	return mt == "application/json" || strings.HasSuffix(mt, "+json")
-}
-
 // audit commits the record; false when it is not durable.
-func (h *Handler) audit(r *http.Request, s *state) (crossroads.Receipt, bool) {
-	s.rec.LatencyMicros = h.cfg.Now().Sub(s.start).Microseconds()
+func (p *Pipeline) audit(ctx context.Context, s *state) (crossroads.Receipt, bool) {
+	s.rec.LatencyMicros = p.cfg.Now().Sub(s.start).Microseconds()
 	// The record is written even if the client has gone away.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.cfg.AuditTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.AuditTimeout)
 	defer cancel()
-	receipt, err := h.cfg.Audit.Commit(ctx, &s.rec)
+	receipt, err := p.cfg.Audit.Commit(ctx, &s.rec)
 	if err != nil {
-		h.cfg.Metrics.auditFailures.Inc()
-		h.cfg.Logger.Error("audit record not durable; refusing", "exchange", s.rec.ExchangeID, "err", err)
+		p.cfg.Metrics.auditFailures.Inc()
+		p.cfg.Logger.Error("audit record not durable; refusing", "exchange", s.rec.ExchangeID, "err", err)
 		return receipt, false
 	}
 	return receipt, true
 }
 
 // deny audits a refusal and answers with problem details.
-func (h *Handler) deny(w http.ResponseWriter, r *http.Request, s *state, status int, reason crossroads.Reason, detail string) {
-	s.rec.Outcome, s.rec.Reason = crossroads.OutcomeDenied, reason
-	h.answerAudited(w, r, s, status, reason, detail)
+func (p *Pipeline) deny(ctx context.Context, s *state, r *refusal) (Result, error) {
+	s.rec.Outcome = crossroads.OutcomeDenied
+	return p.answerAudited(ctx, s, r)
+}
+
+// failed audits a failure after an allowed decision.
+func (p *Pipeline) failed(ctx context.Context, s *state, r *refusal) (Result, error) {
+	s.rec.Outcome = crossroads.OutcomeFailed
+	return p.answerAudited(ctx, s, r)
 }
 
 // rateLimited audits a refusal by flow control: 429 with Retry-After.
-func (h *Handler) rateLimited(w http.ResponseWriter, r *http.Request, s *state, after time.Duration) {
-	w.Header().Set("Retry-After", strconv.Itoa(limit.RetryAfterSeconds(after)))
-	h.deny(w, r, s, http.StatusTooManyRequests, crossroads.ReasonRateLimited, "too many requests: retry after the time in Retry-After")
+func (p *Pipeline) rateLimited(ctx context.Context, s *state, after time.Duration) (Result, error) {
+	s.hdr.Set("Retry-After", strconv.Itoa(limit.RetryAfterSeconds(after)))
+	return p.deny(ctx, s, refuse(http.StatusTooManyRequests, crossroads.ReasonRateLimited, "too many requests: retry after the time in Retry-After"))
 }
 
-// failAudited audits a failure after an allowed decision.
-func (h *Handler) failAudited(w http.ResponseWriter, r *http.Request, s *state, status int, reason crossroads.Reason) {
-	s.rec.Outcome, s.rec.Reason = crossroads.OutcomeFailed, reason
-	h.answerAudited(w, r, s, status, reason, "")
-}
-
-func (h *Handler) answerAudited(w http.ResponseWriter, r *http.Request, s *state, status int, reason crossroads.Reason, detail string) {
-	receipt, ok := h.audit(r, s)
-	if !ok {
-		h.cfg.Metrics.observe(s, s.rec.Outcome, crossroads.ReasonAuditUnavailable, h.cfg.Now())
-		problem.Write(w, h.problem(s, http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "the exchange could not be recorded"))
-		return
+func (p *Pipeline) answerAudited(ctx context.Context, s *state, r *refusal) (Result, error) {
+	s.rec.Reason = r.reason
+	s.rec.Status, s.rec.ContentType = r.status, problem.ContentType
+	if len(s.rec.Target) > MaxRecordedTarget {
+		s.rec.Target = s.rec.Target[:MaxRecordedTarget]
 	}
-	w.Header().Set(HeaderReceipt, receipt.Token)
-	h.cfg.Metrics.observe(s, s.rec.Outcome, reason, h.cfg.Now())
-	problem.Write(w, h.problem(s, status, reason, detail))
+	receipt, ok := p.audit(ctx, s)
+	if !ok {
+		p.cfg.Metrics.observe(s, s.rec.Outcome, crossroads.ReasonAuditUnavailable, p.cfg.Now())
+		s.hdr.Del("Allow")
+		s.hdr.Del("Retry-After")
+		return p.problem(s, refuse(http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "the exchange could not be recorded"), s.rec.Outcome), ErrNotRecorded
+	}
+	s.hdr.Set(HeaderReceipt, receipt.Token)
+	p.cfg.Metrics.observe(s, s.rec.Outcome, r.reason, p.cfg.Now())
+	return p.problem(s, r, s.rec.Outcome), nil
 }
 
-// fail answers without an audit record: only for requests with no
+// unrecorded answers without an audit record: only for requests with no
 // authenticated actor to record (they are counted in the metrics).
-func (h *Handler) fail(w http.ResponseWriter, s *state, status int, reason crossroads.Reason, detail string, _ bool) {
-	h.cfg.Metrics.observe(s, crossroads.OutcomeDenied, reason, h.cfg.Now())
-	problem.Write(w, h.problem(s, status, reason, detail))
+func (p *Pipeline) unrecorded(s *state, r *refusal) Result {
+	p.cfg.Metrics.observe(s, crossroads.OutcomeDenied, r.reason, p.cfg.Now())
+	return p.problem(s, r, crossroads.OutcomeDenied)
 }
 
-func (h *Handler) problem(s *state, status int, reason crossroads.Reason, detail string) *problem.Details {
-	p := problem.New(status, reason, detail)
-	p.ExchangeID = s.rec.ExchangeID
-	return p
+func (p *Pipeline) problem(s *state, r *refusal, outcome string) Result {
+	d := problem.New(r.status, r.reason, r.detail)
+	d.ExchangeID = s.rec.ExchangeID
+	b, err := json.Marshal(d)
+	if err != nil {
+		b = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
+		r = refuse(http.StatusInternalServerError, "", "")
+	}
+	s.hdr.Set("Content-Type", problem.ContentType)
+	s.hdr.Set("X-Content-Type-Options", "nosniff")
+	s.hdr.Set("Cache-Control", "no-store")
+	return Result{Status: r.status, Header: s.hdr, Body: b, ExchangeID: s.rec.ExchangeID, Outcome: outcome, Reason: r.reason}
+}
+
+// grantKey names compiled grants: an authorisation's fields for a service,
+// intersected with what the operation (or the service) may return. The
+// entry remembers the values it was compiled from, so a reload replaces it
+// (the cache stays bounded by authorisations × operations).
+type grantKey struct {
+	authorisation, service, operation string
+}
+
+type grantEntry struct {
+	auth   *crossroads.Authorisation
+	svc    *crossroads.Service
+	grants *minimise.Grants
+}
+
+func (p *Pipeline) grantsFor(a *crossroads.Authorisation, svc *crossroads.Service, op *crossroads.Operation) (*minimise.Grants, error) {
+	k := grantKey{a.ID, svc.ID, op.ID}
+	if v, ok := p.grants.Load(k); ok {
+		if e := v.(*grantEntry); e.auth == a && e.svc == svc {
+			return e.grants, nil
+		}
+	}
+	fields := op.Fields
+	if len(fields) == 0 {
+		fields = svc.Fields
+	}
+	granted, err := minimise.Compile(a.Fields[svc.ID])
+	if err != nil {
+		return nil, err
+	}
+	offered, err := minimise.Compile(fields)
+	if err != nil {
+		return nil, err
+	}
+	g := minimise.Intersect(granted, offered)
+	p.grants.Store(k, &grantEntry{auth: a, svc: svc, grants: g})
+	return g, nil
 }

@@ -17,6 +17,11 @@ type Metrics struct {
 	providerErrors  *prometheus.CounterVec
 	auditFailures   prometheus.Counter
 	unauthenticated prometheus.Counter
+	// refusedParticipants counts requests of unknown or suspended
+	// participants (summarised, not audited one by one).
+	refusedParticipants *prometheus.CounterVec
+	abuseSummaries      prometheus.Counter
+	options             prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (if not nil).
@@ -41,9 +46,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		unauthenticated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "crossroads_unauthenticated_requests_total", Help: "Exchange requests without a usable client certificate.",
 		}),
+		refusedParticipants: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crossroads_refused_participants_total", Help: "Exchange requests of unknown or suspended participants, refused before any work (recorded as abuse summaries).",
+		}, []string{"reason"}),
+		abuseSummaries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crossroads_abuse_summaries_total", Help: "Abuse-summary audit records written (one per actor, reason and window).",
+		}),
+		options: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crossroads_exchange_options_total", Help: "OPTIONS requests answered by the hub (not audited).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.exchanges, m.seconds, m.providerSeconds, m.providerErrors, m.auditFailures, m.unauthenticated)
+		reg.MustRegister(m.exchanges, m.seconds, m.providerSeconds, m.providerErrors, m.auditFailures, m.unauthenticated, m.refusedParticipants, m.abuseSummaries, m.options)
 	}
 	return m
 }

@@ -39,8 +39,15 @@ type Target struct {
 	Roots  *x509.CertPool // the network CA
 	Client tls.Certificate
 	// A valid exchange for Client: GET {Base}/v1/exchange/{Service}/{Path}
-	// with Purpose and Subject.
+	// with Purpose and Subject (the subject Path names).
 	Service, Path, Purpose, Subject string
+	// OtherSubject is another valid subject of the same kind (the
+	// subject-mismatch attack is skipped without it).
+	OtherSubject string
+	// WritePath is the path of an operation of Service that takes a JSON
+	// body with PUT (e.g. persons/{id}/address): the body attacks use it.
+	// Empty: they POST to Path, and the content-type attack is skipped.
+	WritePath string
 	// Optional certificates of the network CA for the certificate attacks;
 	// each attack is skipped when its certificate is absent.
 	Expired, Revoked *tls.Certificate
@@ -201,6 +208,7 @@ func Run(ctx context.Context, t Target) (*Report, error) {
 	r.bodies(ctx)
 	r.headers(ctx)
 	r.paths(ctx)
+	r.operations(ctx)
 	r.certificates(ctx)
 	r.integrations(ctx)
 	r.crossSite(ctx)
@@ -354,7 +362,9 @@ func (r *runner) raw(ctx context.Context, cert *tls.Certificate, head string, bo
 			io.CopyBuffer(c, body, buf) // ends when the hub closes the connection
 		}()
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	// The method tells the response parser whether a body follows (HEAD).
+	method, _, _ := strings.Cut(head, " ")
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
 	if err != nil {
 		return answer{err: err}
 	}
@@ -482,24 +492,28 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 func (r *runner) bodies(ctx context.Context) {
 	t := r.t
 	over := t.MaxRequestBody + 1<<20
+	method, path := "POST", ""
+	if t.WritePath != "" {
+		method, path = "PUT", "/v1/exchange/"+t.Service+"/"+t.WritePath
+	}
 	r.check("oversized body (Content-Length)", "413", r.raw(ctx, &t.Client,
-		r.exchangeHead("POST", "", "Content-Type: application/json", "Content-Length: "+strconv.FormatInt(over, 10)),
+		r.exchangeHead(method, path, "Content-Type: application/json", "Content-Length: "+strconv.FormatInt(over, 10)),
 		&repeatReader{b: []byte(`{"a":1},`), n: over}), status(http.StatusRequestEntityTooLarge), true)
 	r.check("oversized body (chunked, no length)", "413", r.raw(ctx, &t.Client,
-		r.exchangeHead("POST", "", "Content-Type: application/json", "Transfer-Encoding: chunked"),
+		r.exchangeHead(method, path, "Content-Type: application/json", "Transfer-Encoding: chunked"),
 		chunked(&repeatReader{b: []byte("x"), n: over})), status(http.StatusRequestEntityTooLarge), true)
 	r.check("declared exabyte body", "413", r.raw(ctx, &t.Client,
-		r.exchangeHead("POST", "", "Content-Length: 1000000000000000000"), nil), status(http.StatusRequestEntityTooLarge), true)
+		r.exchangeHead(method, path, "Content-Type: application/json", "Content-Length: 1000000000000000000"), nil), status(http.StatusRequestEntityTooLarge), true)
 	r.check("JSON bomb beyond the body limit", "413", r.raw(ctx, &t.Client,
-		r.exchangeHead("POST", "", "Content-Type: application/json", "Content-Length: "+strconv.FormatInt(over, 10)),
+		r.exchangeHead(method, path, "Content-Type: application/json", "Content-Length: "+strconv.FormatInt(over, 10)),
 		&repeatReader{b: []byte(`[[[[[[[[[[`), n: over}), status(http.StatusRequestEntityTooLarge), true)
-	// Within the limit the hub does not parse request bodies; it forwards
-	// them and the provider answers (the demo sources serve GET only).
+	// Within the limit a JSON body is checked well-formed and
+	// depth-limited before anything is forwarded.
 	deep := nested(10_000)
 	r.check("10,000-deep JSON body to an exchange", "4xx", r.raw(ctx, &t.Client,
-		r.exchangeHead("POST", "", "Content-Type: application/json", "Content-Length: "+strconv.Itoa(len(deep))),
+		r.exchangeHead(method, path, "Content-Type: application/json", "Content-Length: "+strconv.Itoa(len(deep))),
 		bytes.NewReader(deep)), func(a answer) bool { return a.err == nil && a.status >= 400 && a.status < 500 }, true)
-	r.check("bad Content-Length", "400", r.raw(ctx, &t.Client, r.exchangeHead("POST", "", "Content-Length: 12abc"), nil),
+	r.check("bad Content-Length", "400", r.raw(ctx, &t.Client, r.exchangeHead(method, path, "Content-Length: 12abc"), nil),
 		status(http.StatusBadRequest), false)
 }
 
@@ -596,6 +610,44 @@ func (r *runner) paths(ctx context.Context) {
 		r.exchangeHead("", svc+"x\rInjected: yes"), nil), statusOrClosed(http.StatusBadRequest), false)
 	r.check("path: space in the request target", "400 or closed", r.raw(ctx, &t.Client,
 		r.exchangeHead("", svc+"a b"), nil), statusOrClosed(http.StatusBadRequest), false)
+}
+
+// operations: calls that do not match what the service declares (issue 8)
+// are refused, each with its own reason, before anything is forwarded.
+func (r *runner) operations(ctx context.Context) {
+	t := r.t
+	svc := "/v1/exchange/" + t.Service + "/"
+	reason := func(code int, want string) func(answer) bool {
+		return func(a answer) bool { return a.err == nil && a.status == code && problemReason(a) == want }
+	}
+	if t.OtherSubject != "" {
+		r.check("operation: subject in the path is not the declared one", "400 subject-mismatch", r.raw(ctx, &t.Client,
+			strings.Replace(r.exchangeHead("", ""), "Crossroads-Subject: "+t.Subject, "Crossroads-Subject: "+t.OtherSubject, 1), nil),
+			reason(http.StatusBadRequest, "subject-mismatch"), true)
+	}
+	r.check("operation: a path no operation declares", "404 unknown-operation", r.raw(ctx, &t.Client,
+		r.exchangeHead("", svc+t.Path+"/hostile/extra"), nil), reason(http.StatusNotFound, "unknown-operation"), true)
+	r.check("operation: undeclared query parameter", "400 unknown-parameter", r.raw(ctx, &t.Client,
+		r.exchangeHead("", svc+t.Path+"?hostile=1"), nil), reason(http.StatusBadRequest, "unknown-parameter"), true)
+	r.check("operation: POST to a GET operation", "405 method-not-allowed + Allow", r.raw(ctx, &t.Client,
+		r.exchangeHead("POST", "", "Content-Type: application/json", "Content-Length: 2"), strings.NewReader("{}")),
+		func(a answer) bool {
+			return reason(http.StatusMethodNotAllowed, "method-not-allowed")(a) && strings.Contains(a.header.Get("Allow"), "GET")
+		}, true)
+	r.check("operation: body to an operation without body", "415 unsupported-media-type", r.raw(ctx, &t.Client,
+		r.exchangeHead("GET", "", "Content-Type: application/json", "Content-Length: 2"), strings.NewReader("{}")),
+		reason(http.StatusUnsupportedMediaType, "unsupported-media-type"), true)
+	if t.WritePath != "" {
+		r.check("operation: body of another media type", "415 unsupported-media-type", r.raw(ctx, &t.Client,
+			r.exchangeHead("PUT", svc+t.WritePath, "Content-Type: text/plain", "Content-Length: 2"), strings.NewReader("{}")),
+			reason(http.StatusUnsupportedMediaType, "unsupported-media-type"), true)
+	}
+	r.check("operation: OPTIONS", "204 + Allow, not forwarded", r.raw(ctx, &t.Client, r.exchangeHead("OPTIONS", ""), nil),
+		func(a answer) bool {
+			return a.err == nil && a.status == http.StatusNoContent && a.header.Get("Allow") != "" && len(a.body) == 0
+		}, false)
+	r.check("operation: HEAD", "200, no body", r.raw(ctx, &t.Client, r.exchangeHead("HEAD", ""), nil),
+		func(a answer) bool { return a.err == nil && a.status == http.StatusOK && len(a.body) == 0 }, false)
 }
 
 func (r *runner) certificates(ctx context.Context) {

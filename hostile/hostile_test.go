@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/demo"
 	"github.com/crossroads-hub/crossroads/demo/demotest"
@@ -73,6 +74,7 @@ func target(t *testing.T, r *demo.Running) hostile.Target {
 	return hostile.Target{
 		Base: r.Base, Roots: r.Hub.CA.Pool(), Client: r.Certs[demo.OCMW],
 		Service: demo.ServicePerson, Path: "persons/" + p.INSZ, Purpose: "social-aid", Subject: p.INSZ,
+		OtherSubject: r.People[1].INSZ, WritePath: "persons/" + p.INSZ + "/address",
 		Provider: svc.BaseURL, ProviderPath: "/persons/" + p.INSZ,
 		SlowClients: 10,
 	}
@@ -165,7 +167,7 @@ func TestHostileProviderResponses(t *testing.T) {
 	}
 	heap0 := heapInuse()
 	for id := range bodies {
-		resp, b, err := r.Clients.Exchange(context.Background(), demo.OCMW, "bomb-"+id, "x", "social-aid", p.INSZ)
+		resp, b, err := r.Clients.Exchange(context.Background(), demo.OCMW, "bomb-"+id, "x/"+p.INSZ, "social-aid", p.INSZ)
 		if err != nil {
 			t.Fatalf("%s: %v", id, err)
 		}
@@ -209,7 +211,7 @@ func TestReplayTowardProvider(t *testing.T) {
 	r := demotest.Start(t, demo.Options{})
 	p := r.People[0]
 	captured := make(chan http.Header, 1)
-	demotest.AddProvider(t, r, "capture", []string{""}, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	url := demotest.Serve(t, r, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		select {
 		case captured <- req.Header.Clone():
 		default:
@@ -217,6 +219,10 @@ func TestReplayTowardProvider(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{}`)
 	}))
+	// The same path as the population register's, so the capture can be
+	// delivered there.
+	demotest.RegisterService(t, r, crossroads.Service{ID: "capture", Provider: demo.PopulationRegister, BaseURL: url, Classification: 1, Fields: []string{""},
+		Subject: crossroads.SubjectPerson, Operations: []crossroads.Operation{{ID: "read", Method: "GET", Path: "/persons/{subject}"}}}, []string{""}, nil)
 	resp, b, err := r.Clients.Exchange(context.Background(), demo.OCMW, "capture", "persons/"+p.INSZ, "social-aid", p.INSZ)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("capture exchange: %v %s", err, b)

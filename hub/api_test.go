@@ -60,7 +60,7 @@ func TestIntegrationsAPI(t *testing.T) {
 	}
 	// The decision now passes the directory (the provider has no such person: 404 from the source).
 	resp, b, err := r.Clients.Exchange(ctx, demo.ONEM, demo.ServiceEmployment, "employments/"+person, "unemployment-benefit", person)
-	if err != nil || resp.StatusCode != 404 || !strings.Contains(string(b), "provider-rejected") {
+	if err != nil || resp.StatusCode != 404 || !strings.Contains(string(b), "not-found-at-provider") {
 		t.Fatalf("after registering: %v %s %v", resp.StatusCode, b, err)
 	}
 	st, b := do(t, cl, "GET", r.Base+"/v1/integrations?person="+person, "", "")

@@ -145,8 +145,9 @@ type Hub struct {
 	API       *httpapi.API
 	Scheme    personid.Scheme
 	Server    *http.Server
-	Limiter   *limit.Limiter   // flow control; Configure changes it at run time
-	SIEM      *siem.Exporter   // nil without a SIEM
+	Limiter   *limit.Limiter // flow control; Configure changes it at run time
+	SIEM      *siem.Exporter // nil without a SIEM
+	Exchange  *exchange.Pipeline
 	citizen   *citizen.Handler // GET /v1/me/… and /v1/enterprise/…
 	sharedLog *mysqllog.Log    // nil: the log is this node's own (POSIX)
 	renew     *certRenewal     // the current hub certificate (renew.go)
@@ -301,10 +302,11 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	transport := h.Upstream
 	h.Limiter = limit.New(limit.Config{Default: cfg.DefaultLimits, MaxInFlight: cfg.MaxInFlight})
 	ex := exchange.New(exchange.Config{
-		Directory: h.Directory, Scheme: h.Scheme, Audit: h.Trail, Signer: h.Signer, Transport: transport,
+		Directory: h.Directory, Kinds: personid.DefaultKinds(h.Scheme), Audit: h.Trail, Signer: h.Signer, Transport: transport,
 		Revocations: h.Revs, Metrics: metrics, Logger: cfg.Logger, Limiter: h.Limiter,
 		ProviderTimeout: cfg.ProviderTimeout, MaxRequestBody: cfg.MaxRequestBody,
 	})
+	h.Exchange = ex.Pipeline()
 	h.API = httpapi.New(httpapi.Config{
 		Directory: h.Directory, Scheme: h.Scheme, Exchange: ex, CA: h.CA, Certificates: h.Registers,
 		OnRevoke: h.revoked, Revocations: h.Revs, Gatherer: h.Registry, Logger: cfg.Logger,
@@ -522,6 +524,8 @@ func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
 	var jobs sync.WaitGroup
 	defer func() { stopWatch(); jobs.Wait() }()
 	h.startAuditJobs(watchCtx, &jobs)
+	jobs.Add(1)
+	go func() { defer jobs.Done(); h.Exchange.Run(watchCtx) }() // abuse summaries
 
 	errc := make(chan error, 1)
 	go func() { errc <- h.Server.Serve(tls.NewListener(ln, h.Server.TLSConfig)) }()

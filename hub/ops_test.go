@@ -104,7 +104,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		resp, _, err := r.Clients.Exchange(context.Background(), demo.OCMW, "slow", "x", "social-aid", p.INSZ)
+		resp, _, err := r.Clients.Exchange(context.Background(), demo.OCMW, "slow", "x/"+p.INSZ, "social-aid", p.INSZ)
 		if err != nil {
 			done <- result{0, err}
 			return

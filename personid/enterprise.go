@@ -60,6 +60,9 @@ func (Enterprise) Canonical(id string) (string, error) {
 	if 97-base%97 != check {
 		return "", fmt.Errorf("%w: check digits do not match", ErrInvalid)
 	}
+	if n == 10 && len(id) == 10 {
+		return id, nil // already canonical (10 digits, nothing else): no copy
+	}
 	return string(b[:]), nil
 }
 

@@ -79,6 +79,9 @@ func (INSZ) Canonical(id string) (string, error) {
 	}
 	check := int64(b[9]-'0')*10 + int64(b[10]-'0')
 	if 97-base%97 == check || 97-(2_000_000_000+base)%97 == check {
+		if len(id) == 11 {
+			return id, nil // already canonical: no copy
+		}
 		return string(b[:]), nil
 	}
 	return "", fmt.Errorf("%w: check digits do not match", ErrInvalid)

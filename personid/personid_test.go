@@ -77,3 +77,21 @@ func FuzzINSZ(f *testing.F) {
 		}
 	})
 }
+
+func TestCanonicalFormsReturnedAsIs(t *testing.T) {
+	for _, tc := range []struct {
+		s        Scheme
+		in, want string
+	}{
+		{INSZ{}, "85073003328", "85073003328"},
+		{INSZ{}, "85.07.30-033.28", "85073003328"},
+		{Enterprise{}, "0123456749", "0123456749"},
+		{Enterprise{}, "123456.749", "0123456749"}, // nine digits and a separator: ten bytes, not canonical
+		{Enterprise{}, "BE0123456749", "0123456749"},
+	} {
+		got, err := tc.s.Canonical(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("%s(%q) = %q, %v; want %q", tc.s.Name(), tc.in, got, err, tc.want)
+		}
+	}
+}

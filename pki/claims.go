@@ -21,6 +21,7 @@ const (
 	HeaderCorrelationID = "Crossroads-Correlation-Id"
 	HeaderHubSignature  = "Crossroads-Hub-Signature"
 	HeaderSeal          = "Crossroads-Seal"
+	HeaderReceipt       = "Crossroads-Receipt" // the audit receipt of an exchange
 )
 
 // Errors of request and seal verification. Wrapped; test with errors.Is.

@@ -23,12 +23,20 @@ type View interface {
 	Integrations(person, participant string) []crossroads.Integration
 }
 
-// Request is what is asked: who, which service, why, about whom.
+// Request is what is asked: who, which service and operation, why, about
+// whom.
 type Request struct {
 	Requester string
 	Service   string
+	// Operation is the service operation matched (operation.Matcher). Nil:
+	// no operation rule is applied — only for callers that check the
+	// registers rather than a call; the exchange pipeline always sets it.
+	Operation *crossroads.Operation
 	Purpose   string
-	Subject   string // canonical person id; empty for services not about a person
+	// SubjectKind is the kind of Subject; empty: the service's kind. A
+	// kind other than the service's is refused (invalid-subject).
+	SubjectKind string
+	Subject     string // canonical id of the subject's scheme; empty for services about no one
 }
 
 // Decide applies the rules of design §2 in a fixed order, so that the
@@ -39,9 +47,11 @@ type Request struct {
 //  3. some authorisation grants the requester the service;
 //  4. one of them names the purpose;
 //  5. one of those is active now;
-//  6. for a service about a person: the requester has an integration on the
-//     subject whose period contains now;
-//  7. and whose capacity the authorisation lists.
+//  6. and grants the operation (Authorisation.GrantsOperation);
+//  7. for a service about a subject (a person, an enterprise): the
+//     requester has an integration on the subject, of the service's subject
+//     kind, whose period contains now;
+//  8. and whose capacity, of that kind, the authorisation lists.
 //
 // When several authorisations cover the request, the first one (in the
 // order View returns them) that passes every rule is chosen.
@@ -60,6 +70,10 @@ func Decide(v View, q Request, now time.Time) crossroads.Decision {
 	if prov, ok := v.Participant(svc.Provider); !ok || prov.Status != crossroads.StatusActive {
 		return deny(crossroads.ReasonProviderSuspended)
 	}
+	kind := svc.SubjectKind()
+	if q.SubjectKind != "" && q.SubjectKind != kind {
+		return deny(crossroads.ReasonInvalidSubject)
+	}
 	auths := v.Authorisations(q.Requester, q.Service)
 	if len(auths) == 0 {
 		return deny(crossroads.ReasonNoAuthorisation)
@@ -75,14 +89,18 @@ func Decide(v View, q Request, now time.Time) crossroads.Decision {
 			reason = worse(reason, crossroads.ReasonAuthorisationNotActive)
 			continue
 		}
-		if !svc.ConcernsPerson {
+		if q.Operation != nil && !a.GrantsOperation(q.Service, q.Operation) {
+			reason = worse(reason, crossroads.ReasonOperationNotCovered)
+			continue
+		}
+		if kind == crossroads.SubjectNone {
 			return allow(a, q.Service)
 		}
 		if !integrationsLoaded {
-			integrations = v.Integrations(q.Subject, q.Requester)
+			integrations = v.Integrations(crossroads.SubjectKey(kind, q.Subject), q.Requester)
 			integrationsLoaded = true
 		}
-		r := coveredBy(a, integrations, now)
+		r := coveredBy(a, kind, integrations, now)
 		if r == crossroads.ReasonAllowed {
 			return allow(a, q.Service)
 		}
@@ -91,17 +109,18 @@ func Decide(v View, q Request, now time.Time) crossroads.Decision {
 	return deny(reason)
 }
 
-// coveredBy checks the integrations against the authorisation's capacities.
-func coveredBy(a *crossroads.Authorisation, integrations []crossroads.Integration, now time.Time) crossroads.Reason {
+// coveredBy checks the integrations of the subject kind against the
+// authorisation's capacities of that kind.
+func coveredBy(a *crossroads.Authorisation, kind string, integrations []crossroads.Integration, now time.Time) crossroads.Reason {
 	active := false
 	for i := range integrations {
 		in := &integrations[i]
-		if !in.ActiveAt(now) {
+		if !in.ActiveAt(now) || kindOf(in.Kind) != kind {
 			continue
 		}
 		active = true
 		for _, c := range a.Capacities {
-			if c.Sector == in.Sector && c.Code == in.Capacity {
+			if c.Sector == in.Sector && c.Code == in.Capacity && kindOf(c.Kind) == kind {
 				return crossroads.ReasonAllowed
 			}
 		}
@@ -112,13 +131,22 @@ func coveredBy(a *crossroads.Authorisation, integrations []crossroads.Integratio
 	return crossroads.ReasonCapacityNotCovered
 }
 
+// kindOf reads an integration's or capacity's kind (empty: person).
+func kindOf(k string) string {
+	if k == "" {
+		return crossroads.SubjectPerson
+	}
+	return k
+}
+
 // rank orders denial reasons by how far the request got: when several
 // authorisations fail for different reasons, the most specific one is told.
 var rank = map[crossroads.Reason]int{
 	crossroads.ReasonPurposeNotCovered:      1,
 	crossroads.ReasonAuthorisationNotActive: 2,
-	crossroads.ReasonNoIntegration:          3,
-	crossroads.ReasonCapacityNotCovered:     4,
+	crossroads.ReasonOperationNotCovered:    3,
+	crossroads.ReasonNoIntegration:          4,
+	crossroads.ReasonCapacityNotCovered:     5,
 }
 
 func worse(a, b crossroads.Reason) crossroads.Reason {

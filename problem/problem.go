@@ -77,7 +77,7 @@ var titles = map[crossroads.Reason]string{
 	crossroads.ReasonParticipantSuspended:   "Participant suspended",
 	crossroads.ReasonProviderSuspended:      "Provider suspended",
 	crossroads.ReasonUnknownParticipant:     "Unknown participant",
-	crossroads.ReasonInvalidSubject:         "Invalid person identifier",
+	crossroads.ReasonInvalidSubject:         "Invalid subject identifier",
 	crossroads.ReasonMissingSubject:         "Missing Crossroads-Subject header",
 	crossroads.ReasonMissingPurpose:         "Missing Crossroads-Purpose header",
 	crossroads.ReasonMissingUser:            "Missing Crossroads-User header",
@@ -93,6 +93,16 @@ var titles = map[crossroads.Reason]string{
 	crossroads.ReasonAuditUnavailable:       "Audit trail unavailable",
 	crossroads.ReasonRateLimited:            "Too many requests",
 	crossroads.ReasonOverloaded:             "Hub overloaded",
+	crossroads.ReasonUnknownOperation:       "No such operation",
+	crossroads.ReasonMethodNotAllowed:       "Method not allowed",
+	crossroads.ReasonUnknownParameter:       "Undeclared query parameter",
+	crossroads.ReasonInvalidParameter:       "Invalid parameter",
+	crossroads.ReasonSubjectMismatch:        "Subject mismatch",
+	crossroads.ReasonUnsupportedMedia:       "Unsupported media type",
+	crossroads.ReasonOperationNotCovered:    "Operation not covered by the authorisation",
+	crossroads.ReasonNotFoundAtProvider:     "Not found at the provider",
+	crossroads.ReasonProviderConflict:       "Conflict at the provider",
+	crossroads.ReasonProviderUnprocessable:  "Unprocessable at the provider",
 }
 
 // Title is the short, fixed summary of a problem type.

@@ -48,11 +48,24 @@ func Start(tb testing.TB, opts demo.Options) *demo.Running {
 	return r
 }
 
+// ReadOperation is the operation AddProvider and Register give a service:
+// GET /x/{subject} (call it with the path "x/" + the person's INSZ).
+var ReadOperation = crossroads.Operation{ID: "read", Method: "GET", Path: "/x/{subject}"}
+
 // AddProvider serves h over HTTPS with the population register's
 // certificate, registers it as service id (about a person, returning
-// fields) and grants it to the OCMW for social-aid. It returns the
-// provider's base URL.
+// fields, with ReadOperation) and grants it to the OCMW for social-aid. It
+// returns the provider's base URL.
 func AddProvider(tb testing.TB, r *demo.Running, id string, fields []string, h http.Handler) string {
+	tb.Helper()
+	url := Serve(tb, r, h)
+	Register(tb, r, id, url, fields)
+	return url
+}
+
+// Serve serves h over HTTPS with the population register's certificate
+// until tb ends and returns its base URL.
+func Serve(tb testing.TB, r *demo.Running, h http.Handler) string {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,15 +74,23 @@ func AddProvider(tb testing.TB, r *demo.Running, id string, fields []string, h h
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(tls.NewListener(ln, pki.ServerTLSConfig(r.Hub.CA.Pool(), r.Certs[demo.PopulationRegister], nil)))
 	tb.Cleanup(func() { srv.Close() })
-	url := "https://" + ln.Addr().String()
-	Register(tb, r, id, url, fields)
-	return url
+	return "https://" + ln.Addr().String()
 }
 
-// Register adds service id at url to the registers, granted to the OCMW
-// for social-aid with fields.
+// Register adds service id at url to the registers (about a person, with
+// ReadOperation), granted to the OCMW for social-aid with fields.
 func Register(tb testing.TB, r *demo.Running, id, url string, fields []string) {
 	tb.Helper()
+	RegisterService(tb, r, crossroads.Service{ID: id, Provider: demo.PopulationRegister, BaseURL: url, Classification: 1, Fields: fields,
+		Subject: crossroads.SubjectPerson, Operations: []crossroads.Operation{ReadOperation}}, fields, nil)
+}
+
+// RegisterService adds svc to the registers, granted to the OCMW for
+// social-aid (authorisation ocmw-social-aid) with fields and, if not nil,
+// the operations ops.
+func RegisterService(tb testing.TB, r *demo.Running, svc crossroads.Service, fields []string, ops []string) {
+	tb.Helper()
+	id := svc.ID
 	var a crossroads.Authorisation
 	for _, x := range r.Hub.Directory.Snapshot().Authorisations {
 		if x.ID == "ocmw-social-aid" {
@@ -82,8 +103,15 @@ func Register(tb testing.TB, r *demo.Running, id, url string, fields []string) {
 		fm[k] = v
 	}
 	a.Fields = fm
+	if ops != nil {
+		om := map[string][]string{id: ops}
+		for k, v := range a.Operations {
+			om[k] = v
+		}
+		a.Operations = om
+	}
 	n := &crossroads.Network{
-		Services:       []crossroads.Service{{ID: id, Provider: demo.PopulationRegister, BaseURL: url, Classification: 1, Fields: fields, ConcernsPerson: true}},
+		Services:       []crossroads.Service{svc},
 		Authorisations: []crossroads.Authorisation{a},
 	}
 	if _, err := apply.Apply(context.Background(), r.Hub.Directory.Store(), n, r.Hub.Scheme, false); err != nil {
