@@ -136,7 +136,7 @@ func openKeyring(ctx context.Context, cfg Config, p keys.Provider, st keys.Store
 			skey = strings.TrimSpace(string(b))
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return nil, "", err
-		} else if skey, _, err = note.GenerateKey(rand.Reader, audit.DefaultOrigin); err != nil {
+		} else if skey, _, err = note.GenerateKey(rand.Reader, logOrigin(cfg)); err != nil {
 			return nil, "", err
 		}
 		vkey, err := audit.VerifierKey(skey)
@@ -354,4 +354,13 @@ func (h *Hub) RotateKey(ctx context.Context, kind string, newPassphrase []byte) 
 	}
 	h.log.Info("key rotated", "kind", kind, "record", rec.ExchangeID)
 	return string(b), nil
+}
+
+// logOrigin is the origin a new log key is named with: --log-origin, else
+// derived from the hub's hostnames.
+func logOrigin(cfg Config) string {
+	if cfg.LogOrigin != "" {
+		return cfg.LogOrigin
+	}
+	return DefaultLogOrigin(cfg.Hostnames)
 }

@@ -29,13 +29,13 @@ func keysList(ctx context.Context, args []string) error {
 }
 
 func keysRotate(ctx context.Context, args []string) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0]) {
+	if wantsHelp(args) {
+		fmt.Fprintf(os.Stdout, "usage: crossroads keys rotate KIND [flags]\n\n%s", keysUsage)
+		return errHelp
+	}
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprint(os.Stderr, keysUsage)
 		return errUsage
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(os.Stdout, keysUsage)
-		return errHelp
 	}
 	return runKeys(ctx, append([]string{"rotate"}, args...))
 }
@@ -98,6 +98,14 @@ func runKeys(ctx context.Context, args []string) error {
 		return errUsage
 	}
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
+	fs.Usage = func() {
+		synopsis := "[flags]"
+		if sub == "rotate" {
+			synopsis = "KIND [flags]"
+		}
+		fmt.Fprintf(fs.Output(), "usage: crossroads keys %s %s\n\n%s\n", sub, synopsis, keysUsage)
+		fs.PrintDefaults()
+	}
 	dir := fs.String("dir", "data", "data directory")
 	dbURL := fs.String("database-url", "", "PostgreSQL URL of the deployment (default: SQLite in --dir)")
 	passEnv := fs.String("passphrase-env", "CROSSROADS_CA_PASSPHRASE", "environment variable holding the CA and key passphrase")

@@ -38,7 +38,7 @@ func TestKeysCommands(t *testing.T) {
 	if !hubKeys(filepath.Join(dir, "audit")) {
 		t.Fatal("the hub's audit directory is not recognised")
 	}
-	if err := auditCheck(ctx, []string{"--dir", filepath.Join(dir, "audit")}); err != nil {
+	if err := auditCheck(ctx, []string{"--dir", dir}); err != nil {
 		t.Fatalf("audit check through the keyring: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "audit", "audit-keys")); !os.IsNotExist(err) {
