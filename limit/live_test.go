@@ -170,7 +170,7 @@ func holdingProvider(t *testing.T, r *demo.Running) (arrived chan struct{}, rele
 	}
 	a.Fields = fields
 	n := &crossroads.Network{
-		Services:       []crossroads.Service{{ID: "hold", Provider: demo.PopulationRegister, BaseURL: "https://" + ln.Addr().String(), Classification: 1, Fields: []string{""}, ConcernsPerson: true,
+		Services: []crossroads.Service{{ID: "hold", Provider: demo.PopulationRegister, BaseURL: "https://" + ln.Addr().String(), Classification: 1, Fields: []string{""}, ConcernsPerson: true,
 			Operations: []crossroads.Operation{{ID: "read", Method: "GET", Path: "/x/{subject}"}}}},
 		Authorisations: []crossroads.Authorisation{a},
 	}
