@@ -25,6 +25,9 @@ const (
 	KindNationalBackend = "national-backend" // a peer hub (federation profile)
 	KindOperator        = "operator"         // runs the hub; uses the admin API
 	KindAuditor         = "auditor"          // reads the audit trail
+	// KindEnterpriseRepresentative represents one company (Participant.
+	// Enterprise) and reads the trail about it (/v1/enterprise/…).
+	KindEnterpriseRepresentative = "enterprise-representative"
 )
 
 // Participant is an institution, national backend or operator of the network.
@@ -34,6 +37,9 @@ type Participant struct {
 	Kind            string `json:"kind" yaml:"kind"`
 	Status          string `json:"status" yaml:"status"`
 	IncidentContact string `json:"incidentContact,omitempty" yaml:"incidentContact,omitempty"`
+	// Enterprise is, for a participant of kind enterprise-representative,
+	// the enterprise number (CBE, canonical) of the company it represents.
+	Enterprise string `json:"enterprise,omitempty" yaml:"enterprise,omitempty"`
 }
 
 // Subject kinds: what an exchange, an integration or a capacity is about
@@ -212,6 +218,7 @@ const (
 	ReasonInvalidParameter Reason = "invalid-parameter"      // 400: a typed path parameter that does not parse
 	ReasonSubjectMismatch  Reason = "subject-mismatch"       // 400: Crossroads-Subject differs from the subject in the path
 	ReasonUnsupportedMedia Reason = "unsupported-media-type" // 415: body of another type than declared, or a body where none is
+	ReasonCrossSite        Reason = "cross-site-request"     // 403: a state-changing admin request from another site (Origin, Sec-Fetch-Site)
 
 	// Bad input (400).
 	ReasonInvalidSubject     Reason = "invalid-subject"

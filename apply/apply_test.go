@@ -19,7 +19,7 @@ import (
 
 var ctx = context.Background()
 
-func sample(t *testing.T) *crossroads.Network {
+func sample(t testing.TB) *crossroads.Network {
 	t.Helper()
 	f, err := os.Open("testdata/network.yaml")
 	if err != nil {
@@ -53,7 +53,7 @@ func (c *countingStore) Apply(ctx context.Context, n *crossroads.Network) error 
 	return c.RegisterStore.Apply(ctx, n)
 }
 
-func newStore(t *testing.T) *countingStore {
+func newStore(t testing.TB) *countingStore {
 	t.Helper()
 	s, err := sqlite.OpenRegisters(ctx, filepath.Join(t.TempDir(), "registers.db"))
 	if err != nil {
@@ -65,7 +65,7 @@ func newStore(t *testing.T) *countingStore {
 
 func TestParseSample(t *testing.T) {
 	n := sample(t)
-	if len(n.Participants) != 6 || len(n.Services) != 3 || len(n.Authorisations) != 2 || len(n.Integrations) != 5 {
+	if len(n.Participants) != 6 || len(n.Services) != 3 || len(n.Authorisations) != 2 || len(n.Integrations) != 6 {
 		t.Fatalf("parsed %d participants, %d services, %d authorisations, %d integrations",
 			len(n.Participants), len(n.Services), len(n.Authorisations), len(n.Integrations))
 	}
@@ -189,7 +189,7 @@ func TestValidateRules(t *testing.T) {
 			in := n.Integrations[1]
 			in.Person = "92021414523" // canonical form of the same person
 			n.Integrations = append(n.Integrations, in)
-		}, "integrations[5]", "duplicate of integrations[1]"},
+		}, "integrations[6]", "duplicate of integrations[1]"},
 	}
 	for name, r := range rules {
 		t.Run(name, func(t *testing.T) {
@@ -217,7 +217,8 @@ func TestValidateAccepts(t *testing.T) {
 	for name, mutate := range map[string]func(n *crossroads.Network){
 		"authorisation revoked": func(n *crossroads.Network) {
 			n.Authorisations[1].Status = crossroads.StatusRevoked
-			n.Integrations = slices.Delete(n.Integrations, 2, 4) // rva's, whose capacity it named
+			n.Integrations = slices.Delete(n.Integrations, 5, 6) // rva's, whose capacities it named
+			n.Integrations = slices.Delete(n.Integrations, 2, 4)
 		},
 		"participant suspended":         func(n *crossroads.Network) { n.Participants[2].Status = crossroads.StatusSuspended },
 		"national backend provider":     func(n *crossroads.Network) { n.Participants[0].Kind = crossroads.KindNationalBackend },
@@ -296,6 +297,9 @@ services:
 		`current service "rsz.employer".provider`:                    "is an institution",
 		`current authorisation "csss-24-123".fields["rr.person"][1]`: "does not list \"/birthDate\"",
 		`current authorisation "csss-24-123".fields["rr.person"][2]`: "does not list \"/address/municipality\"",
+		// Dropping operations an authorisation grants breaks it too.
+		`current authorisation "csss-24-123".operations["rr.person"][0]`: `has no operation "read"`,
+		`current authorisation "csss-24-123".operations["rr.person"][1]`: `has no operation "correct-address"`,
 	}
 	for path, msg := range want {
 		if !slices.ContainsFunc(ps, func(p apply.Problem) bool { return p.Path == path && strings.Contains(p.Message, msg) }) {
@@ -328,8 +332,8 @@ func TestApplySample(t *testing.T) {
 			t.Errorf("%s %s: %s, want create", c.Kind, c.ID, c.Action)
 		}
 	}
-	if len(plan.Changes) != 6+3+2+5 {
-		t.Errorf("plan has %d changes, want 16", len(plan.Changes))
+	if len(plan.Changes) != 6+3+2+6 {
+		t.Errorf("plan has %d changes, want 17", len(plan.Changes))
 	}
 	if desired.Integrations[1].Person != "92.02.14-145.23" {
 		t.Error("Apply modified the caller's network")
@@ -366,7 +370,7 @@ func TestApplyTwiceIsNoop(t *testing.T) {
 	if len(s.applied) != 1 {
 		t.Errorf("store.Apply called %d times, want 1", len(s.applied))
 	}
-	if got := plan.String(); got != "no changes (16 unchanged)\n" {
+	if got := plan.String(); got != "no changes (17 unchanged)\n" {
 		t.Errorf("plan of a no-op = %q", got)
 	}
 }
@@ -451,13 +455,14 @@ func TestDiffUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `~ participant rsz: status "active" → "suspended"
+	want := `! services[3].operations: service "rr.household" declares no operations: it cannot be called until it does
+~ participant rsz: status "active" → "suspended"
 + service rr.household
 ~ authorisation csss-24-123: purposes ["social-integration.eligibility"] → ["social-integration.eligibility", "social-integration.review"]
 ~ authorisation csss-24-123: validTo 2027-03-01 → 2028-03-01
 ~ authorisation csss-24-123: limits {ratePerSecond: 20, burst: 40, maxConcurrent: 8} → {ratePerSecond: 20, burst: 80, maxConcurrent: 8}
 ~ integration ocmw-gent 17/social-integration-beneficiary 85073003328 from 2024-04-01: to none → 2026-01-01
-= 13 unchanged
+= 14 unchanged
 `
 	if got := dry.String(); got != want {
 		t.Errorf("plan:\n%s\nwant:\n%s", got, want)
@@ -492,7 +497,7 @@ func TestNoPruning(t *testing.T) {
 	}
 	got, _ := s.Registers(ctx)
 	ins, _ := s.Integrations(ctx, "", "")
-	if len(got.Participants) != 6 || len(got.Services) != 3 || len(got.Authorisations) != 2 || len(ins) != 5 {
+	if len(got.Participants) != 6 || len(got.Services) != 3 || len(got.Authorisations) != 2 || len(ins) != 6 {
 		t.Errorf("entries were pruned: %d/%d/%d/%d", len(got.Participants), len(got.Services), len(got.Authorisations), len(ins))
 	}
 }

@@ -39,6 +39,13 @@ type FieldChange struct {
 // Plan is the difference between the registers and a network file.
 type Plan struct {
 	Changes []Change
+	// Warnings are what applies but deserves attention (e.g. a service
+	// without operations, which cannot be called).
+	Warnings []Problem
+	// Version is the registers' version after the apply (before it, for a
+	// dry run, an apply that changes nothing or a refused one): the ETag
+	// of the admin API.
+	Version int64
 	write   crossroads.Network
 }
 
@@ -57,6 +64,10 @@ func (p Plan) Network() *crossroads.Network {
 // per changed field), and a count of unchanged entries.
 func (p Plan) String() string {
 	var b strings.Builder
+	for _, w := range p.Warnings {
+		fmt.Fprintf(&b, "! %s\n", w)
+	}
+	warned := b.Len()
 	unchanged := 0
 	for _, c := range p.Changes {
 		switch c.Action {
@@ -71,7 +82,7 @@ func (p Plan) String() string {
 		}
 	}
 	switch {
-	case b.Len() == 0:
+	case b.Len() == warned:
 		fmt.Fprintf(&b, "no changes (%d unchanged)\n", unchanged)
 	case unchanged > 0:
 		fmt.Fprintf(&b, "= %d unchanged\n", unchanged)
@@ -149,7 +160,11 @@ func index[T any](s []T, key func(T) string) map[string]T {
 // integrationKey renders the key of an integration, e.g.
 // "cpas-gent 17/beneficiary 85073003328 from 2024-01-01".
 func integrationKey(in crossroads.Integration) string {
-	return fmt.Sprintf("%s %s/%s %s from %s", in.Participant, in.Sector, in.Capacity, in.Person, fmtTime(in.From))
+	subject := in.Person
+	if k := CanonicalKind(in.Kind); k != "" {
+		subject = k + " " + in.Person
+	}
+	return fmt.Sprintf("%s %s/%s %s from %s", in.Participant, in.Sector, in.Capacity, subject, fmtTime(in.From))
 }
 
 type differ []FieldChange
@@ -178,6 +193,7 @@ func diffParticipant(old, new crossroads.Participant) []FieldChange {
 	d.str("kind", old.Kind, new.Kind)
 	d.str("status", old.Status, new.Status)
 	d.str("incidentContact", old.IncidentContact, new.IncidentContact)
+	d.str("enterprise", old.Enterprise, new.Enterprise)
 	return d
 }
 
@@ -193,7 +209,43 @@ func diffService(old, new crossroads.Service) []FieldChange {
 	if old.ConcernsPerson != new.ConcernsPerson {
 		d = append(d, FieldChange{"concernsPerson", strconv.FormatBool(old.ConcernsPerson), strconv.FormatBool(new.ConcernsPerson)})
 	}
+	d.str("subject", old.Subject, new.Subject)
+	// One line per operation added, removed or changed.
+	var ids []string
+	for _, o := range append(slices.Clone(old.Operations), new.Operations...) {
+		if !slices.Contains(ids, o.ID) {
+			ids = append(ids, o.ID)
+		}
+	}
+	for _, id := range ids {
+		o, inOld := old.Operation(id)
+		n, inNew := new.Operation(id)
+		switch {
+		case !inOld:
+			d = append(d, FieldChange{"operations." + id, "none", fmtOperation(n)})
+		case !inNew:
+			d = append(d, FieldChange{"operations." + id, fmtOperation(o), "none"})
+		case fmtOperation(o) != fmtOperation(n):
+			d = append(d, FieldChange{"operations." + id, fmtOperation(o), fmtOperation(n)})
+		}
+	}
 	return d
+}
+
+// fmtOperation renders an operation on one line, e.g.
+// `GET /persons/{subject} query ["lang"] fields ["/name"] body "application/json"`.
+func fmtOperation(o *crossroads.Operation) string {
+	s := o.Method + " " + o.Path
+	if len(o.Query) > 0 {
+		s += " query " + fmtList(o.Query)
+	}
+	if len(o.Fields) > 0 {
+		s += " fields " + fmtList(o.Fields)
+	}
+	if o.Body != "" {
+		s += " body " + strconv.Quote(o.Body)
+	}
+	return s
 }
 
 func diffAuthorisation(old, new crossroads.Authorisation) []FieldChange {
@@ -205,7 +257,10 @@ func diffAuthorisation(old, new crossroads.Authorisation) []FieldChange {
 	if !maps.EqualFunc(nonEmpty(old.Fields), nonEmpty(new.Fields), slices.Equal) {
 		d = append(d, FieldChange{"fields", fmtFields(old.Fields), fmtFields(new.Fields)})
 	}
-	if !slices.Equal(old.Capacities, new.Capacities) {
+	if !maps.EqualFunc(nonEmptyOps(old.Operations), nonEmptyOps(new.Operations), slices.Equal) {
+		d = append(d, FieldChange{"operations", fmtFields(old.Operations), fmtFields(new.Operations)})
+	}
+	if !slices.EqualFunc(old.Capacities, new.Capacities, func(a, b crossroads.Capacity) bool { return canonicalCapacity(a) == canonicalCapacity(b) }) {
 		d = append(d, FieldChange{"capacities", fmtCapacities(old.Capacities), fmtCapacities(new.Capacities)})
 	}
 	d.time("validFrom", old.ValidFrom, new.ValidFrom)
@@ -215,6 +270,19 @@ func diffAuthorisation(old, new crossroads.Authorisation) []FieldChange {
 		d = append(d, FieldChange{"limits", fmtLimits(old.Limits), fmtLimits(new.Limits)})
 	}
 	return d
+}
+
+// nonEmptyOps is the operations map with nil lists made empty (a service
+// listed with no operation grants none; absent grants its GET operations).
+func nonEmptyOps(m map[string][]string) map[string][]string {
+	out := make(map[string][]string, len(m))
+	for k, v := range m {
+		if v == nil {
+			v = []string{}
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // nonEmpty drops services granted no field: the same as not listing them.
@@ -261,6 +329,9 @@ func fmtCapacities(cs []crossroads.Capacity) string {
 	q := make([]string, len(cs))
 	for i, c := range cs {
 		q[i] = strconv.Quote(c.Sector + "/" + c.Code)
+		if k := CanonicalKind(c.Kind); k != "" {
+			q[i] = strconv.Quote(c.Sector + "/" + c.Code + " (" + k + ")")
+		}
 	}
 	return "[" + strings.Join(q, ", ") + "]"
 }

@@ -31,6 +31,7 @@ type authorisation struct {
 	Purposes   []string              `yaml:"purposes"`
 	Fields     map[string][]string   `yaml:"fields"`
 	Capacities []crossroads.Capacity `yaml:"capacities"`
+	Operations map[string][]string   `yaml:"operations"`
 	ValidFrom  stamp                 `yaml:"validFrom"`
 	ValidTo    stamp                 `yaml:"validTo"`
 	Status     string                `yaml:"status"`
@@ -38,6 +39,7 @@ type authorisation struct {
 }
 
 type integration struct {
+	Kind        string `yaml:"kind"`
 	Person      string `yaml:"person"`
 	Participant string `yaml:"participant"`
 	Sector      string `yaml:"sector"`
@@ -105,13 +107,13 @@ func Parse(r io.Reader) (n *crossroads.Network, err error) {
 	for _, a := range f.Authorisations {
 		n.Authorisations = append(n.Authorisations, crossroads.Authorisation{
 			ID: a.ID, Reference: a.Reference, Grantee: a.Grantee, Services: a.Services, Purposes: a.Purposes,
-			Fields: a.Fields, Capacities: a.Capacities, ValidFrom: a.ValidFrom.t, ValidTo: a.ValidTo.t,
+			Fields: a.Fields, Capacities: a.Capacities, Operations: a.Operations, ValidFrom: a.ValidFrom.t, ValidTo: a.ValidTo.t,
 			Status: a.Status, Limits: a.Limits,
 		})
 	}
 	for _, in := range f.Integrations {
 		n.Integrations = append(n.Integrations, crossroads.Integration{
-			Person: in.Person, Participant: in.Participant, Sector: in.Sector, Capacity: in.Capacity,
+			Kind: in.Kind, Person: in.Person, Participant: in.Participant, Sector: in.Sector, Capacity: in.Capacity,
 			From: in.From.t, To: in.To.t,
 		})
 	}

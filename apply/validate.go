@@ -45,9 +45,9 @@ func (ps Problems) Error() string {
 func (ps Problems) Is(target error) bool { return target == crossroads.ErrInvalid }
 
 var (
-	idPattern      = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-	purposePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-	kinds          = []string{crossroads.KindInstitution, crossroads.KindAuthenticSource, crossroads.KindNationalBackend, crossroads.KindOperator, crossroads.KindAuditor}
+	idPattern        = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	purposePattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	participantKinds = []string{crossroads.KindInstitution, crossroads.KindAuthenticSource, crossroads.KindNationalBackend, crossroads.KindOperator, crossroads.KindAuditor, crossroads.KindEnterpriseRepresentative}
 )
 
 // world is the registers as they would be after the apply (or before).
@@ -55,8 +55,45 @@ type world struct {
 	participants map[string]crossroads.Participant
 	services     map[string]crossroads.Service
 	// capacities[grantee] holds the capacities named by the grantee's
-	// authorisations that are not revoked.
+	// authorisations that are not revoked (kinds canonical: person is "").
 	capacities map[string]map[crossroads.Capacity]bool
+	kinds      personid.Kinds
+}
+
+// activeOperators counts the active operator participants.
+func (w *world) activeOperators() int {
+	n := 0
+	for _, p := range w.participants {
+		if p.Kind == crossroads.KindOperator && p.Status == crossroads.StatusActive {
+			n++
+		}
+	}
+	return n
+}
+
+func activeOperators(ps []crossroads.Participant) int {
+	n := 0
+	for _, p := range ps {
+		if p.Kind == crossroads.KindOperator && p.Status == crossroads.StatusActive {
+			n++
+		}
+	}
+	return n
+}
+
+// CanonicalKind returns the canonical form of a subject kind: the person
+// kind is the empty kind.
+func CanonicalKind(k string) string {
+	if k == crossroads.SubjectPerson {
+		return ""
+	}
+	return k
+}
+
+// canonicalCapacity is c with its kind canonical, as capacities are compared.
+func canonicalCapacity(c crossroads.Capacity) crossroads.Capacity {
+	c.Kind = CanonicalKind(c.Kind)
+	return c
 }
 
 func newWorld(layers ...*crossroads.Network) *world {
@@ -84,13 +121,20 @@ func newWorld(layers ...*crossroads.Network) *world {
 			w.capacities[a.Grantee] = map[crossroads.Capacity]bool{}
 		}
 		for _, c := range a.Capacities {
-			w.capacities[a.Grantee][c] = true
+			w.capacities[a.Grantee][canonicalCapacity(c)] = true
 		}
 	}
 	return w
 }
 
-type problems struct{ list Problems }
+type problems struct {
+	list     Problems
+	warnings []Problem
+}
+
+func (ps *problems) warn(path, format string, args ...any) {
+	ps.warnings = append(ps.warnings, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
 
 func (ps *problems) add(path, format string, args ...any) {
 	ps.list = append(ps.list, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
@@ -107,21 +151,42 @@ func (ps *problems) add(path, format string, args ...any) {
 // would break. Integrations are checked against scheme (nil: INSZ) and their
 // person ids are replaced, in n, by the canonical form.
 func Validate(n *crossroads.Network, current *crossroads.Network, scheme personid.Scheme) error {
+	_, err := Check(n, current, personid.DefaultKinds(scheme))
+	return err
+}
+
+// Check is Validate for a network whose subject kinds are kinds (nil:
+// personid.DefaultKinds(nil)); it also returns warnings: what applies but
+// deserves attention (a service without operations cannot be called).
+func Check(n *crossroads.Network, current *crossroads.Network, kinds personid.Kinds) (warnings []Problem, err error) {
 	if n == nil {
-		return Problems{{Path: "", Message: "no network"}}
+		return nil, Problems{{Path: "", Message: "no network"}}
 	}
-	if scheme == nil {
-		scheme = personid.INSZ{}
+	if kinds == nil {
+		kinds = personid.DefaultKinds(nil)
 	}
 	var ps problems
 	w := newWorld(current, n)
+	w.kinds = kinds
 
 	seen := map[string]int{}
 	for i, p := range n.Participants {
 		path := fmt.Sprintf("participants[%d]", i)
 		ps.id(path, "participants", p.ID, seen, i)
-		if !slices.Contains(kinds, p.Kind) {
-			ps.add(path+".kind", "%q is not a participant kind (%s)", p.Kind, strings.Join(kinds, ", "))
+		if !slices.Contains(participantKinds, p.Kind) {
+			ps.add(path+".kind", "%q is not a participant kind (%s)", p.Kind, strings.Join(participantKinds, ", "))
+		}
+		// A representative names the one enterprise it represents (stored
+		// canonical); no other kind names one.
+		switch {
+		case p.Kind == crossroads.KindEnterpriseRepresentative:
+			if c, err := (personid.Enterprise{}).Canonical(p.Enterprise); err != nil {
+				ps.add(path+".enterprise", "an enterprise representative needs a valid enterprise number")
+			} else {
+				n.Participants[i].Enterprise = c
+			}
+		case p.Enterprise != "":
+			ps.add(path+".enterprise", "only participants of kind %s name an enterprise", crossroads.KindEnterpriseRepresentative)
 		}
 		if p.Status != crossroads.StatusActive && p.Status != crossroads.StatusSuspended {
 			ps.add(path+".status", "%q is not a participant status (active, suspended)", p.Status)
@@ -139,12 +204,15 @@ func Validate(n *crossroads.Network, current *crossroads.Network, scheme personi
 		ps.id(path, "authorisations", a.ID, seen, i)
 		ps.authorisation(path, a, w)
 	}
-	ps.integrations(n.Integrations, w, scheme)
+	ps.integrations(n.Integrations, w)
 	ps.current(n, current, w)
-	if len(ps.list) == 0 {
-		return nil
+	if current != nil && activeOperators(current.Participants) > 0 && w.activeOperators() == 0 {
+		ps.add("participants", "this change would leave no active operator: the hub could then only be managed from its host (keep at least one operator participant active)")
 	}
-	return ps.list
+	if len(ps.list) == 0 {
+		return ps.warnings, nil
+	}
+	return ps.warnings, ps.list
 }
 
 func (ps *problems) id(path, register, id string, seen map[string]int, i int) {
@@ -183,6 +251,45 @@ func (ps *problems) service(path string, s crossroads.Service, w *world) {
 		if msg := checkPointer(f); msg != "" {
 			ps.add(fmt.Sprintf("%s.fields[%d]", path, j), "%s", msg)
 		}
+	}
+	ps.subject(path, s, w)
+	ps.operations(path, s)
+}
+
+// subject checks the kind of subject a service is about.
+func (ps *problems) subject(path string, s crossroads.Service, w *world) {
+	switch {
+	case s.Subject == "" || s.Subject == crossroads.SubjectNone:
+	case w.kinds != nil && w.kinds[s.Subject] != nil:
+	default:
+		ps.add(path+".subject", "%q is not a subject kind of this network (%s)", s.Subject, strings.Join(kindNames(w.kinds), ", "))
+		return
+	}
+	if s.ConcernsPerson && s.Subject != "" && s.Subject != crossroads.SubjectPerson {
+		ps.add(path+".concernsPerson", "concernsPerson: true contradicts subject: %s (drop concernsPerson, which subject replaces)", s.Subject)
+	}
+}
+
+// kindNames lists the subject kinds a service may name, none included.
+func kindNames(k personid.Kinds) []string {
+	names := []string{crossroads.SubjectNone}
+	for name := range k {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// operations checks a service's operations (operation.CheckService: ids,
+// methods, templates, {subject} in every path of a service about a
+// subject, query parameters, bodies, fields) and warns about a service
+// without any, which applies but cannot be called.
+func (ps *problems) operations(path string, s crossroads.Service) {
+	if len(s.Operations) == 0 {
+		ps.warn(path+".operations", "service %q declares no operations: it cannot be called until it does", s.ID)
+	}
+	for _, err := range checkOperations(s) {
+		ps.add(path+".operations", "%s", strings.TrimPrefix(err.Error(), crossroads.ErrInvalid.Error()+": "))
 	}
 }
 
@@ -312,6 +419,31 @@ func (ps *problems) authorisation(path string, a crossroads.Authorisation, w *wo
 		if c.Code == "" {
 			ps.add(p+".code", "code is required")
 		}
+		if c.Kind != "" && (w.kinds == nil || w.kinds[c.Kind] == nil) {
+			ps.add(p+".kind", "%q is not a subject kind of this network", c.Kind)
+		}
+	}
+	var ops []string
+	for k := range a.Operations {
+		ops = append(ops, k)
+	}
+	slices.Sort(ops)
+	for _, k := range ops {
+		// Paths are made only for problems: this runs for every
+		// authorisation of the registers on every apply.
+		kp := func() string { return fmt.Sprintf("%s.operations[%s]", path, strconv.Quote(k)) }
+		if !slices.Contains(a.Services, k) {
+			ps.add(kp(), "%q is not one of the services of this authorisation", k)
+		}
+		svc, known := w.services[k]
+		for j, id := range a.Operations[k] {
+			if !known {
+				continue
+			}
+			if _, ok := svc.Operation(id); !ok {
+				ps.add(fmt.Sprintf("%s[%d]", kp(), j), "service %q has no operation %q", k, id)
+			}
+		}
 	}
 	if l := a.Limits; l != nil {
 		if l.RatePerSecond < 0 || math.IsNaN(l.RatePerSecond) || math.IsInf(l.RatePerSecond, 0) {
@@ -326,41 +458,18 @@ func (ps *problems) authorisation(path string, a crossroads.Authorisation, w *wo
 	}
 }
 
-func (ps *problems) integrations(ins []crossroads.Integration, w *world, scheme personid.Scheme) {
+func (ps *problems) integrations(ins []crossroads.Integration, w *world) {
 	type key struct {
-		person, participant, sector, capacity string
-		from                                  int64
+		kind, person, participant, sector, capacity string
+		from                                        int64
 	}
 	seen := map[key]int{}
 	for i := range ins {
 		in := &ins[i]
 		path := fmt.Sprintf("integrations[%d]", i)
-		canonical, err := scheme.Canonical(in.Person)
-		if err != nil {
-			ps.add(path+".person", "not a valid %s person id: %v", scheme.Name(), err)
-		} else {
-			in.Person = canonical
-		}
-		if in.Participant == "" {
-			ps.add(path+".participant", "participant is required")
-		} else if _, ok := w.participants[in.Participant]; !ok {
-			ps.add(path+".participant", "unknown participant %q", in.Participant)
-		}
-		if in.Sector == "" {
-			ps.add(path+".sector", "sector is required")
-		}
-		if in.Capacity == "" {
-			ps.add(path+".capacity", "capacity is required")
-		}
-		if !in.To.IsZero() && !in.To.After(in.From) {
-			ps.add(path+".to", "to must be after from")
-		}
-		if in.Participant != "" && in.Sector != "" && in.Capacity != "" &&
-			!w.capacities[in.Participant][crossroads.Capacity{Sector: in.Sector, Code: in.Capacity}] {
-			ps.add(path+".capacity", "participant %q holds no authorisation naming capacity %s/%s", in.Participant, in.Sector, in.Capacity)
-		}
-		if err == nil {
-			k := key{in.Person, in.Participant, in.Sector, in.Capacity, in.From.UnixNano()}
+		ok := checkIntegration(ps, path, in, w.kinds, w)
+		if ok {
+			k := key{in.Kind, in.Person, in.Participant, in.Sector, in.Capacity, in.From.UnixNano()}
 			if j, dup := seen[k]; dup {
 				ps.add(path, "duplicate of integrations[%d]", j)
 			} else {
@@ -368,6 +477,82 @@ func (ps *problems) integrations(ins []crossroads.Integration, w *world, scheme 
 			}
 		}
 	}
+}
+
+// IntegrationView is what validating one integration needs: the
+// participants and, per participant, the capacities its authorisations
+// that are not revoked name. directory.Snapshot implements it with maps, so
+// that checking an integration costs O(1) in the size of the registers.
+type IntegrationView interface {
+	Participant(id string) (*crossroads.Participant, bool)
+	// HoldsCapacity reports whether participant's authorisations (not
+	// revoked) name c; c.Kind is canonical (person is "").
+	HoldsCapacity(participant string, c crossroads.Capacity) bool
+}
+
+func (w *world) Participant(id string) (*crossroads.Participant, bool) {
+	p, ok := w.participants[id]
+	return &p, ok
+}
+
+func (w *world) HoldsCapacity(participant string, c crossroads.Capacity) bool {
+	return w.capacities[participant][c]
+}
+
+// CheckIntegration validates one integration against view, with the rules
+// of a network file: subject id valid under its kind's scheme (kinds nil:
+// personid.DefaultKinds(nil)), participant known, sector and capacity
+// given and named by one of the participant's authorisations, period
+// sound. It canonicalises in's kind and subject id. The cost does not
+// depend on the size of the registers.
+func CheckIntegration(in *crossroads.Integration, kinds personid.Kinds, view IntegrationView) error {
+	if kinds == nil {
+		kinds = personid.DefaultKinds(nil)
+	}
+	var ps problems
+	checkIntegration(&ps, "integration", in, kinds, view)
+	if len(ps.list) == 0 {
+		return nil
+	}
+	return ps.list
+}
+
+// checkIntegration reports in's problems and whether its key is sound.
+func checkIntegration(ps *problems, path string, in *crossroads.Integration, kinds personid.Kinds, view IntegrationView) bool {
+	in.Kind = CanonicalKind(in.Kind)
+	keyOK := true
+	kindName := in.Kind
+	if kindName == "" {
+		kindName = crossroads.SubjectPerson
+	}
+	if scheme := kinds[kindName]; scheme == nil {
+		ps.add(path+".kind", "%q is not a subject kind of this network", in.Kind)
+		keyOK = false
+	} else if canonical, err := scheme.Canonical(in.Person); err != nil {
+		ps.add(path+".person", "not a valid %s %s id: %v", scheme.Name(), kindName, err)
+		keyOK = false
+	} else {
+		in.Person = canonical
+	}
+	if in.Participant == "" {
+		ps.add(path+".participant", "participant is required")
+	} else if _, ok := view.Participant(in.Participant); !ok {
+		ps.add(path+".participant", "unknown participant %q", in.Participant)
+	}
+	if in.Sector == "" {
+		ps.add(path+".sector", "sector is required")
+	}
+	if in.Capacity == "" {
+		ps.add(path+".capacity", "capacity is required")
+	}
+	if !in.To.IsZero() && !in.To.After(in.From) {
+		ps.add(path+".to", "to must be after from")
+	}
+	if in.Participant != "" && in.Sector != "" && in.Capacity != "" &&
+		!view.HoldsCapacity(in.Participant, crossroads.Capacity{Sector: in.Sector, Code: in.Capacity, Kind: in.Kind}) {
+		ps.add(path+".capacity", "participant %q holds no authorisation naming capacity %s/%s for %s %s", in.Participant, in.Sector, in.Capacity, article(kindName), kindName)
+	}
+	return keyOK
 }
 
 // current reports what n would break in entries of current it leaves as

@@ -48,7 +48,9 @@ type Config struct {
 	Dir string
 	// Store persists the records (required).
 	Store Store
-	// KeyProvider wraps data keys; default FileKeys in Dir/audit-keys.
+	// KeyProvider holds the KEKs and the blind-index key (the hub's:
+	// keys.Keyring). Default: FileKeys in Dir/audit-keys, plaintext, for
+	// tests and tools over test data only.
 	KeyProvider KeyProvider
 	// NoteSigner is the note private key ("PRIVATE+KEY+origin+…", Ed25519)
 	// that signs checkpoints and receipts; its name is the log origin.
@@ -74,10 +76,21 @@ type Config struct {
 	// WitnessHTTP is the client for the witnesses (default: 10 s timeout).
 	WitnessHTTP *http.Client
 
+	// Log is the Merkle log's storage (default: Tessera's POSIX driver in
+	// Dir/log).
+	Log *LogStorage
+	// Lease, when set, elects the one node that integrates records into a
+	// log shared by several nodes (Log must have a Reader): a node
+	// integrates only while it holds the lease, and stops as soon as it
+	// loses it; every node serves the log. Without a Lease this trail is
+	// the log's only writer.
+	Lease Lease
+
 	// test hooks
 	noIntegrate bool              // never integrate into the log
 	beforeMark  func() error      // called between integration and marking
 	tamperProof func([]tlog.Hash) // alters consistency proofs sent to witnesses
+	tempMinAge  time.Duration     // age of Tessera's orphan temporary files removed (default tempMinAge)
 }
 
 // Trail is the audit trail. It implements crossroads.AuditLog.
@@ -141,6 +154,18 @@ func Open(ctx context.Context, cfg Config) (*Trail, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if lo := cfg.Log; lo != nil && lo.MinCheckpointInterval > 0 {
+		// A checkpoint can lag an integration by up to two intervals (the
+		// driver skips a publication that comes too soon and retries at
+		// its next tick): promise no less than that, with a margin.
+		if least := 3 * lo.MinCheckpointInterval; cfg.MaxMergeDelay < least {
+			cfg.Logger.Warn("audit: max merge delay raised to what the log storage can keep", "asked", cfg.MaxMergeDelay.String(), "promised", least.String())
+			cfg.MaxMergeDelay = least
+		}
+	}
+	if cfg.tempMinAge == 0 {
+		cfg.tempMinAge = tempMinAge
 	}
 	t := &Trail{
 		cfg:        cfg,
@@ -270,13 +295,29 @@ func (t *Trail) seal(ctx context.Context, r *crossroads.AuditRecord) (*Row, erro
 		Purpose:      r.Purpose,
 		Outcome:      r.Outcome,
 		Reason:       string(r.Reason),
-		SubjectIndex: blindIndex(t.indexKey, r.Subject),
+		SubjectIndex: blindIndex(t.indexKey, subjectKind(r), r.Subject),
 		Period:       per,
 		Nonce:        nonce,
 		Ciphertext:   ct,
 		Leaf:         Leaf(r.Time, c),
 		Index:        -1,
+		Kind:         r.Kind,
+		SubjectKind:  subjectKind(r),
+		Log:          t.signer.Name(),
 	}, nil
+}
+
+// subjectKind is the kind of a record's subject: "" without a subject,
+// person when the record does not say.
+func subjectKind(r *crossroads.AuditRecord) string {
+	switch {
+	case r.Subject == "":
+		return ""
+	case r.SubjectKind == "":
+		return crossroads.SubjectPerson
+	default:
+		return r.SubjectKind
+	}
 }
 
 // dataKey returns the AEAD of a period's data key, creating, wrapping and
@@ -295,27 +336,65 @@ func (t *Trail) dataKey(ctx context.Context, per string) (cipher.AEAD, error) {
 	}
 	dk, err := t.store.Key(ctx, per)
 	if errors.Is(err, crossroads.ErrNotFound) {
-		raw := make([]byte, 32)
-		rand.Read(raw)
-		kek, wrapped, werr := t.keys.Wrap(ctx, raw)
-		if werr != nil {
-			return nil, fmt.Errorf("audit: wrap data key: %w", werr)
-		}
-		dk, err = t.store.PutKey(ctx, DataKey{Period: per, KEKID: kek, Wrapped: wrapped})
+		dk, err = t.newDataKey(ctx, per)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("audit: data key %s: %w", per, err)
 	}
-	raw, err := t.keys.Unwrap(ctx, dk.KEKID, dk.Wrapped)
+	raw, err := t.keys.UnwrapDataKey(ctx, dk.KEKID, per, dk.Wrapped)
 	if err != nil {
 		return nil, fmt.Errorf("audit: unwrap data key %s: %w", per, err)
 	}
+	defer clear(raw)
 	a, err = newGCM(raw)
 	if err != nil {
 		return nil, err
 	}
 	t.dks[per] = a
 	return a, nil
+}
+
+// newDataKey creates, wraps under the period's KEK and stores the data key
+// of a period. When another node stored one first, that one is returned
+// and a KEK created here for nothing is destroyed.
+func (t *Trail) newDataKey(ctx context.Context, per string) (DataKey, error) {
+	kek, created, err := t.periodKEK(ctx, per)
+	if err != nil {
+		return DataKey{}, err
+	}
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	defer clear(raw)
+	wrapped, err := t.keys.WrapDataKey(ctx, kek, per, raw)
+	if err != nil {
+		return DataKey{}, fmt.Errorf("wrap data key: %w", err)
+	}
+	dk, err := t.store.PutKey(ctx, DataKey{Period: per, KEKID: kek, Wrapped: wrapped})
+	if err == nil && created && dk.KEKID != kek {
+		if derr := t.keys.DestroyKEK(ctx, kek); derr != nil {
+			t.log.Warn("audit: destroy an unused KEK", "period", per, "err", derr)
+		}
+	}
+	return dk, err
+}
+
+// periodKEK returns a KEK of period, creating one when the provider has
+// none; created tells which.
+func (t *Trail) periodKEK(ctx context.Context, per string) (id string, created bool, err error) {
+	keks, err := t.keys.KEKs(ctx)
+	if err != nil {
+		return "", false, fmt.Errorf("list KEKs: %w", err)
+	}
+	for _, k := range keks {
+		if k.Period == per {
+			return k.ID, false, nil
+		}
+	}
+	id, err = t.keys.NewKEK(ctx, per)
+	if err != nil {
+		return "", false, fmt.Errorf("create KEK: %w", err)
+	}
+	return id, true, nil
 }
 
 // writer is the single group-commit goroutine: it takes every queued
@@ -483,34 +562,74 @@ func (t *Trail) decrypt(ctx context.Context, row *Row) (*crossroads.AuditRecord,
 	return &rec, canon, nil
 }
 
-// Rewrap rewraps every data key not wrapped under the KeyProvider's current
-// KEK (after a KEK rotation) and returns how many it rewrapped.
+// Rewrap rotates the key-encryption keys: every period's data key is
+// rewrapped under a new KEK of its period and the old KEKs are destroyed.
+// It returns how many data keys it rewrapped.
 func (t *Trail) Rewrap(ctx context.Context) (int, error) {
-	cur, err := t.keys.CurrentKEK(ctx)
+	return t.rewrap(ctx, t.keys, func(DataKey) bool { return true })
+}
+
+// MigrateKeys moves the data keys wrapped by another provider (from: the
+// plaintext FileKeys of earlier versions) to KEKs of the trail's own
+// provider, and returns how many it moved. The KEKs of from are left to
+// the caller to remove.
+func (t *Trail) MigrateKeys(ctx context.Context, from KeyProvider) (int, error) {
+	keks, err := t.keys.KEKs(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("audit: rewrap: %w", err)
+		return 0, fmt.Errorf("audit: migrate keys: %w", err)
 	}
+	own := map[string]bool{}
+	for _, k := range keks {
+		own[k.ID] = true
+	}
+	return t.rewrap(ctx, from, func(dk DataKey) bool { return !own[dk.KEKID] })
+}
+
+// rewrap rewraps the data keys selected by which, unwrapping them through
+// from, under new KEKs of the trail's provider, then destroys (in from) the
+// KEKs no longer used.
+func (t *Trail) rewrap(ctx context.Context, from KeyProvider, which func(DataKey) bool) (int, error) {
 	dks, err := t.store.Keys(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("audit: rewrap: %w", err)
 	}
+	t.dkMu.Lock() // no data key is created meanwhile
+	defer t.dkMu.Unlock()
 	n := 0
+	retired := map[string]bool{}
 	for _, dk := range dks {
-		if dk.KEKID == cur {
+		if !which(dk) {
 			continue
 		}
-		raw, err := t.keys.Unwrap(ctx, dk.KEKID, dk.Wrapped)
+		raw, err := from.UnwrapDataKey(ctx, dk.KEKID, dk.Period, dk.Wrapped)
 		if err != nil {
 			return n, fmt.Errorf("audit: rewrap %s: %w", dk.Period, err)
 		}
-		kek, wrapped, err := t.keys.Wrap(ctx, raw)
+		kek, err := t.keys.NewKEK(ctx, dk.Period)
+		if err != nil {
+			clear(raw)
+			return n, fmt.Errorf("audit: rewrap %s: %w", dk.Period, err)
+		}
+		wrapped, err := t.keys.WrapDataKey(ctx, kek, dk.Period, raw)
+		clear(raw)
 		if err != nil {
 			return n, fmt.Errorf("audit: rewrap %s: %w", dk.Period, err)
 		}
 		if err := t.store.ReplaceKey(ctx, DataKey{Period: dk.Period, KEKID: kek, Wrapped: wrapped}); err != nil {
 			return n, fmt.Errorf("audit: rewrap %s: %w", dk.Period, err)
 		}
+		retired[dk.KEKID] = true
 		n++
+	}
+	for _, dk := range dks { // a KEK of an earlier version may serve several periods
+		if !which(dk) {
+			delete(retired, dk.KEKID)
+		}
+	}
+	for id := range retired {
+		if err := from.DestroyKEK(ctx, id); err != nil {
+			return n, fmt.Errorf("audit: rewrap: destroy old KEK: %w", err)
+		}
 	}
 	return n, nil
 }

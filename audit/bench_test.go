@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/audit/verify"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -83,4 +84,21 @@ func BenchmarkProof(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkSubjectPage: one page of 50 entries of a subject's own view,
+// each with its inclusion proof (the citizen's "who looked at my data").
+func BenchmarkSubjectPage(b *testing.B) {
+	e := open(b, b.TempDir())
+	commitParallel(b, e.trail, 0, 10000) // 100 records per subject
+	waitSize(b, e.trail, 10000)
+	q := audit.SubjectQuery{Subject: testRecord(7).Subject, Records: audit.ExchangeKinds, Limit: 50}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		p, err := e.trail.SubjectPage(context.Background(), q)
+		if err != nil || len(p.Entries) != 50 || p.NextPageToken == "" || p.Entries[0].Proof == "" {
+			b.Fatalf("page: %v", err)
+		}
+	}
 }

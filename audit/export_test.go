@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -25,3 +26,10 @@ func SetTamperProof(c *Config, f func([]tlog.Hash)) { c.tamperProof = f }
 func LogCheckpoint(t *Trail) ([]byte, error) {
 	return t.lg.reader.ReadCheckpoint(context.Background())
 }
+
+// SetTempMinAge sets the age from which Tessera's orphan temporary files
+// are removed.
+func SetTempMinAge(c *Config, d time.Duration) { c.tempMinAge = d }
+
+// IsLogTemp exposes isLogTemp.
+func IsLogTemp(dir, name string) bool { return isLogTemp(dir, name) }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/crossroads-hub/crossroads"
@@ -171,9 +173,14 @@ func (t *Trail) ProofHandler() http.Handler {
 	})
 }
 
-// RecordsHandler serves GET /v1/audit/records?participant=&service=&subject=
-// &purpose=&outcome=&from=&to=&pageToken=&limit= (times in RFC 3339) to
-// operators and auditors; others get 403.
+// RecordsHandler serves GET /v1/audit/records?participant=&service=
+// &subject=&subjectKind=&kind=&purpose=&outcome=&from=&to=&pageToken=&limit=
+// (times in RFC 3339; kind repeatable, "exchange" for exchanges) to
+// operators and auditors; others get 403. Every search is itself recorded
+// in the trail before it is answered (an audit-search event naming the
+// searcher, the query in its detail and the subject searched for as its
+// subject, so that the subject sees it); if that record cannot be made
+// durable the search is refused with 503. Pages carry a next link.
 func (t *Trail) RecordsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		caller, ok := crossroads.CallerFrom(r.Context())
@@ -190,6 +197,17 @@ func (t *Trail) RecordsHandler() http.Handler {
 			writeProblem(w, http.StatusBadRequest, "Invalid query", err.Error())
 			return
 		}
+		if q.PageToken != "" {
+			if _, err := t.parsePageToken(&q, q.PageToken); err != nil {
+				writeProblem(w, http.StatusBadRequest, "Invalid query", "Bad page token: it does not continue this query.")
+				return
+			}
+		}
+		if err := t.recordSearch(r, caller, &q); err != nil {
+			t.log.Error("audit search not recorded; refused", "caller", caller.ID, "err", err)
+			writeReason(w, http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "The search could not be recorded in the audit trail; it was not run.")
+			return
+		}
 		p, err := t.Search(r.Context(), q)
 		if errors.Is(err, crossroads.ErrInvalid) {
 			writeProblem(w, http.StatusBadRequest, "Invalid query", "Bad page token.")
@@ -200,6 +218,10 @@ func (t *Trail) RecordsHandler() http.Handler {
 			writeProblem(w, http.StatusServiceUnavailable, "Audit trail unavailable", "")
 			return
 		}
+		if p.NextPageToken != "" {
+			p.Next = NextLink(r, p.NextPageToken)
+			w.Header().Set("Link", "<"+p.Next+`>; rel="next"`)
+		}
 		t.log.Info("audit search", "caller", caller.ID, "records", len(p.Records))
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
@@ -207,10 +229,91 @@ func (t *Trail) RecordsHandler() http.Handler {
 	})
 }
 
+// HeaderUser names the natural person acting for a participant (as on
+// exchanges).
+const HeaderUser = "Crossroads-User"
+
+// maxUser bounds the recorded user name.
+const maxUser = 200
+
+// UserOf returns the natural person a request names (Crossroads-User),
+// length-capped.
+func UserOf(r *http.Request) string {
+	u := r.Header.Get(HeaderUser)
+	if len(u) > maxUser {
+		u = u[:maxUser]
+	}
+	return u
+}
+
+// searchDetail is the detail of an audit-search event: the query, without
+// the subject (the record's own Subject).
+type searchDetail struct {
+	Participant string    `json:"participant,omitempty"`
+	Service     string    `json:"service,omitempty"`
+	SubjectKind string    `json:"subjectKind,omitempty"`
+	Kinds       []string  `json:"kinds,omitempty"`
+	Purpose     string    `json:"purpose,omitempty"`
+	Outcome     string    `json:"outcome,omitempty"`
+	From        time.Time `json:"from,omitzero"`
+	To          time.Time `json:"to,omitzero"`
+	Page        bool      `json:"page,omitempty"` // a later page of the search
+	Limit       int       `json:"limit,omitempty"`
+}
+
+// recordSearch commits the audit-search event of q.
+func (t *Trail) recordSearch(r *http.Request, caller *crossroads.Participant, q *Query) error {
+	rec, err := Event(crossroads.RecordAuditSearch, "search", caller.ID, UserOf(r), searchDetail{
+		Participant: q.Participant, Service: q.Service, SubjectKind: q.SubjectKind, Kinds: q.Kinds,
+		Purpose: q.Purpose, Outcome: q.Outcome, From: q.From, To: q.To, Page: q.PageToken != "", Limit: q.Limit,
+	})
+	if err != nil {
+		return err
+	}
+	if q.Subject != "" {
+		rec.Subject, rec.SubjectKind = q.Subject, q.SubjectKind
+		if rec.SubjectKind == "" {
+			rec.SubjectKind = crossroads.SubjectPerson
+		}
+	}
+	_, err = t.Commit(r.Context(), rec)
+	return err
+}
+
+// NextLink is the link to the next page of the request r: its path and
+// query with pageToken set.
+func NextLink(r *http.Request, token string) string {
+	v := r.URL.Query()
+	v.Set("pageToken", token)
+	return r.URL.Path + "?" + v.Encode()
+}
+
+// recordKinds are the values of the kind parameter.
+var recordKinds = map[string]string{
+	"exchange": crossroads.RecordExchange, crossroads.RecordIntegration: crossroads.RecordIntegration,
+	crossroads.RecordApply: crossroads.RecordApply, crossroads.RecordCertificate: crossroads.RecordCertificate,
+	crossroads.RecordKey: crossroads.RecordKey, crossroads.RecordAuditSearch: crossroads.RecordAuditSearch,
+	crossroads.RecordAbuseSummary: crossroads.RecordAbuseSummary,
+}
+
 func parseQuery(v url.Values) (Query, error) {
 	q := Query{
 		Participant: v.Get("participant"), Service: v.Get("service"), Subject: v.Get("subject"),
-		Purpose: v.Get("purpose"), Outcome: v.Get("outcome"), PageToken: v.Get("pageToken"),
+		SubjectKind: v.Get("subjectKind"), Purpose: v.Get("purpose"), Outcome: v.Get("outcome"), PageToken: v.Get("pageToken"),
+	}
+	for _, ks := range v["kind"] {
+		for _, k := range strings.Split(ks, ",") {
+			kind, ok := recordKinds[k]
+			if !ok {
+				return q, errors.New("kind: want exchange, integration, register-apply, certificate, key, audit-search or abuse-summary")
+			}
+			if !slices.Contains(q.Kinds, kind) {
+				q.Kinds = append(q.Kinds, kind)
+			}
+		}
+	}
+	if q.SubjectKind != "" && q.SubjectKind != crossroads.SubjectPerson && q.SubjectKind != crossroads.SubjectEnterprise {
+		return q, errors.New("subjectKind: want person or enterprise")
 	}
 	var err error
 	if s := v.Get("from"); s != "" {
@@ -224,11 +327,16 @@ func parseQuery(v url.Values) (Query, error) {
 		}
 	}
 	if s := v.Get("limit"); s != "" {
-		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 1 || q.Limit > 1000 {
+		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 1 || q.Limit > MaxLimit {
 			return q, errors.New("limit: want 1 to 1000")
 		}
 	}
 	return q, nil
+}
+
+// writeReason answers with a problem carrying a documented reason.
+func writeReason(w http.ResponseWriter, status int, reason crossroads.Reason, detail string) {
+	problem.Write(w, problem.New(status, reason, detail))
 }
 
 // writeProblem answers with RFC 9457 problem details (package problem),

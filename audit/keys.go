@@ -12,40 +12,50 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/crossroads-hub/crossroads/atomicfile"
+	"github.com/crossroads-hub/crossroads/keys"
 )
 
 // KeyProvider holds the key-encryption keys (KEKs) that wrap the per-period
-// data keys, and the key of the subject blind index. A KMS or HSM can
-// implement it; FileKeys is the embedded default.
+// data keys, one KEK (or more, after a race or a rotation) per period, and
+// the key of the subject blind index. keys.Keyring is the hub's (KEKs in a
+// keys.Provider, an HSM or the passphrase-sealed local provider); FileKeys
+// is an unprotected default for tests and tools over test data.
 type KeyProvider interface {
-	// Wrap encrypts a data key under the current KEK and returns that KEK's id.
-	Wrap(ctx context.Context, dataKey []byte) (kekID string, wrapped []byte, err error)
-	// Unwrap decrypts a data key wrapped under the KEK kekID, which need not
-	// be the current one.
-	Unwrap(ctx context.Context, kekID string, wrapped []byte) ([]byte, error)
-	// CurrentKEK returns the id of the KEK Wrap uses.
-	CurrentKEK(ctx context.Context) (string, error)
+	// NewKEK creates a KEK for period and returns its id.
+	NewKEK(ctx context.Context, period string) (string, error)
+	// KEKs lists the KEKs and their periods.
+	KEKs(ctx context.Context) ([]keys.KEK, error)
+	// WrapDataKey wraps the data key of period under KEK kekID.
+	WrapDataKey(ctx context.Context, kekID, period string, dataKey []byte) ([]byte, error)
+	// UnwrapDataKey unwraps a data key of period wrapped under kekID.
+	UnwrapDataKey(ctx context.Context, kekID, period string, wrapped []byte) ([]byte, error)
+	// DestroyKEK destroys a KEK (crypto-shredding); not an error if absent.
+	DestroyKEK(ctx context.Context, kekID string) error
 	// IndexKey returns the 32-byte key of the subject blind index. It must
 	// never change, or earlier records can no longer be found by subject.
 	IndexKey(ctx context.Context) ([]byte, error)
 }
 
-// FileKeys is a KeyProvider over local key files in a directory: one file
-// per KEK (kek-<id>.key, 32 random bytes, mode 0600), a "current" file
-// naming the KEK in use, and index.key for the blind index.
+var _ KeyProvider = (*keys.Keyring)(nil)
+
+// FileKeys is a KeyProvider over plaintext key files in a directory: one
+// file per KEK (kek-<period>_<random>.key, 32 random bytes, mode 0600) and
+// index.key for the blind index. It protects nothing against whoever reads
+// the directory, and its erasure does not survive a copy of it: it is the
+// default of Config for tests and tools over test data only. The hub uses
+// keys.Keyring; files of earlier versions (kek-<time>.key, index.key) are
+// read for their migration into it.
 type FileKeys struct {
 	dir string
 
-	mu      sync.Mutex
-	keks    map[string][]byte
-	current string
-	index   []byte
+	mu    sync.Mutex
+	keks  map[string][]byte
+	index []byte
 }
 
-var kekIDPattern = regexp.MustCompile(`^[0-9A-Za-z-]{1,64}$`)
+var kekIDPattern = regexp.MustCompile(`^[0-9A-Za-z_-]{1,80}$`)
 
 // OpenFileKeys opens, creating it if needed, the key directory dir.
 func OpenFileKeys(dir string) (*FileKeys, error) {
@@ -58,44 +68,53 @@ func OpenFileKeys(dir string) (*FileKeys, error) {
 		return nil, err
 	}
 	k.index = idx
-	cur, err := os.ReadFile(filepath.Join(dir, "current"))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if _, err := k.Rotate(); err != nil {
-			return nil, err
-		}
-	case err != nil:
-		return nil, fmt.Errorf("audit keys: %w", err)
-	default:
-		id := strings.TrimSpace(string(cur))
-		if _, err := k.kek(id); err != nil {
-			return nil, err
-		}
-		k.current = id
-	}
 	return k, nil
 }
 
-// Rotate creates a new KEK and makes it current. Data keys wrapped under
-// older KEKs still unwrap; Trail.Rewrap moves them to the new KEK.
-func (k *FileKeys) Rotate() (string, error) {
+// NewKEK implements KeyProvider.
+func (k *FileKeys) NewKEK(_ context.Context, period string) (string, error) {
+	if !kekIDPattern.MatchString(period) || strings.Contains(period, "_") {
+		return "", fmt.Errorf("audit keys: invalid period %q", period)
+	}
+	var r [8]byte
+	rand.Read(r[:])
+	id := fmt.Sprintf("%s_%x", period, r)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	id := time.Now().UTC().Format("20060102T150405.000000000Z")
-	id = strings.ReplaceAll(id, ".", "-")
 	key, err := loadOrCreateKey(filepath.Join(k.dir, "kek-"+id+".key"))
 	if err != nil {
 		return "", err
 	}
-	if err := atomicfile.Write(filepath.Join(k.dir, "current"), []byte(id+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("audit keys: %w", err)
-	}
 	k.keks[id] = key
-	k.current = id
 	return id, nil
 }
 
+// KEKs implements KeyProvider. KEKs of earlier versions, not tied to a
+// period, have an empty Period.
+func (k *FileKeys) KEKs(context.Context) ([]keys.KEK, error) {
+	ents, err := os.ReadDir(k.dir)
+	if err != nil {
+		return nil, fmt.Errorf("audit keys: %w", err)
+	}
+	var out []keys.KEK
+	for _, e := range ents {
+		id, pre := strings.CutPrefix(e.Name(), "kek-")
+		id, suf := strings.CutSuffix(id, ".key")
+		if !pre || !suf || !kekIDPattern.MatchString(id) {
+			continue // index.key, current, …
+		}
+		per, _, found := strings.Cut(id, "_")
+		if !found {
+			per = ""
+		}
+		out = append(out, keys.KEK{ID: id, Period: per})
+	}
+	return out, nil
+}
+
 func (k *FileKeys) kek(id string) ([]byte, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if key, ok := k.keks[id]; ok {
 		return key, nil
 	}
@@ -113,35 +132,36 @@ func (k *FileKeys) kek(id string) ([]byte, error) {
 	return key, nil
 }
 
-// CurrentKEK implements KeyProvider.
-func (k *FileKeys) CurrentKEK(context.Context) (string, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.current, nil
-}
-
-// Wrap implements KeyProvider.
-func (k *FileKeys) Wrap(_ context.Context, dataKey []byte) (string, []byte, error) {
-	k.mu.Lock()
-	id := k.current
-	kek, err := k.kek(id)
-	k.mu.Unlock()
-	if err != nil {
-		return "", nil, err
-	}
-	w, err := seal(kek, dataKey, []byte("crossroads-audit-kek:"+id))
-	return id, w, err
-}
-
-// Unwrap implements KeyProvider.
-func (k *FileKeys) Unwrap(_ context.Context, kekID string, wrapped []byte) ([]byte, error) {
-	k.mu.Lock()
+// WrapDataKey implements KeyProvider.
+func (k *FileKeys) WrapDataKey(_ context.Context, kekID, _ string, dataKey []byte) ([]byte, error) {
 	kek, err := k.kek(kekID)
-	k.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return seal(kek, dataKey, []byte("crossroads-audit-kek:"+kekID))
+}
+
+// UnwrapDataKey implements KeyProvider.
+func (k *FileKeys) UnwrapDataKey(_ context.Context, kekID, _ string, wrapped []byte) ([]byte, error) {
+	kek, err := k.kek(kekID)
 	if err != nil {
 		return nil, err
 	}
 	return open(kek, wrapped, []byte("crossroads-audit-kek:"+kekID))
+}
+
+// DestroyKEK implements KeyProvider.
+func (k *FileKeys) DestroyKEK(_ context.Context, kekID string) error {
+	if !kekIDPattern.MatchString(kekID) {
+		return nil
+	}
+	k.mu.Lock()
+	delete(k.keks, kekID)
+	k.mu.Unlock()
+	if err := os.Remove(filepath.Join(k.dir, "kek-"+kekID+".key")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("audit keys: %w", err)
+	}
+	return nil
 }
 
 // IndexKey implements KeyProvider.

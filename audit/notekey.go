@@ -19,6 +19,10 @@ import (
 // signing key of the log (a golang.org/x/mod/sumdb/note private key).
 const NoteKeyFile = "audit-note.key"
 
+// NotePublicFile is the name, in the data directory, of the note verifier
+// key of the log, written by the hub (whose signing key is in its keyring).
+const NotePublicFile = "audit-note.pub"
+
 // DefaultOrigin is the log origin (note key name) used when none is given.
 const DefaultOrigin = "crossroads.example/audit"
 
@@ -49,9 +53,17 @@ func LoadOrCreateNoteKey(dir, origin string) (string, error) {
 	return skey, nil
 }
 
-// ReadVerifierKey returns the note verifier key of the signing key stored
-// in dir/NoteKeyFile.
+// ReadVerifierKey returns the note verifier key of the log in dir: the one
+// the hub wrote to dir/NotePublicFile, or that of the signing key in
+// dir/NoteKeyFile (the default of Config).
 func ReadVerifierKey(dir string) (string, error) {
+	if b, err := os.ReadFile(filepath.Join(dir, NotePublicFile)); err == nil {
+		vkey := strings.TrimSpace(string(b))
+		if _, err := note.NewVerifier(vkey); err != nil {
+			return "", fmt.Errorf("audit: note key: %s: %w", NotePublicFile, err)
+		}
+		return vkey, nil
+	}
 	b, err := os.ReadFile(filepath.Join(dir, NoteKeyFile))
 	if err != nil {
 		return "", fmt.Errorf("audit: note key: %w", err)

@@ -2,9 +2,9 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/crossroads-hub/crossroads"
@@ -17,11 +17,15 @@ import (
 type Query struct {
 	Participant string // requester or provider
 	Service     string
-	Subject     string // canonical person id, matched through the blind index
+	// Subject is a canonical subject id of SubjectKind (person when
+	// empty), matched through the blind index.
+	Subject     string
+	SubjectKind string   // with Subject: its kind; alone: records about subjects of that kind
+	Kinds       []string // record kinds (crossroads.Record*), any of them; empty: all
 	Purpose     string
 	Outcome     string
 	From, To    time.Time
-	PageToken   string // from a previous Page
+	PageToken   string // from a previous Page of the same query
 	Limit       int    // default 50, at most 1000
 }
 
@@ -29,6 +33,9 @@ type Query struct {
 type Entry struct {
 	crossroads.AuditRecord
 	LogIndex *int64 `json:"logIndex,omitempty"` // nil until integrated
+	// Log names the Merkle log the record is committed to (its origin, as
+	// in its receipt); LogIndex is its place there.
+	Log string `json:"log,omitempty"`
 	// Erased is set when the record's payload was erased after its
 	// retention period: only its non-personal metadata remains.
 	Erased bool `json:"erased,omitempty"`
@@ -38,67 +45,111 @@ type Entry struct {
 type Page struct {
 	Records       []Entry `json:"records"`
 	NextPageToken string  `json:"nextPageToken,omitempty"`
+	// Next is the link to the next page (set by the HTTP handler); absent
+	// on the last page.
+	Next string `json:"next,omitempty"`
 }
 
+// MaxLimit is the largest page.
+const MaxLimit = 1000
+
 // Search returns the records matching q, newest first, decrypting the page.
+// A page token that does not belong to q is refused (crossroads.ErrInvalid).
 func (t *Trail) Search(ctx context.Context, q Query) (*Page, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 50
-	}
-	limit = min(limit, 1000)
-	sq := StoreQuery{
-		Participant: q.Participant, Service: q.Service, Purpose: q.Purpose, Outcome: q.Outcome,
-		From: q.From, To: q.To, Limit: limit + 1,
-	}
-	if q.Subject != "" {
-		sq.SubjectIndex = blindIndex(t.indexKey, q.Subject)
-	}
-	if q.PageToken != "" {
-		n, err := strconv.ParseInt(q.PageToken, 10, 64)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("audit: bad page token: %w", crossroads.ErrInvalid)
-		}
-		sq.BeforeSeq = n
-	}
-	rows, err := t.store.Search(ctx, sq)
+	rows, next, err := t.searchRows(ctx, &q)
 	if err != nil {
-		return nil, fmt.Errorf("audit: search: %w", err)
+		return nil, err
 	}
-	p := &Page{Records: []Entry{}}
-	if len(rows) > limit {
-		rows = rows[:limit]
-		p.NextPageToken = strconv.FormatInt(rows[limit-1].Seq, 10)
-	}
+	p := &Page{Records: []Entry{}, NextPageToken: next}
 	for i := range rows {
-		var e Entry
-		if rows[i].Erased() {
-			e = Entry{AuditRecord: *erasedRecord(&rows[i]), Erased: true}
-		} else {
-			rec, _, err := t.decrypt(ctx, &rows[i])
-			if err != nil {
-				return nil, err
-			}
-			e = Entry{AuditRecord: *rec}
-		}
-		if rows[i].Index >= 0 {
-			idx := rows[i].Index
-			e.LogIndex = &idx
+		e, err := t.entry(ctx, &rows[i])
+		if err != nil {
+			return nil, err
 		}
 		p.Records = append(p.Records, e)
 	}
 	return p, nil
 }
 
-// SubjectEntry is one line of "who looked at my data".
+// searchRows returns the rows of one page of q and the token of the next.
+func (t *Trail) searchRows(ctx context.Context, q *Query) ([]Row, string, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, MaxLimit)
+	sq := StoreQuery{
+		Participant: q.Participant, Service: q.Service, Purpose: q.Purpose, Outcome: q.Outcome,
+		From: q.From, To: q.To, Kinds: q.Kinds, SubjectKind: q.SubjectKind, Limit: limit + 1,
+	}
+	if q.Subject != "" {
+		kind := q.SubjectKind
+		if kind == "" {
+			kind = crossroads.SubjectPerson
+		}
+		sq.SubjectIndex, sq.SubjectKind = blindIndex(t.indexKey, kind, q.Subject), ""
+	}
+	if q.PageToken != "" {
+		n, err := t.parsePageToken(q, q.PageToken)
+		if err != nil {
+			return nil, "", err
+		}
+		sq.BeforeSeq = n
+	}
+	rows, err := t.store.Search(ctx, sq)
+	if err != nil {
+		return nil, "", fmt.Errorf("audit: search: %w", err)
+	}
+	next := ""
+	if len(rows) > limit {
+		rows = rows[:limit]
+		next = t.pageToken(q, rows[limit-1].Seq)
+	}
+	return rows, next, nil
+}
+
+// entry decrypts a row (its clear columns only once erased).
+func (t *Trail) entry(ctx context.Context, row *Row) (Entry, error) {
+	var e Entry
+	if row.Erased() {
+		e = Entry{AuditRecord: *erasedRecord(row), Erased: true}
+	} else {
+		rec, _, err := t.decrypt(ctx, row)
+		if err != nil {
+			return e, err
+		}
+		e = Entry{AuditRecord: *rec}
+	}
+	e.Log = row.Log
+	if row.Index >= 0 {
+		idx := row.Index
+		e.LogIndex = &idx
+	}
+	return e, nil
+}
+
+// SubjectEntry is one line of "who looked at my data" (an exchange about
+// the subject, or someone's search of the trail for them) or of "who has a
+// file on me" (an integration event).
 type SubjectEntry struct {
-	Time             time.Time `json:"time"`
-	ExchangeID       string    `json:"exchangeId"`
-	Institution      string    `json:"institution"`
-	Service          string    `json:"service,omitempty"`
-	Purpose          string    `json:"purpose,omitempty"`
-	AuthorisationRef string    `json:"authorisationRef,omitempty"`
-	Outcome          string    `json:"outcome"`
+	Time       time.Time `json:"time"`
+	ExchangeID string    `json:"exchangeId"`
+	// Kind is the record kind: absent for an exchange, audit-search for an
+	// auditor's or operator's search naming the subject, integration for a
+	// change to a file on the subject.
+	Kind string `json:"kind,omitempty"`
+	// Action is the event's action (search; register, end, correct).
+	Action string `json:"action,omitempty"`
+	// Institution is who acted: the requester of an exchange, the auditor
+	// who searched, the institution whose file changed (or the operator
+	// who changed it).
+	Institution      string `json:"institution"`
+	Service          string `json:"service,omitempty"`
+	Purpose          string `json:"purpose,omitempty"`
+	AuthorisationRef string `json:"authorisationRef,omitempty"`
+	Outcome          string `json:"outcome"`
+	// File is the file an integration event is about.
+	File *File `json:"file,omitempty"`
 	// Proof is the record's C2SP tlog-proof, absent until integrated and
 	// covered by a published checkpoint.
 	Proof string `json:"proof,omitempty"`
@@ -107,45 +158,113 @@ type SubjectEntry struct {
 	Erased bool `json:"erased,omitempty"`
 }
 
-// maxSubjectEntries bounds a BySubject answer.
-const maxSubjectEntries = 10000
+// File is an institution's file on a subject, as an integration event
+// records it (its Detail is the crossroads.Integration after the change).
+type File struct {
+	Institution string     `json:"institution"`
+	Sector      string     `json:"sector"`
+	Capacity    string     `json:"capacity"`
+	From        time.Time  `json:"from"`
+	To          *time.Time `json:"to,omitempty"` // exclusive; absent while open
+}
 
-// BySubject lists, newest first, the exchanges about a person between
-// from and to (zero means unbounded), each with its inclusion proof.
-func (t *Trail) BySubject(ctx context.Context, subject string, from, to time.Time) ([]SubjectEntry, error) {
-	if subject == "" {
+// Subject views: the record kinds each shows.
+var (
+	// ExchangeKinds are shown in the exchanges view: the exchanges about
+	// the subject and the searches of the trail for them.
+	ExchangeKinds = []string{crossroads.RecordExchange, crossroads.RecordAuditSearch}
+	// FileKinds are shown in the files view: changes to files on the subject.
+	FileKinds = []string{crossroads.RecordIntegration}
+)
+
+// SubjectQuery selects one page of a subject's own view.
+type SubjectQuery struct {
+	Kind      string   // subject kind; empty: person
+	Subject   string   // canonical id (required)
+	Records   []string // record kinds (ExchangeKinds, FileKinds)
+	From, To  time.Time
+	PageToken string
+	Limit     int // default 100, at most MaxLimit
+}
+
+// SubjectPage is one page of a subject's view, newest first.
+type SubjectPage struct {
+	Entries       []SubjectEntry `json:"entries"`
+	NextPageToken string         `json:"nextPageToken,omitempty"`
+}
+
+// SubjectPage returns one page of the records about a subject of the
+// given kinds, newest first, each with its inclusion proof. Records about
+// a subject of another kind never match, even if the ids are alike.
+func (t *Trail) SubjectPage(ctx context.Context, sq SubjectQuery) (*SubjectPage, error) {
+	if sq.Subject == "" {
 		return nil, fmt.Errorf("audit: subject required: %w", crossroads.ErrInvalid)
+	}
+	kind := sq.Kind
+	if kind == "" {
+		kind = crossroads.SubjectPerson
+	}
+	if sq.Limit <= 0 {
+		sq.Limit = 100
+	}
+	q := Query{Subject: sq.Subject, SubjectKind: kind, Kinds: sq.Records, From: sq.From, To: sq.To, PageToken: sq.PageToken, Limit: sq.Limit}
+	rows, next, err := t.searchRows(ctx, &q)
+	if err != nil {
+		return nil, err
+	}
+	out := &SubjectPage{Entries: make([]SubjectEntry, 0, len(rows)), NextPageToken: next}
+	if len(rows) == 0 {
+		return out, nil
 	}
 	pf, err := t.newProver(ctx)
 	if err != nil && !errors.Is(err, ErrNotIntegrated) {
 		return nil, err
 	}
-	out := []SubjectEntry{}
-	q := Query{Subject: subject, From: from, To: to, Limit: 1000}
-	for {
-		p, err := t.Search(ctx, q)
+	for i := range rows {
+		e, err := t.entry(ctx, &rows[i])
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range p.Records {
-			se := SubjectEntry{
-				Time: e.Time, ExchangeID: e.ExchangeID, Institution: e.Requester, Service: e.Service,
-				Purpose: e.Purpose, AuthorisationRef: e.AuthorisationRef, Outcome: e.Outcome, Erased: e.Erased,
-			}
-			if e.LogIndex != nil && pf != nil {
-				row, err := t.store.Get(ctx, e.ExchangeID)
-				if err != nil {
-					return nil, fmt.Errorf("audit: %w", err)
-				}
-				if pr, err := pf.prove(ctx, &row); err == nil {
-					se.Proof = string(pr.Marshal())
-				} else if !errors.Is(err, ErrNotIntegrated) {
-					return nil, err
-				}
-			}
-			out = append(out, se)
+		se := SubjectEntry{
+			Time: e.Time, ExchangeID: e.ExchangeID, Kind: e.Kind, Action: e.Action, Institution: e.Requester,
+			Service: e.Service, Purpose: e.Purpose, AuthorisationRef: e.AuthorisationRef, Outcome: e.Outcome, Erased: e.Erased,
 		}
-		if p.NextPageToken == "" || len(out) >= maxSubjectEntries {
+		if e.Kind == crossroads.RecordIntegration && len(e.Detail) > 0 {
+			var in crossroads.Integration
+			if json.Unmarshal(e.Detail, &in) == nil {
+				f := &File{Institution: in.Participant, Sector: in.Sector, Capacity: in.Capacity, From: in.From}
+				if !in.To.IsZero() {
+					to := in.To
+					f.To = &to
+				}
+				se.File = f
+			}
+		}
+		if pf != nil {
+			if pr, err := pf.prove(ctx, &rows[i]); err == nil {
+				se.Proof = string(pr.Marshal())
+			} else if !errors.Is(err, ErrNotIntegrated) {
+				return nil, err
+			}
+		}
+		out.Entries = append(out.Entries, se)
+	}
+	return out, nil
+}
+
+// BySubject lists, newest first, every exchange about a person between
+// from and to (zero means unbounded), each with its inclusion proof. It
+// reads every page: the HTTP views use SubjectPage.
+func (t *Trail) BySubject(ctx context.Context, subject string, from, to time.Time) ([]SubjectEntry, error) {
+	out := []SubjectEntry{}
+	q := SubjectQuery{Subject: subject, Records: []string{crossroads.RecordExchange}, From: from, To: to, Limit: MaxLimit}
+	for {
+		p, err := t.SubjectPage(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Entries...)
+		if p.NextPageToken == "" {
 			return out, nil
 		}
 		q.PageToken = p.NextPageToken
@@ -350,21 +469,11 @@ func (t *Trail) RecordsAfter(ctx context.Context, afterSeq int64, limit int) ([]
 	}
 	out := make([]Record, 0, len(rows))
 	for i := range rows {
-		r := Record{Seq: rows[i].Seq}
-		if rows[i].Erased() {
-			r.Entry = Entry{AuditRecord: *erasedRecord(&rows[i]), Erased: true}
-		} else {
-			rec, _, err := t.decrypt(ctx, &rows[i])
-			if err != nil {
-				return nil, err
-			}
-			r.Entry = Entry{AuditRecord: *rec}
+		e, err := t.entry(ctx, &rows[i])
+		if err != nil {
+			return nil, err
 		}
-		if rows[i].Index >= 0 {
-			idx := rows[i].Index
-			r.LogIndex = &idx
-		}
-		out = append(out, r)
+		out = append(out, Record{Seq: rows[i].Seq, Entry: e})
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ func FuzzParseQuery(f *testing.F) {
 		"participant=ocmw-gent&from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z&limit=10",
 		"limit=0", "limit=1001", "limit=-1", "from=yesterday", "to=2026-13-01T00:00:00Z",
 		"subject=85073003328&subject=x&pageToken=%00", "outcome=denied&limit=99999999999999999999",
+		"kind=exchange,audit-search&kind=integration&subjectKind=enterprise", "kind=bogus", "kind=", "subjectKind=company",
 		"%zz", "from=0000-01-01T00:00:00Z&to=9999-12-31T23:59:59.999999999+14:00",
 	} {
 		f.Add(s)

@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -166,29 +167,27 @@ func TestKEKRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, _ := fk.CurrentKEK(ctx)
 	e := open(t, dir, func(c *audit.Config) { c.KeyProvider = fk })
-	commitN(t, e.trail, 0, 3) // day 1, key wrapped under the old KEK
-	if _, err := fk.Rotate(); err != nil {
-		t.Fatal(err)
-	}
+	commitN(t, e.trail, 0, 3) // day 1
 	rec := testRecord(10)
-	rec.Time = rec.Time.Add(48 * time.Hour) // another day: a new data key, under the new KEK
+	rec.Time = rec.Time.Add(48 * time.Hour) // another day: its own data key and KEK
 	if _, err := e.trail.Commit(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	keys, _ := e.store.Keys(ctx)
-	if len(keys) != 2 || keys[0].KEKID != old || keys[1].KEKID == old {
-		t.Fatalf("keys before rewrap: %+v", keys)
+	before, _ := e.store.Keys(ctx)
+	if len(before) != 2 || before[0].KEKID == before[1].KEKID {
+		t.Fatalf("keys before rewrap: %+v (want one KEK per period)", before)
 	}
 	n, err := e.trail.Rewrap(ctx)
-	if err != nil || n != 1 {
+	if err != nil || n != 2 {
 		t.Fatalf("rewrap: %d, %v", n, err)
 	}
 	e.close()
-	// The old KEK can go: every data key is wrapped under the new one.
-	if err := os.Remove(filepath.Join(keysDir, "kek-"+old+".key")); err != nil {
-		t.Fatal(err)
+	// The old KEKs are destroyed; every data key is under a new one.
+	for _, k := range before {
+		if _, err := os.Stat(filepath.Join(keysDir, "kek-"+k.KEKID+".key")); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("old KEK %s still on disk: %v", k.KEKID, err)
+		}
 	}
 	e = open(t, dir) // fresh FileKeys from the directory
 	p, err := e.trail.Search(ctx, audit.Query{})
@@ -199,10 +198,37 @@ func TestKEKRotation(t *testing.T) {
 		t.Fatalf("%d records readable after rotation", len(p.Records))
 	}
 	var st *sqlite.AuditStore = e.store
-	keys, _ = st.Keys(ctx)
-	for _, k := range keys {
-		if k.KEKID == old {
-			t.Fatal("key still wrapped under the old KEK")
+	after, _ := st.Keys(ctx)
+	for i, k := range after {
+		if k.KEKID == before[i].KEKID || !strings.HasPrefix(k.KEKID, k.Period+"_") {
+			t.Fatalf("key %s wrapped under %s after rotation", k.Period, k.KEKID)
 		}
+	}
+}
+
+// TestFileKeysListsOnlyKEKs: the index key and the "current" file of
+// earlier versions are not KEKs.
+func TestFileKeysListsOnlyKEKs(t *testing.T) {
+	dir := t.TempDir()
+	fk, err := audit.OpenFileKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "current"), []byte("20260301T100000-000000000Z\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "kek-20260301T100000-000000000Z.key"), make([]byte, 32), 0o600)
+	id, err := fk.NewKEK(context.Background(), "2026-03-02")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keks, err := fk.KEKs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, k := range keks {
+		got[k.ID] = k.Period
+	}
+	if len(got) != 2 || got["20260301T100000-000000000Z"] != "" || got[id] != "2026-03-02" {
+		t.Fatalf("KEKs: %+v", keks)
 	}
 }

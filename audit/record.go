@@ -71,14 +71,17 @@ func LeafHash(leaf []byte) [32]byte {
 	return out
 }
 
-// blindIndex is the keyed blind index of a canonical person id.
-func blindIndex(key []byte, subject string) []byte {
+// blindIndex is the keyed blind index of a canonical subject id of a kind.
+// The kind is part of what is indexed (crossroads.SubjectKey: a person's
+// id as is, any other kind's as "kind:id"), so a person and an enterprise
+// whose ids are written alike never find each other's records.
+func blindIndex(key []byte, kind, subject string) []byte {
 	if subject == "" {
 		return nil
 	}
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("crossroads-audit-subject:"))
-	m.Write([]byte(subject))
+	m.Write([]byte(crossroads.SubjectKey(kind, subject)))
 	return m.Sum(nil)
 }
 

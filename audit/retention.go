@@ -23,15 +23,24 @@ const eraseBatch = 1000
 // EraseReport is the result of Erase.
 type EraseReport struct {
 	Records int      // payloads erased
-	Keys    []string // periods whose data keys were destroyed
+	Keys    []string // periods whose data keys were deleted
+	KEKs    int      // key-encryption keys destroyed in the provider
 }
 
 // Erase erases the records older than before: their encrypted payload,
-// commitment nonce and subject blind index are deleted, and the data keys
-// of the periods (UTC days) that end by before are destroyed
-// (crypto-shredding: any copy of the ciphertext left in backups becomes
-// unreadable). The rows keep their non-personal metadata, leaf and log
-// index, and the Merkle log is untouched, so that the tree still verifies.
+// commitment nonce and subject blind index are deleted, and, for the
+// periods (UTC days) that end by before, the data keys are deleted from the
+// store and their key-encryption keys destroyed in the KeyProvider
+// (crypto-shredding). A copy of the database made before (a backup) still
+// holds the ciphertext and the wrapped data keys, but the KEKs that unwrap
+// them exist only in the provider, and are gone: with the hub's providers
+// (keys.Keyring over an HSM or the passphrase-sealed FileProvider), such a
+// backup no longer opens the erased records — unless a copy of the
+// provider's own storage made before the erasure is kept too (see
+// docs/operations.md). With the plaintext FileKeys default, a copy of its
+// directory defeats erasure. The rows keep their non-personal metadata, leaf
+// and log index, and the Merkle log is untouched, so that the tree still
+// verifies.
 //
 // Erase refuses a before later than now − MinRetention unless force is
 // set.
@@ -51,13 +60,16 @@ func (t *Trail) Erase(ctx context.Context, before time.Time, force bool) (*Erase
 			break
 		}
 	}
-	keys, err := t.store.Keys(ctx)
+	ended := func(per string) bool {
+		day, err := time.Parse(time.DateOnly, per)
+		return err == nil && !day.AddDate(0, 0, 1).After(before)
+	}
+	dks, err := t.store.Keys(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("audit: erase: %w", err)
 	}
-	for _, k := range keys {
-		day, err := time.Parse(time.DateOnly, k.Period)
-		if err != nil || day.AddDate(0, 0, 1).After(before) {
+	for _, k := range dks {
+		if !ended(k.Period) {
 			continue
 		}
 		t.dkMu.Lock()
@@ -69,8 +81,23 @@ func (t *Trail) Erase(ctx context.Context, before time.Time, force bool) (*Erase
 		}
 		rep.Keys = append(rep.Keys, k.Period)
 	}
-	if rep.Records > 0 || len(rep.Keys) > 0 {
-		t.log.Info("audit retention: records erased", "records", rep.Records, "keys", len(rep.Keys),
+	// Then every KEK of an ended period, including those of data keys
+	// deleted by an erasure interrupted before this step.
+	keks, err := t.keys.KEKs(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("audit: erase: %w", err)
+	}
+	for _, k := range keks {
+		if !ended(k.Period) {
+			continue
+		}
+		if err := t.keys.DestroyKEK(ctx, k.ID); err != nil {
+			return rep, fmt.Errorf("audit: erase: destroy KEK of %s: %w", k.Period, err)
+		}
+		rep.KEKs++
+	}
+	if rep.Records > 0 || len(rep.Keys) > 0 || rep.KEKs > 0 {
+		t.log.Info("audit retention: records erased", "records", rep.Records, "keys", len(rep.Keys), "keks", rep.KEKs,
 			"before", before.UTC().Format(time.RFC3339))
 	}
 	return rep, nil
@@ -82,5 +109,6 @@ func erasedRecord(row *Row) *crossroads.AuditRecord {
 	return &crossroads.AuditRecord{
 		ExchangeID: row.ExchangeID, Time: row.Time, Requester: row.Requester, Provider: row.Provider,
 		Service: row.Service, Purpose: row.Purpose, Outcome: row.Outcome, Reason: crossroads.Reason(row.Reason),
+		Kind: row.Kind, SubjectKind: row.SubjectKind,
 	}
 }

@@ -33,6 +33,15 @@ type Row struct {
 	Leaf []byte
 	// Index is the record's position in the Merkle log, -1 until integrated.
 	Index int64
+	// Kind is the record kind (crossroads.Record*; "" for an exchange).
+	Kind string
+	// SubjectKind is the kind of the record's subject ("person",
+	// "enterprise"…); "" when the record is about no one.
+	SubjectKind string
+	// Log names the Merkle log the record is committed to (its origin, as
+	// in its receipt), set when the record is sealed; Index is its position
+	// there. A record is in one log only.
+	Log string
 }
 
 // Erased reports whether the row's payload was erased after its retention
@@ -61,6 +70,8 @@ type StoreQuery struct {
 	SubjectIndex []byte
 	From, To     time.Time // To exclusive; zero means unbounded
 	BeforeSeq    int64     // only rows with Seq < BeforeSeq; 0 means no bound
+	Kinds        []string  // record kinds, any of them ("" is an exchange); empty: all
+	SubjectKind  string    // the subject's kind; empty: any
 	Limit        int
 }
 
@@ -97,7 +108,7 @@ type Store interface {
 	// with Time < before whose payload is not yet erased, oldest first, and
 	// returns how many it erased (fewer than limit: none are left). An
 	// erased row keeps Seq, ExchangeID, Time, Requester, Provider, Service,
-	// Purpose, Outcome, Reason, Period, Leaf and Index; it comes back with
+	// Purpose, Outcome, Reason, Period, Leaf, Index, Kind and SubjectKind; it comes back with
 	// Ciphertext, Nonce and SubjectIndex empty, and no longer matches a
 	// search by SubjectIndex. The erased bytes should not survive in the
 	// database files beyond what the engine cannot avoid.
@@ -105,4 +116,14 @@ type Store interface {
 	// DeleteKey deletes the data key of a period (crypto-shredding). It is
 	// not an error if the period has none.
 	DeleteKey(ctx context.Context, period string) error
+}
+
+// CursorStore keeps named positions (store sequence numbers) of the
+// readers of the trail, such as the SIEM export, in the audit store, so
+// that every node of a deployment shares them. Both stores implement it.
+type CursorStore interface {
+	// Cursor returns the position saved under name, 0 when none is.
+	Cursor(ctx context.Context, name string) (int64, error)
+	// SetCursor saves pos under name, durably.
+	SetCursor(ctx context.Context, name string, pos int64) error
 }

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -73,7 +74,11 @@ func newWitnessing(t *Trail) (*witnessing, error) {
 	w := &witnessing{t: t, file: filepath.Join(t.cfg.Dir, CosignedCheckpointFile), policy: witness.Policy{Quorum: t.cfg.Quorum}}
 	hc := t.cfg.WitnessHTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: witnessTimeout}
+		hc = &http.Client{
+			Timeout:       witnessTimeout,
+			Transport:     &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13}, Proxy: http.ProxyFromEnvironment},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	for _, wc := range t.cfg.Witnesses {
 		v, err := witness.NewCosignatureVerifier(strings.TrimSpace(wc.VerifierKey))

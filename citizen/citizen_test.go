@@ -124,13 +124,19 @@ type env struct {
 
 func setup(t *testing.T, mods ...func(*citizen.Config)) *env {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.OpenAudit(ctx, dir)
+	st, err := sqlite.OpenAudit(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return setupOn(t, dir, st, mods...)
+}
+
+// setupOn sets up the trail on the audit store st (data directory dir).
+func setupOn(t *testing.T, dir string, st audit.Store, mods ...func(*citizen.Config)) *env {
+	t.Helper()
+	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tr, err := audit.Open(ctx, audit.Config{Dir: dir, Store: st, MaxMergeDelay: 400 * time.Millisecond, Logger: quiet})
 	if err != nil {

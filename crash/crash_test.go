@@ -74,14 +74,15 @@ func TestCrashSmoke(t *testing.T) {
 	}
 }
 
-// TestCrashDetectsTampering checks the checker: after one kill, a record
-// that a client holds a receipt for is deleted, and one authorisation loses
-// a service (half-applied); the verification must report both.
+// TestCrashDetectsTampering checks the checker: after one kill, the record
+// of an exchange (not an event: kind "") that a client holds a receipt for
+// is deleted, and one authorisation loses a service (half-applied); the
+// verification must report both.
 func TestCrashDetectsTampering(t *testing.T) {
 	bin := buildBinary(t)
 	defer crash.SetBeforeVerify(func(dataDir string) error {
 		if err := execSQL(filepath.Join(dataDir, "audit", sqlite.AuditFile),
-			`DELETE FROM audit_records WHERE seq = (SELECT min(seq) FROM audit_records WHERE outcome = 'allowed')`); err != nil {
+			`DELETE FROM audit_records WHERE seq = (SELECT min(seq) FROM audit_records WHERE outcome = 'allowed' AND kind = '')`); err != nil {
 			return err
 		}
 		return execSQL(filepath.Join(dataDir, "registers.db"),

@@ -145,17 +145,20 @@ func (w *workers) integration(k int) crossroads.Integration {
 }
 
 func (w *workers) integrations(ctx context.Context) {
-	cl := w.h.clients[demo.ONEM]
+	// The operator makes the changes on ONEM's behalf: only an operator may
+	// date a file in the past (the harness's files start in 2020).
+	cl := w.h.clients[demo.Operator]
 	// send reports whether the hub acknowledged the change. A change cut
 	// short by the end of the run is recorded as unacknowledged too: the
 	// hub may have applied it.
 	send := func(method string, in crossroads.Integration) bool {
-		body, _ := json.Marshal(map[string]any{"person": in.Person, "sector": in.Sector, "capacity": in.Capacity, "from": in.From})
+		body, _ := json.Marshal(map[string]any{"person": in.Person, "participant": in.Participant, "sector": in.Sector, "capacity": in.Capacity, "from": in.From})
 		req, err := http.NewRequestWithContext(ctx, method, w.h.base+"/v1/integrations", bytes.NewReader(body))
 		if err != nil {
 			return false
 		}
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Crossroads-User", "crash-harness")
 		resp, err := cl.Do(req)
 		if err != nil {
 			pause(ctx)

@@ -51,7 +51,7 @@ type URLs struct {
 	Population string
 	Employment string
 	Retired    string
-	Enterprise string
+	Enterprise string // the enterprise register (EnterpriseRegister)
 }
 
 // Network returns the demo network: who participates, which services
@@ -73,7 +73,7 @@ func Network(u URLs, people []Person, now time.Time) *crossroads.Network {
 			{ID: PopulationRegister, Name: "National population register", Kind: crossroads.KindAuthenticSource, Status: crossroads.StatusActive, IncidentContact: "cert@population.example"},
 			{ID: EmploymentRegister, Name: "Employment register (DIMONA)", Kind: crossroads.KindAuthenticSource, Status: crossroads.StatusActive, IncidentContact: "cert@employment.example"},
 			{ID: RetiredRegister, Name: "Legacy register (decommissioned)", Kind: crossroads.KindAuthenticSource, Status: crossroads.StatusSuspended},
-			{ID: EnterpriseRegister, Name: "Crossroads Bank for Enterprises (demo)", Kind: crossroads.KindAuthenticSource, Status: crossroads.StatusActive, IncidentContact: "cert@cbe.example"},
+			{ID: EnterpriseRegister, Name: "Enterprise register (CBE)", Kind: crossroads.KindAuthenticSource, Status: crossroads.StatusActive, IncidentContact: "cert@enterprises.example"},
 		},
 		Services: []crossroads.Service{
 			{ID: ServicePerson, Provider: PopulationRegister, BaseURL: u.Population, Description: "Identity and main residence of a person", Classification: 2,

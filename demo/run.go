@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -52,6 +53,10 @@ type Running struct {
 	Dir     string
 	Certs   map[string]tls.Certificate
 	closers []func()
+
+	Companies []Company          // the enterprise register's companies
+	Sources   map[string]*Source // the authentic sources, by participant id
+	URLs      URLs               // the authentic sources' base URLs
 }
 
 // Close stops the sources.
@@ -64,6 +69,10 @@ func (r *Running) Close() {
 // clientParticipants get a client certificate in the demo.
 var clientParticipants = []string{Operator, OCMW, ONEM, Suspended}
 
+// sourceParticipants are the authentic sources: each serves with its own
+// participant's server certificate, which the hub's transport requires.
+var sourceParticipants = []string{PopulationRegister, EmploymentRegister, RetiredRegister, EnterpriseRegister}
+
 // Start sets up the whole demo network and starts the hub on ln; the hub
 // serves until ctx is done. Callers wait on the returned error channel.
 func Start(ctx context.Context, opts Options, ln net.Listener) (*Running, <-chan error, error) {
@@ -73,7 +82,7 @@ func Start(ctx context.Context, opts Options, ln net.Listener) (*Running, <-chan
 	if opts.People == 0 {
 		opts.People = 200
 	}
-	r := &Running{People: People(opts.People), Certs: map[string]tls.Certificate{}}
+	r := &Running{People: People(opts.People), Companies: Companies(DemoCompanies), Certs: map[string]tls.Certificate{}, Sources: map[string]*Source{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -130,8 +139,8 @@ func Start(ctx context.Context, opts Options, ln net.Listener) (*Running, <-chan
 	}
 
 	// Certificates: clients and sources.
-	for _, id := range append(clientParticipants, PopulationRegister, EmploymentRegister, RetiredRegister, EnterpriseRegister) {
-		source := id == PopulationRegister || id == EmploymentRegister || id == RetiredRegister || id == EnterpriseRegister
+	for _, id := range append(clientParticipants, sourceParticipants...) {
+		source := slices.Contains(sourceParticipants, id)
 		req := pki.IssueRequest{Participant: id, Server: source}
 		if source {
 			req.DNSNames, req.IPAddresses = []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}
@@ -163,22 +172,28 @@ func Start(ctx context.Context, opts Options, ln net.Listener) (*Running, <-chan
 		h   http.Handler
 		url *string
 	}{
-		{PopulationRegister, WithAddressCorrection(NewPopulationRegister(h.CA.Pool(), r.People, opts.Logger)), &urls.Population},
+		{PopulationRegister, NewPopulationRegister(h.CA.Pool(), r.People, opts.Logger), &urls.Population},
 		{EmploymentRegister, NewEmploymentRegister(h.CA.Pool(), r.People, opts.Logger), &urls.Employment},
 		{RetiredRegister, NewPopulationRegister(h.CA.Pool(), r.People, opts.Logger), &urls.Retired},
-		{EnterpriseRegister, NewEnterpriseRegister(h.CA.Pool(), Companies(DemoCompanies), opts.Logger), &urls.Enterprise},
+		{EnterpriseRegister, NewEnterpriseRegister(h.CA.Pool(), r.Companies, opts.Logger), &urls.Enterprise},
 	} {
+		if s, ok := src.h.(*Source); ok {
+			r.Sources[src.id] = s
+		}
 		srcLn, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, nil, fmt.Errorf("listen for %s: %w", src.id, err)
 		}
 		cfg := pki.ServerTLSConfig(h.CA.Pool(), r.Certs[src.id], nil)
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-		srv := &http.Server{Handler: src.h, TLSConfig: cfg, ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: src.h, TLSConfig: cfg, ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug)} // refused handshakes: debug
 		go srv.Serve(tls.NewListener(srcLn, cfg))
 		*src.url = "https://" + srcLn.Addr().String()
 		r.closers = append(r.closers, func() { srv.Close() })
 	}
+
+	r.URLs = urls
 
 	// The network file, applied through the same path as 'crossroads apply'.
 	network := Network(urls, r.People, time.Now())

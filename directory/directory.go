@@ -25,7 +25,7 @@ import (
 // Directory answers policy.View from memory and writes through to a store.
 type Directory struct {
 	store crossroads.RegisterStore
-	regs  atomic.Pointer[registers]
+	regs  atomic.Pointer[Registers]
 
 	writeMu sync.Mutex // serialises writes so memory follows the store's order
 	changes int64      // the store's integration change feed, applied up to here
@@ -42,15 +42,37 @@ type shard struct {
 	m  map[key][]crossroads.Integration // slices are replaced, never modified in place
 }
 
-// registers is an immutable snapshot of participants, services and
+// Registers is an immutable snapshot of participants, services and
 // authorisations, indexed for the check.
-type registers struct {
+type Registers struct {
 	net          *crossroads.Network
 	participants map[string]*crossroads.Participant
 	services     map[string]*crossroads.Service
 	byGrant      map[grant][]*crossroads.Authorisation
 	byID         map[string]*crossroads.Authorisation
+	// capacities[grantee] holds the capacities named by the grantee's
+	// authorisations that are not revoked, kinds canonical (person: "").
+	capacities map[string]map[crossroads.Capacity]bool
 }
+
+// Version is the registers' version the snapshot was read at.
+func (r *Registers) Version() int64 { return r.net.Version }
+
+// Participant returns a participant by id.
+func (r *Registers) Participant(id string) (*crossroads.Participant, bool) {
+	p, ok := r.participants[id]
+	return p, ok
+}
+
+// HoldsCapacity reports whether participant's authorisations that are not
+// revoked name c (c.Kind canonical: "" for a person): whether it may hold
+// a file in that capacity (apply.IntegrationView). O(1).
+func (r *Registers) HoldsCapacity(participant string, c crossroads.Capacity) bool {
+	return r.capacities[participant][c]
+}
+
+// Network returns the snapshot as a network; callers must not modify it.
+func (r *Registers) Network() *crossroads.Network { return r.net }
 
 type grant struct{ grantee, service string }
 
@@ -95,13 +117,14 @@ func (d *Directory) reloadRegisters(ctx context.Context) error {
 	return nil
 }
 
-func index(n *crossroads.Network) *registers {
-	r := &registers{
+func index(n *crossroads.Network) *Registers {
+	r := &Registers{
 		net:          n,
 		participants: make(map[string]*crossroads.Participant, len(n.Participants)),
 		services:     make(map[string]*crossroads.Service, len(n.Services)),
 		byGrant:      make(map[grant][]*crossroads.Authorisation),
 		byID:         make(map[string]*crossroads.Authorisation, len(n.Authorisations)),
+		capacities:   make(map[string]map[crossroads.Capacity]bool),
 	}
 	for i := range n.Participants {
 		r.participants[n.Participants[i].ID] = &n.Participants[i]
@@ -112,6 +135,17 @@ func index(n *crossroads.Network) *registers {
 	for i := range n.Authorisations {
 		a := &n.Authorisations[i]
 		r.byID[a.ID] = a
+		if a.Status != crossroads.StatusRevoked {
+			for _, c := range a.Capacities {
+				if c.Kind == crossroads.SubjectPerson {
+					c.Kind = ""
+				}
+				if r.capacities[a.Grantee] == nil {
+					r.capacities[a.Grantee] = map[crossroads.Capacity]bool{}
+				}
+				r.capacities[a.Grantee][c] = true
+			}
+		}
 		for _, s := range a.Services {
 			g := grant{a.Grantee, s}
 			r.byGrant[g] = append(r.byGrant[g], a)
@@ -315,6 +349,10 @@ func (d *Directory) Integrations(subject, participant string) []crossroads.Integ
 	s.mu.RUnlock()
 	return v
 }
+
+// Current returns the registers as last loaded, indexed: what a change to
+// the person directory is validated against, at Current().Version().
+func (d *Directory) Current() *Registers { return d.regs.Load() }
 
 // Snapshot returns the registers (participants, services, authorisations)
 // as last loaded; callers must not modify it.

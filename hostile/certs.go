@@ -78,6 +78,11 @@ func leafTemplate(like *x509.Certificate) *x509.Certificate {
 	}
 	if like != nil {
 		t.Subject, t.URIs = like.Subject, like.URIs
+		// A look-alike of a server certificate serves too.
+		t.DNSNames, t.IPAddresses = like.DNSNames, like.IPAddresses
+		if len(like.ExtKeyUsage) > 0 {
+			t.ExtKeyUsage = like.ExtKeyUsage
+		}
 	}
 	return t
 }

@@ -65,6 +65,8 @@ type Target struct {
 	// MaxHeapGrowth bounds the growth of the hub's heap in use over the run,
 	// read from its /metrics (default 256 MiB).
 	MaxHeapGrowth float64
+	// Impostor, if set, checks that the hub authenticates providers.
+	Impostor *Impostor
 }
 
 // Result is one attack and how it was answered.
@@ -208,9 +210,14 @@ func Run(ctx context.Context, t Target) (*Report, error) {
 	r.paths(ctx)
 	r.operations(ctx)
 	r.certificates(ctx)
+	r.integrations(ctx)
+	r.crossSite(ctx)
 	r.slowloris(ctx)
 	if t.Provider != "" {
 		r.provider(ctx)
+	}
+	if t.Impostor != nil {
+		r.impostor(ctx)
 	}
 
 	// The hub is still up and answers a valid exchange.

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -95,6 +97,7 @@ func TestRun(t *testing.T) {
 	tg := target(t, r)
 	expired, revoked := expiredAndRevoked(t, r, demo.OCMW)
 	tg.Expired, tg.Revoked = &expired, &revoked
+	tg.Impostor = impostor(t, r)
 
 	heap0 := heapInuse()
 	rep, err := hostile.Run(ctx, tg)
@@ -254,5 +257,100 @@ func TestReplayTowardProvider(t *testing.T) {
 	hdr.Set("Crossroads-Purpose", "marketing")
 	if st, b := send(); st != http.StatusUnauthorized || !strings.Contains(b, "invalid-hub-signature") {
 		t.Fatalf("tampered: %d %s", st, b)
+	}
+}
+
+// impostor registers a service of the population register at a local
+// address and returns the impostor cases for it: the population register's
+// certificates (right, expired, revoked, to be revoked) and the employment
+// register's (another participant's).
+func impostor(t *testing.T, r *demo.Running) *hostile.Impostor {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	demotest.Register(t, r, "impostor-check", "https://"+ln.Addr().String(), []string{""})
+	for i := 0; i < 100; i++ { // the hub rereads the registers every second
+		if _, ok := r.Hub.Directory.Service("impostor-check"); ok {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	server := func(validity time.Duration) tls.Certificate {
+		return issueServer(t, r, demo.PopulationRegister, validity)
+	}
+	expired := server(time.Second)
+	revoked := server(0)
+	if err := revoke(context.Background(), r, revoked.Leaf); err != nil {
+		t.Fatal(err)
+	}
+	toRevoke := server(0)
+	for time.Now().Before(expired.Leaf.NotAfter.Add(100 * time.Millisecond)) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	other := r.Certs[demo.EmploymentRegister]
+	return &hostile.Impostor{
+		Listener: ln, Service: "impostor-check", Path: "persons/" + r.People[0].INSZ, Subject: r.People[0].INSZ,
+		Right: r.Certs[demo.PopulationRegister], Other: &other, Expired: &expired, Revoked: &revoked,
+		ToRevoke: &toRevoke, Revoke: func(ctx context.Context, c *x509.Certificate) error { return revoke(ctx, r, c) },
+	}
+}
+
+// issueServer makes a server certificate of the network CA for
+// participant at 127.0.0.1.
+func issueServer(t *testing.T, r *demo.Running, participant string, validity time.Duration) tls.Certificate {
+	t.Helper()
+	certPEM, keyPEM, rec, err := r.Hub.CA.Issue(pki.IssueRequest{Participant: participant, Validity: validity, Server: true,
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Hub.Registers.RecordCertificate(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	c, err := pki.LoadKeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// revoke revokes c in the registers and waits until the hub has learnt it
+// (its watcher then closes the connections).
+func revoke(ctx context.Context, r *demo.Running, c *x509.Certificate) error {
+	serial := pki.SerialHex(c)
+	if err := r.Hub.Registers.RevokeCertificate(ctx, serial, time.Now(), "hostile test"); err != nil {
+		return err
+	}
+	for i := 0; i < 100 && !r.Hub.Revs.IsRevoked(serial); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !r.Hub.Revs.IsRevoked(serial) {
+		return fmt.Errorf("the hub did not learn of the revocation of %s", serial)
+	}
+	return nil
+}
+
+// TestProviderImpostor: the hub forwards only to the registered
+// provider's own valid certificate: another participant's, a look-alike
+// CA's, a self-signed, an expired or a revoked one is refused (502
+// provider-unreachable, audited, nothing sent), and revoking the
+// provider's certificate closes the hub's open connection to it.
+func TestProviderImpostor(t *testing.T) {
+	r := demotest.Start(t, demo.Options{})
+	tg := target(t, r)
+	tg.Impostor = impostor(t, r)
+	rep, err := hostile.CheckProviders(context.Background(), tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", rep.Table())
+	for _, f := range rep.Failed() {
+		t.Errorf("%s: want %s, got %s (%s)", f.Name, f.Want, f.Got, f.Detail)
+	}
+	if len(rep.Results) < 9 {
+		t.Errorf("%d cases run, want 9", len(rep.Results))
 	}
 }

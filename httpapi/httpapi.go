@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/directory"
+	"github.com/crossroads-hub/crossroads/limit"
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/problem"
@@ -37,6 +39,10 @@ const (
 	Participant               // any active participant
 	Operator                  // participants of kind operator
 	Auditor                   // operators and auditors
+	// Optional: a caller presenting a client certificate is authenticated
+	// (and refused if it is not an active participant's); a caller without
+	// one passes, for the handler to authenticate otherwise (ID tokens).
+	Optional
 )
 
 // Route is one entry of the routing table; the OpenAPI test checks the
@@ -66,13 +72,34 @@ type Config struct {
 	// and queries).
 	Extra []Route
 	Now   func() time.Time
+
+	// Audit makes every operator's act (applies, certificates) and every
+	// change to the person directory (and every search of its history) a
+	// record of the verifiable trail before it happens;
+	// without it such acts are refused (503 audit-unavailable).
+	Audit crossroads.AuditLog
+	// Kinds are the network's subject kinds; nil: personid.DefaultKinds(Scheme).
+	Kinds personid.Kinds
+	// IntegrationBackdate is how far before now a participant may date
+	// the start or end of a file (default 0: not before now). Operators
+	// are not bound by it.
+	IntegrationBackdate time.Duration
+	// IntegrationLimits bound each participant's integration API calls;
+	// nil: DefaultIntegrationLimits; a zero Limits: no limit.
+	IntegrationLimits *crossroads.Limits
+	// Origins are the origins, besides the hub's own (https://<Host>), from
+	// which a browser may send state-changing admin requests (the console's,
+	// if it is served elsewhere). See samesite.go.
+	Origins []string
 }
 
 // API is the hub's HTTP handler.
 type API struct {
-	cfg    Config
-	mux    *http.ServeMux
-	routes []Route
+	cfg        Config
+	mux        *http.ServeMux
+	routes     []Route
+	intLimiter *limit.Limiter
+	applyMu    sync.Mutex // serialises this node's applies (plan, record, write)
 }
 
 // New builds the API.
@@ -86,14 +113,25 @@ func New(cfg Config) *API {
 	if cfg.Gatherer == nil {
 		cfg.Gatherer = prometheus.DefaultGatherer
 	}
-	a := &API{cfg: cfg, mux: http.NewServeMux()}
+	if cfg.Kinds == nil {
+		cfg.Kinds = personid.DefaultKinds(cfg.Scheme)
+	}
+	intLimits := DefaultIntegrationLimits
+	if cfg.IntegrationLimits != nil {
+		intLimits = *cfg.IntegrationLimits
+	}
+	a := &API{cfg: cfg, mux: http.NewServeMux(), intLimiter: limit.New(limit.Config{Default: intLimits, Now: cfg.Now})}
 	a.routes = append(a.baseRoutes(), cfg.Extra...)
 	for _, r := range a.routes {
 		pattern := r.Pattern
 		if r.Method != "" {
 			pattern = r.Method + " " + pattern
 		}
-		a.mux.Handle(pattern, a.guard(r.Access, r.Handler))
+		h := a.guard(r.Access, r.Handler)
+		if stateChanging(r) {
+			h = a.sameSite(h)
+		}
+		a.mux.Handle(pattern, h)
 	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, http.StatusNotFound, "not-found", "no such resource")
@@ -116,11 +154,14 @@ func (a *API) baseRoutes() []Route {
 		{"GET", "/v1/integrations", Participant, http.HandlerFunc(a.listIntegrations)},
 		{"PUT", "/v1/integrations", Participant, http.HandlerFunc(a.putIntegration)},
 		{"DELETE", "/v1/integrations", Participant, http.HandlerFunc(a.deleteIntegration)},
+		{"GET", "/v1/audit/integrations", Auditor, http.HandlerFunc(a.integrationHistory)},
 		{"GET", "/v1/admin/network", Operator, http.HandlerFunc(a.getNetwork)},
 		{"POST", "/v1/admin/apply", Operator, http.HandlerFunc(a.postApply)},
 		{"GET", "/v1/admin/certificates", Operator, http.HandlerFunc(a.listCertificates)},
 		{"POST", "/v1/admin/certificates", Operator, http.HandlerFunc(a.signCSR)},
 		{"POST", "/v1/admin/certificates/{serial}/revoke", Operator, http.HandlerFunc(a.revokeCertificate)},
+		{"GET", "/v1/admin/registers/{kind}", Auditor, http.HandlerFunc(a.readRegister)},
+		{"GET", "/v1/admin/registers/{kind}/{id}", Auditor, http.HandlerFunc(a.readRegister)},
 	}
 }
 
@@ -171,6 +212,10 @@ func (a *API) guard(access Access, h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v1/exchange/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if access == Optional && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
 			h.ServeHTTP(w, r)
 			return
 		}

@@ -29,6 +29,9 @@ func do(t *testing.T, cl *http.Client, method, url, ctype, body string) (int, []
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
+	if strings.Contains(url, "/v1/integrations") || strings.Contains(url, "/v1/audit/integrations") {
+		req.Header.Set("Crossroads-User", "agent-7") // changes to the directory name the natural person
+	}
 	resp, err := cl.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +55,7 @@ func TestIntegrationsAPI(t *testing.T) {
 		t.Fatalf("before registering: %v %v", resp, err)
 	}
 	body := `{"person":"` + person + `","sector":"unemployment","capacity":"claimant"}`
-	if st, b := do(t, cl, "PUT", r.Base+"/v1/integrations", "application/json", body); st != 200 {
+	if st, b := do(t, cl, "PUT", r.Base+"/v1/integrations", "application/json", body); st != 201 {
 		t.Fatalf("PUT: %d %s", st, b)
 	}
 	// The decision now passes the directory (the provider has no such person: 404 from the source).
@@ -85,19 +88,25 @@ func TestIntegrationsAPI(t *testing.T) {
 	if st, b := do(t, cl, "PUT", r.Base+"/v1/integrations", "application/json", `{"person":`); st != 400 {
 		t.Fatalf("PUT bad JSON: %d %s", st, b)
 	}
-	// Remove it again: the decision denies at once.
+	// End it: the decision denies at once; the file stays, its period closed.
 	var got struct{ Integrations []json.RawMessage }
 	_, b = do(t, cl, "GET", r.Base+"/v1/integrations?person="+person, "", "")
 	json.Unmarshal(b, &got)
-	if st, b := do(t, cl, "DELETE", r.Base+"/v1/integrations", "application/json", string(got.Integrations[0])); st != 204 {
+	time.Sleep(1100 * time.Millisecond) // from defaults to now (whole seconds): a file is ended once started
+	if st, b := do(t, cl, "DELETE", r.Base+"/v1/integrations", "application/json", string(got.Integrations[0])); st != 200 {
 		t.Fatalf("DELETE: %d %s", st, b)
 	}
 	resp, _, _ = r.Clients.Exchange(ctx, demo.ONEM, demo.ServiceEmployment, "employments/"+person, "unemployment-benefit", person)
 	if resp.StatusCode != 403 {
 		t.Fatalf("after delete: %d", resp.StatusCode)
 	}
-	if st, _ := do(t, cl, "DELETE", r.Base+"/v1/integrations", "application/json", string(got.Integrations[0])); st != 404 {
+	if st, _ := do(t, cl, "DELETE", r.Base+"/v1/integrations", "application/json", string(got.Integrations[0])); st != 409 {
 		t.Fatalf("second DELETE: %d", st)
+	}
+	// Auditors see the history.
+	if st, b := do(t, r.Clients.Client(demo.Operator), "GET", r.Base+"/v1/audit/integrations?person="+person, "", ""); st != 200 ||
+		!strings.Contains(string(b), `"action":"register"`) || !strings.Contains(string(b), `"action":"end"`) {
+		t.Fatalf("history: %d %s", st, b)
 	}
 }
 

@@ -5,9 +5,10 @@
 // The data directory holds all state:
 //
 //	ca/ca.crt, ca/ca.key.enc   the network CA (key encrypted at rest)
-//	hub/hub.crt, hub/hub.key   the hub's own certificate (server and client)
+//	hub/hub.crt                the hub's own certificate (its key: wrapped, in the keyring)
+//	keys/                      the local key provider (root key sealed by the passphrase)
 //	registers.db               participants, services, authorisations, integrations, certificates
-//	audit/                     audit records (audit.db), keys and the Merkle log
+//	audit/                     audit records and wrapped keys (audit.db), the Merkle log
 package hub
 
 import (
@@ -33,15 +34,18 @@ import (
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/atomicfile"
 	"github.com/crossroads-hub/crossroads/audit"
+	"github.com/crossroads-hub/crossroads/citizen"
 	"github.com/crossroads-hub/crossroads/directory"
 	"github.com/crossroads-hub/crossroads/exchange"
 	"github.com/crossroads-hub/crossroads/httpapi"
+	"github.com/crossroads-hub/crossroads/keys"
 	"github.com/crossroads-hub/crossroads/limit"
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/siem"
-	"github.com/crossroads-hub/crossroads/store/postgres"
-	"github.com/crossroads-hub/crossroads/store/sqlite"
+	"github.com/crossroads-hub/crossroads/storage"
+	"github.com/crossroads-hub/crossroads/store/mysqllog"
+	"github.com/crossroads-hub/crossroads/upstream"
 )
 
 // HubID is the participant id in the hub's own certificate.
@@ -50,13 +54,31 @@ const HubID = "hub"
 // Config configures a hub.
 type Config struct {
 	DataDir      string
-	Passphrase   []byte   // the CA key's passphrase
+	Passphrase   []byte   // the CA key's passphrase, which also seals the local key provider
 	Hostnames    []string // DNS names and IPs for the hub's server certificate (default localhost, 127.0.0.1)
 	PersonScheme string   // person id scheme; default "insz"
 	// DatabaseURL selects PostgreSQL (postgres://…) for the registers and
 	// the audit records instead of the embedded SQLite files. The CA, the
-	// hub's certificate, the audit keys and the Merkle log stay in DataDir.
+	// hub's certificate and the Merkle log stay in DataDir; the wrapped
+	// keys are in the database, shared by every node.
 	DatabaseURL string
+	// LogOrigin names the audit log when its key is created (see
+	// audit.Config.Origin); an existing log keeps its origin.
+	LogOrigin string
+	// RenewBefore is how long before its expiry the hub renews its own
+	// certificate while running (default a third of its validity);
+	// RenewCheck how often it looks (default a minute).
+	RenewBefore, RenewCheck time.Duration
+	// LogDatabase (MariaDB/MySQL DSN, user@tcp(host:3306)/dbname) keeps the
+	// audit trail's Merkle log in that database, shared by every node on
+	// DatabaseURL (PostgreSQL, required): one node at a time integrates,
+	// every node serves the log (see docs/architecture.md).
+	LogDatabase string
+	// KeyProvider holds the root keys (e.g. a PKCS#11 HSM, package
+	// keys/pkcs11); the hub closes it. Default: the local FileProvider in
+	// KeyDir (default DataDir/keys), sealed by Passphrase.
+	KeyProvider keys.Provider
+	KeyDir      string
 
 	ProviderTimeout time.Duration
 	MaxRequestBody  int64
@@ -69,6 +91,12 @@ type Config struct {
 	// an authorisation's Limits bound the traffic under it as well.
 	DefaultLimits crossroads.Limits
 	MaxInFlight   int // exchanges in flight across the hub; beyond, 503 overloaded
+
+	// The integrations API (the person directory): how far before now a
+	// participant may date a file (default 0; operators are not bound),
+	// and each participant's limits (nil: httpapi.DefaultIntegrationLimits).
+	IntegrationBackdate time.Duration
+	IntegrationLimits   *crossroads.Limits
 
 	// Audit trail. Witnesses (C2SP tlog-witness) cosign the checkpoints;
 	// only checkpoints cosigned by WitnessQuorum of them (0: all) are
@@ -83,6 +111,9 @@ type Config struct {
 	RetentionForce bool
 	SIEMURL        string
 	SIEMRootCAs    string
+	// SIEMAllowTLS12 lets the SIEM export speak TLS 1.2 to a receiver that
+	// cannot do 1.3 (default: TLS 1.3 only).
+	SIEMAllowTLS12 bool
 
 	// Citizens ("who looked at my data", GET /v1/me/exchanges): ID tokens
 	// of OIDCIssuer for OIDCClientID, the person id in OIDCSubjectClaim
@@ -90,6 +121,10 @@ type Config struct {
 	OIDCIssuer       string
 	OIDCClientID     string
 	OIDCSubjectClaim string
+	// OIDCEnterpriseClaim names the ID-token claim carrying the enterprise
+	// number of the company the holder represents (GET /v1/enterprise/…);
+	// empty: only representatives' certificates open those views.
+	OIDCEnterpriseClaim string
 }
 
 // Hub is an assembled hub.
@@ -100,6 +135,7 @@ type Hub struct {
 	Registers Registers
 	Directory *directory.Directory
 	Trail     *audit.Trail
+	Keys      *keys.Keyring
 	audits    AuditStore
 	Revs      *pki.Revocations
 	Tracker   *pki.ConnTracker
@@ -112,47 +148,27 @@ type Hub struct {
 	Limiter   *limit.Limiter // flow control; Configure changes it at run time
 	SIEM      *siem.Exporter // nil without a SIEM
 	Exchange  *exchange.Pipeline
-	citizen   http.Handler // GET /v1/me/exchanges
+	citizen   *citizen.Handler // GET /v1/me/… and /v1/enterprise/…
+	sharedLog *mysqllog.Log    // nil: the log is this node's own (POSIX)
+	renew     *certRenewal     // the current hub certificate (renew.go)
+
+	// Upstream is the authenticated transport to providers.
+	Upstream *upstream.Transport
 }
 
 // Registers is the register and certificate store the hub runs on.
-type Registers interface {
-	crossroads.RegisterStore
-	crossroads.CertificateStore
-	Close() error
-}
+type Registers = storage.Registers
 
 // AuditStore is the audit record store the hub runs on.
-type AuditStore interface {
-	audit.Store
-	Close() error
-}
+type AuditStore = storage.AuditStore
 
-// openStores opens the embedded SQLite stores in the data directory, or
-// the PostgreSQL ones when a database URL is configured.
-func openStores(ctx context.Context, cfg Config, auditDir string) (Registers, AuditStore, error) {
-	if cfg.DatabaseURL != "" {
-		regs, err := postgres.OpenRegisters(ctx, cfg.DatabaseURL)
-		if err != nil {
-			return nil, nil, err
-		}
-		audits, err := postgres.OpenAudit(ctx, cfg.DatabaseURL)
-		if err != nil {
-			regs.Close()
-			return nil, nil, err
-		}
-		return regs, audits, nil
-	}
-	regs, err := sqlite.OpenRegisters(ctx, filepath.Join(cfg.DataDir, "registers.db"))
+// openStores opens the stores with storage.Open, as every command does.
+func openStores(ctx context.Context, cfg Config) (Registers, AuditStore, error) {
+	st, err := storage.Open(ctx, storage.Options{Dir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL, Audit: true, Create: true})
 	if err != nil {
 		return nil, nil, err
 	}
-	audits, err := sqlite.OpenAudit(ctx, auditDir)
-	if err != nil {
-		regs.Close()
-		return nil, nil, err
-	}
-	return regs, audits, nil
+	return st.Registers, st.Audit, nil
 }
 
 // Files in the data directory.
@@ -191,8 +207,11 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if len(cfg.Hostnames) == 0 {
 		cfg.Hostnames = []string{"localhost", "127.0.0.1", "::1"}
 	}
+	if cfg.LogOrigin == "" {
+		cfg.LogOrigin = DefaultLogOrigin(cfg.Hostnames)
+	}
 	if !Initialised(cfg.DataDir) {
-		return nil, fmt.Errorf("no network CA in %s: run 'crossroads ca init --dir %s' first", cfg.DataDir, cfg.DataDir)
+		return nil, fmt.Errorf("no network CA in %s: run 'crossroads init --dir %s' first", cfg.DataDir, cfg.DataDir)
 	}
 	h := &Hub{cfg: cfg, log: cfg.Logger}
 	defer func() {
@@ -203,6 +222,10 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.Scheme, err = personid.Lookup(cfg.PersonScheme); err != nil {
 		return nil, err
 	}
+	// The key provider opens (a key derivation, or an HSM login) while the
+	// CA key is decrypted (another).
+	provider := openProviderAsync(cfg)
+	defer provider.discard()
 	if h.CA, err = pki.LoadCA(caDir(cfg.DataDir), cfg.Passphrase); err != nil {
 		return nil, err
 	}
@@ -210,7 +233,14 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err := os.MkdirAll(auditDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create audit directory: %w", err)
 	}
-	if h.Registers, h.audits, err = openStores(ctx, cfg, auditDir); err != nil {
+	if h.Registers, h.audits, err = openStores(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if h.Keys, err = provider.keyring(ctx, cfg, h.audits); err != nil {
+		return nil, err
+	}
+	noteKey, err := h.Keys.Secret(ctx, keys.KindNote)
+	if err != nil {
 		return nil, err
 	}
 	if h.Cert, err = h.hubCertificate(ctx); err != nil {
@@ -222,8 +252,16 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.Directory, err = directory.Open(ctx, h.Registers); err != nil {
 		return nil, err
 	}
-	if h.Trail, err = audit.Open(ctx, audit.Config{Dir: auditDir, Store: h.audits, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
-		Witnesses: cfg.Witnesses, Quorum: cfg.WitnessQuorum, WitnessHTTP: h.witnessClient()}); err != nil {
+	acfg := audit.Config{Dir: auditDir, Store: h.audits, Origin: cfg.LogOrigin, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
+		KeyProvider: h.Keys, NoteSigner: string(noteKey.Key),
+		Witnesses: cfg.Witnesses, Quorum: cfg.WitnessQuorum, WitnessHTTP: h.witnessClient()}
+	if err := h.openSharedLog(ctx, &acfg); err != nil {
+		return nil, err
+	}
+	if h.Trail, err = audit.Open(ctx, acfg); err != nil {
+		return nil, err
+	}
+	if err := migrateAuditKeys(ctx, cfg.Logger, h.Trail, auditDir); err != nil {
 		return nil, err
 	}
 	if err := h.openAuditServices(auditDir); err != nil {
@@ -245,17 +283,23 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		}, func() float64 { return float64(h.Trail.Stats().Batches) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "crossroads_audit_records_total", Help: "Audit records made durable (records / commits = mean batch size).",
-		}, func() float64 { return float64(h.Trail.Stats().Records) }))
+		}, func() float64 { return float64(h.Trail.Stats().Records) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "crossroads_audit_log_integrating", Help: "1 while this node integrates records into the Merkle log (on a shared log: holds the integrator lease).",
+		}, func() float64 {
+			if h.Trail.Integrating() {
+				return 1
+			}
+			return 0
+		}))
 	metrics := exchange.NewMetrics(h.Registry)
 
-	transport := &http.Transport{
-		TLSClientConfig:     pki.ClientTLSConfig(h.CA.Pool(), h.Cert),
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 5 * time.Second,
-		ForceAttemptHTTP2:   false,
-	}
+	// Providers are authenticated: their server certificate must be the
+	// network CA's, issued to the service's provider, unrevoked, unexpired.
+	h.Upstream = upstream.New(upstream.Config{
+		Roots: h.CA.Pool(), Certificate: h.Cert, CurrentCertificate: h.currentCert, Revocations: h.Revs, Registerer: h.Registry, Logger: cfg.Logger,
+	})
+	transport := h.Upstream
 	h.Limiter = limit.New(limit.Config{Default: cfg.DefaultLimits, MaxInFlight: cfg.MaxInFlight})
 	ex := exchange.New(exchange.Config{
 		Directory: h.Directory, Kinds: personid.DefaultKinds(h.Scheme), Audit: h.Trail, Signer: h.Signer, Transport: transport,
@@ -267,6 +311,8 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		Directory: h.Directory, Scheme: h.Scheme, Exchange: ex, CA: h.CA, Certificates: h.Registers,
 		OnRevoke: h.revoked, Revocations: h.Revs, Gatherer: h.Registry, Logger: cfg.Logger,
 		Ready: h.ready, Extra: h.auditRoutes(),
+		Audit:               h.Trail, // integration changes are events of the trail
+		IntegrationBackdate: cfg.IntegrationBackdate, IntegrationLimits: cfg.IntegrationLimits,
 	})
 	h.Server = &http.Server{
 		Handler:           h.API,
@@ -279,16 +325,36 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          connErrorLog(cfg.Logger, h.Registry),
 	}
+	h.renewable(transport)
 	return h, nil
 }
 
-// hubCertificate loads the hub's certificate, issuing it on first start.
+// hubCertificate loads the hub's certificate and key from the keyring
+// (shared by every node), importing the plaintext hub/hub.key of earlier
+// versions, and issues a new one on first start, when it is revoked or
+// when it is within the renewal window of its expiry (renew.go).
+// hub/hub.crt holds the certificate for tools; the key is never on disk in
+// clear.
 func (h *Hub) hubCertificate(ctx context.Context) (tls.Certificate, error) {
 	dir := hubDir(h.cfg.DataDir)
-	certFile, keyFile := filepath.Join(dir, "hub.crt"), filepath.Join(dir, "hub.key")
-	if c, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
-		if c.Leaf != nil && time.Now().Before(c.Leaf.NotAfter.Add(-24*time.Hour)) {
-			return c, nil
+	certFile, keyFile := filepath.Join(dir, "hub.crt"), filepath.Join(dir, legacyHubKey)
+	s, err := h.Keys.Secret(ctx, keys.KindHubTLS)
+	if errors.Is(err, keys.ErrNotFound) {
+		if c, lerr := tls.LoadX509KeyPair(certFile, keyFile); lerr == nil && c.Leaf != nil && h.keepHubCert(ctx, c.Leaf) {
+			certPEM, _ := os.ReadFile(certFile)
+			keyPEM, _ := os.ReadFile(keyFile)
+			s, err = h.Keys.Ensure(ctx, keys.KindHubTLS, func() ([]byte, string, error) { return keyPEM, string(certPEM), nil })
+		}
+	}
+	if err != nil && !errors.Is(err, keys.ErrNotFound) {
+		return tls.Certificate{}, fmt.Errorf("hub certificate: %w", err)
+	}
+	if err := removePlaintext(keyFile); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err == nil {
+		if c, err := pki.LoadKeyPair([]byte(s.Public), s.Key); err == nil && c.Leaf != nil && h.keepHubCert(ctx, c.Leaf) {
+			return c, writeHubCert(dir, certFile, []byte(s.Public))
 		}
 	}
 	var dns []string
@@ -307,16 +373,23 @@ func (h *Hub) hubCertificate(ctx context.Context) (tls.Certificate, error) {
 	if err := h.Registers.RecordCertificate(ctx, rec); err != nil {
 		return tls.Certificate{}, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if _, err := h.Keys.Rotate(ctx, keys.KindHubTLS, keyPEM, string(certPEM)); err != nil {
 		return tls.Certificate{}, fmt.Errorf("hub certificate: %w", err)
 	}
-	if err := atomicfile.Write(keyFile, keyPEM, 0o600); err != nil {
-		return tls.Certificate{}, err
-	}
-	if err := atomicfile.Write(certFile, certPEM, 0o644); err != nil {
+	if err := writeHubCert(dir, certFile, certPEM); err != nil {
 		return tls.Certificate{}, err
 	}
 	return pki.LoadKeyPair(certPEM, keyPEM)
+}
+
+func writeHubCert(dir, certFile string, certPEM []byte) error {
+	if b, err := os.ReadFile(certFile); err == nil && bytes.Equal(b, certPEM) {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("hub certificate: %w", err)
+	}
+	return atomicfile.Write(certFile, certPEM, 0o644)
 }
 
 // connErrorLog receives net/http's connection-level errors (refused TLS
@@ -359,8 +432,11 @@ func (h *Hub) witnessClient() *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, Certificates: []tls.Certificate{h.Cert}},
+			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots,
+				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return h.currentCert(), nil }},
 		},
+		// A witness is called at its configured URL only.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 
@@ -420,9 +496,11 @@ func (h *Hub) refreshRegisters(ctx context.Context) {
 
 // revoked closes the connections of newly revoked certificates.
 func (h *Hub) revoked(serials []string) {
+	h.renewIfRevoked(serials)
 	if n := h.Tracker.CloseSerial(serials...); n > 0 {
 		h.log.Info("closed connections of revoked certificates", "connections", n, "certificates", len(serials))
 	}
+	h.Upstream.CloseSerials(serials...) // providers' connections too
 }
 
 func (h *Hub) ready(ctx context.Context) error {
@@ -442,6 +520,7 @@ func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
 	defer stopWatch()
 	go h.Revs.Watch(watchCtx, h.Registers, h.cfg.RevocationPoll, h.revoked)
 	go h.refreshRegisters(watchCtx)
+	go h.renewLoop(watchCtx)
 	var jobs sync.WaitGroup
 	defer func() { stopWatch(); jobs.Wait() }()
 	h.startAuditJobs(watchCtx, &jobs)
@@ -472,11 +551,20 @@ func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
 // Close releases the stores; call after Serve returns.
 func (h *Hub) Close(ctx context.Context) error {
 	var errs []error
+	if h.Upstream != nil {
+		h.Upstream.CloseIdleConnections()
+	}
 	if h.Trail != nil {
 		errs = append(errs, h.Trail.Close(ctx))
 	}
+	if h.sharedLog != nil {
+		errs = append(errs, h.sharedLog.Close())
+	}
 	if h.audits != nil {
 		errs = append(errs, h.audits.Close())
+	}
+	if h.Keys != nil {
+		errs = append(errs, h.Keys.Close())
 	}
 	if h.Registers != nil {
 		errs = append(errs, h.Registers.Close())

@@ -16,6 +16,7 @@ import (
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/citizen"
 	"github.com/crossroads-hub/crossroads/httpapi"
+	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/problem"
 	"github.com/crossroads-hub/crossroads/siem"
 )
@@ -31,8 +32,20 @@ func (h *Hub) auditRoutes() []httpapi.Route {
 		{Method: "GET", Pattern: "/v1/log/", Access: httpapi.Public, Handler: h.Trail.LogHandler()},
 		{Method: "GET", Pattern: "/v1/audit/proofs/{exchangeId}", Access: httpapi.Participant, Handler: h.Trail.ProofHandler()},
 		{Method: "GET", Pattern: "/v1/audit/records", Access: httpapi.Auditor, Handler: h.canonicalSubject(h.Trail.RecordsHandler())},
-		{Method: "GET", Pattern: citizen.Path, Access: httpapi.Public, Handler: h.citizen},
+		{Method: "GET", Pattern: citizen.Path, Access: httpapi.Public, Handler: h.citizenView(h.citizen)},
+		{Method: "GET", Pattern: citizen.FilesPath, Access: httpapi.Public, Handler: h.citizenView(h.citizen.Files())},
+		{Method: "GET", Pattern: citizen.EnterpriseExchangesPath, Access: httpapi.Optional, Handler: h.citizen.EnterpriseExchanges()},
+		{Method: "GET", Pattern: citizen.EnterpriseFilesPath, Access: httpapi.Optional, Handler: h.citizen.EnterpriseFiles()},
 	}
+}
+
+// citizenView is v, or a 404 problem when the hub has no OpenID Connect
+// issuer for citizens.
+func (h *Hub) citizenView(v http.Handler) http.Handler {
+	if h.cfg.OIDCIssuer == "" {
+		return http.HandlerFunc(notConfigured)
+	}
+	return v
 }
 
 // openAuditServices checks the retention and prepares the SIEM export and
@@ -46,7 +59,7 @@ func (h *Hub) openAuditServices(auditDir string) error {
 		return fmt.Errorf("retention %v is below the minimum of %v: force it explicitly if the law allows", cfg.Retention, audit.MinRetention)
 	}
 	if cfg.SIEMURL != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		tc := &tls.Config{} // the exporter sets the TLS floor (1.3; 1.2 only with SIEMAllowTLS12)
 		if cfg.SIEMRootCAs != "" {
 			b, err := os.ReadFile(cfg.SIEMRootCAs)
 			if err != nil {
@@ -58,20 +71,23 @@ func (h *Hub) openAuditServices(auditDir string) error {
 			}
 		}
 		var err error
-		if h.SIEM, err = siem.New(siem.Config{URL: cfg.SIEMURL, Source: h.Trail, TLS: tc,
-			CursorFile: filepath.Join(auditDir, "siem.cursor"), Logger: cfg.Logger}); err != nil {
+		scfg := siem.Config{URL: cfg.SIEMURL, Source: h.Trail, TLS: tc, AllowTLS12: cfg.SIEMAllowTLS12,
+			CursorFile: filepath.Join(auditDir, "siem.cursor"), Logger: cfg.Logger}
+		if cs, ok := h.audits.(audit.CursorStore); ok && cfg.DatabaseURL != "" {
+			scfg.Cursor = cs // shared by every node (multinode.go)
+		}
+		if h.SIEM, err = siem.New(scfg); err != nil {
 			return err
 		}
 	}
-	h.citizen = http.HandlerFunc(notConfigured)
-	if cfg.OIDCIssuer != "" {
-		c, err := citizen.New(citizen.Config{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID,
-			SubjectClaim: cfg.OIDCSubjectClaim, Scheme: h.Scheme, Trail: h.Trail, Logger: cfg.Logger})
-		if err != nil {
-			return err
-		}
-		h.citizen = c
+	// Without an issuer the handler still serves enterprise
+	// representatives authenticated by their certificates.
+	c, err := citizen.New(citizen.Config{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID,
+		SubjectClaim: cfg.OIDCSubjectClaim, EnterpriseClaim: cfg.OIDCEnterpriseClaim, Scheme: h.Scheme, Trail: h.Trail, Logger: cfg.Logger})
+	if err != nil {
+		return err
 	}
+	h.citizen = c
 	return nil
 }
 
@@ -103,11 +119,7 @@ func (h *Hub) startAuditJobs(ctx context.Context, jobs *sync.WaitGroup) {
 		})
 	}
 	if h.SIEM != nil {
-		jobs.Go(func() {
-			if err := h.SIEM.Run(ctx); err != nil {
-				h.log.Error("SIEM export stopped", "err", err)
-			}
-		})
+		jobs.Go(func() { h.runSIEM(ctx) })
 	}
 }
 
@@ -119,9 +131,10 @@ func (h *Hub) canonicalSubject(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		if v := q.Get("subject"); v != "" {
-			c, err := h.Scheme.Canonical(v)
+			// By the scheme of the subject kind searched for (person by default).
+			c, err := personid.DefaultKinds(h.Scheme).Canonical(q.Get("subjectKind"), v)
 			if err != nil {
-				problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidSubject, "subject is not a valid person identifier of the network's scheme")
+				problem.Error(w, http.StatusBadRequest, crossroads.ReasonInvalidSubject, "subject is not a valid identifier of the subject kind's scheme")
 				return
 			}
 			q.Set("subject", c)

@@ -54,10 +54,28 @@ const (
 // would, which saves it re-encoding the x5c header twice per token.
 // NewSigner checks, with go-jose, that a token so made verifies.
 type Signer struct {
+	st atomic.Pointer[signerState] // swapped whole by Rotate
+}
+
+type signerState struct {
 	participant string
 	leaf        *x509.Certificate
 	key         *ecdsa.PrivateKey
 	headers     map[string]string // typ ("" for untyped claims) → encoded protected header + "."
+}
+
+// Rotate makes s sign with cert from now on (a renewed certificate of the
+// same participant); tokens being signed finish with the old one.
+func (s *Signer) Rotate(cert tls.Certificate) error {
+	n, err := NewSigner(cert)
+	if err != nil {
+		return err
+	}
+	if old := s.st.Load(); old != nil && old.participant != n.st.Load().participant {
+		return fmt.Errorf("pki: rotate signer: certificate of %q, not %q", n.st.Load().participant, old.participant)
+	}
+	s.st.Store(n.st.Load())
+	return nil
 }
 
 // NewSigner returns a Signer for cert, whose key must be ECDSA P-256 and
@@ -88,7 +106,7 @@ func NewSigner(cert tls.Certificate) (*Signer, error) {
 	for i, der := range cert.Certificate {
 		x5c[i] = base64.StdEncoding.EncodeToString(der)
 	}
-	s := &Signer{participant: id, leaf: leaf, key: key, headers: make(map[string]string)}
+	st := &signerState{participant: id, leaf: leaf, key: key, headers: make(map[string]string)}
 	for _, typ := range []string{"", TypeSeal, TypeRequest} {
 		opts := (&jose.SignerOptions{}).WithHeader("x5c", x5c)
 		if typ != "" {
@@ -107,9 +125,9 @@ func NewSigner(cert tls.Certificate) (*Signer, error) {
 			return nil, fmt.Errorf("pki: new signer: %w", err)
 		}
 		hdr, _, _ := strings.Cut(tok, ".")
-		s.headers[typ] = hdr + "."
+		st.headers[typ] = hdr + "."
 		// Self-check: go-jose verifies what sign produces.
-		own, err := s.sign(typ, []byte(`{"selfCheck":true}`))
+		own, err := st.sign(typ, []byte(`{"selfCheck":true}`))
 		if err != nil {
 			return nil, fmt.Errorf("pki: new signer: %w", err)
 		}
@@ -121,14 +139,16 @@ func NewSigner(cert tls.Certificate) (*Signer, error) {
 			return nil, fmt.Errorf("pki: new signer: self-check failed: %v", err)
 		}
 	}
+	s := &Signer{}
+	s.st.Store(st)
 	return s, nil
 }
 
 // Participant returns the participant id of the signing certificate.
-func (s *Signer) Participant() string { return s.participant }
+func (s *Signer) Participant() string { return s.st.Load().participant }
 
 // Certificate returns the signing certificate.
-func (s *Signer) Certificate() *x509.Certificate { return s.leaf }
+func (s *Signer) Certificate() *x509.Certificate { return s.st.Load().leaf }
 
 // Sign marshals claims to JSON and returns the compact JWS.
 func (s *Signer) Sign(claims any) (string, error) {
@@ -140,11 +160,11 @@ func (s *Signer) Sign(claims any) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("pki: sign: marshal claims: %w", err)
 	}
-	return s.sign(typ, payload)
+	return s.st.Load().sign(typ, payload)
 }
 
 // sign returns header.payload.signature, compact-serialised.
-func (s *Signer) sign(typ string, payload []byte) (string, error) {
+func (s *signerState) sign(typ string, payload []byte) (string, error) {
 	enc := base64.RawURLEncoding
 	hdr := s.headers[typ]
 	buf := make([]byte, 0, len(hdr)+enc.EncodedLen(len(payload))+1+enc.EncodedLen(64))

@@ -81,8 +81,12 @@ func deriveKeys(passphrase, salt []byte, iterations int) (key, check []byte, err
 }
 
 func encryptKey(plaintext, passphrase []byte) ([]byte, error) {
+	return encryptKeyAs(keyFileFormat, plaintext, passphrase)
+}
+
+func encryptKeyAs(format string, plaintext, passphrase []byte) ([]byte, error) {
 	kf := keyFile{
-		Format: keyFileFormat, Version: keyFileVersion,
+		Format: format, Version: keyFileVersion,
 		KDF: kdfName, Iterations: KDFIterations, Salt: make([]byte, saltLen),
 		Cipher: cipherName,
 	}
@@ -112,6 +116,10 @@ func encryptKey(plaintext, passphrase []byte) ([]byte, error) {
 }
 
 func decryptKey(data, passphrase []byte) ([]byte, error) {
+	return decryptKeyAs(keyFileFormat, data, passphrase)
+}
+
+func decryptKeyAs(format string, data, passphrase []byte) ([]byte, error) {
 	var kf keyFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -119,7 +127,7 @@ func decryptKey(data, passphrase []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w", ErrCorruptKeyFile, err)
 	}
 	switch {
-	case kf.Format != keyFileFormat:
+	case kf.Format != format:
 		return nil, fmt.Errorf("%w: format %q", ErrCorruptKeyFile, kf.Format)
 	case kf.Version != keyFileVersion:
 		return nil, fmt.Errorf("%w: unsupported version %d", ErrCorruptKeyFile, kf.Version)

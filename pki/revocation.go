@@ -10,7 +10,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,10 +107,10 @@ func (r *Revocations) load() map[string]struct{} {
 	return nil
 }
 
-// canonicalSerial lower-cases s and drops ':' separators and leading zeros.
-// It returns s itself (no allocation) when s is already canonical.
+// canonicalSerial is ParseSerial on the hot path: it returns s itself (no
+// allocation) when s is already canonical, and "" when s is no serial.
 func canonicalSerial(s string) string {
-	canonical := len(s) > 0 && (s[0] != '0' || len(s) == 1)
+	canonical := len(s) > 0 && len(s) <= maxSerialDigits && (s[0] != '0' || len(s) == 1)
 	for i := 0; i < len(s) && canonical; i++ {
 		c := s[i]
 		canonical = c >= '0' && c <= '9' || c >= 'a' && c <= 'f'
@@ -119,13 +118,11 @@ func canonicalSerial(s string) string {
 	if canonical {
 		return s
 	}
-	s = strings.ToLower(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
-	if t := strings.TrimLeft(s, "0"); t != "" || s == "" {
-		s = t
-	} else {
-		s = "0"
+	c, err := ParseSerial(s)
+	if err != nil {
+		return ""
 	}
-	return s
+	return c
 }
 
 // DefaultPollInterval is Watch's interval when none is given.

@@ -13,6 +13,10 @@
 //     acknowledged once the receiver, having read everything, closes its
 //     side.
 //
+// Transport security: TLS 1.3 only (AllowTLS12 for a sink that cannot),
+// and an HTTPS sink's redirects are never followed (a 3xx is a failed
+// delivery, retried; the cursor does not move).
+//
 // Back-pressure and durability: the audit store is the buffer. The
 // exporter reads the next batch only after the sink acknowledged the
 // previous one, retrying a failed batch with exponential backoff, and
@@ -59,9 +63,20 @@ type Config struct {
 	Source Source
 	// CursorFile persists the last acknowledged sequence number.
 	CursorFile string
+	// Cursor, instead of CursorFile, keeps the cursor in the audit store
+	// under CursorName (default "siem"), shared by every node of a
+	// deployment. On PostgreSQL, sequence numbers follow commit order, so
+	// resuming after the cursor skips no record.
+	Cursor     audit.CursorStore
+	CursorName string
 	// TLS configures the client side of the connection (default: system
-	// roots, TLS 1.2 at least).
+	// roots). Whatever it says, the exporter speaks TLS 1.3 only, unless
+	// AllowTLS12.
 	TLS *tls.Config
+	// AllowTLS12 lets the exporter speak TLS 1.2 with a sink that cannot do
+	// 1.3 (some syslog receivers and SIEM collectors still cannot). It is an
+	// explicit choice of the operator; the default is TLS 1.3 only.
+	AllowTLS12 bool
 	// BatchSize bounds the records sent at once (default 500).
 	BatchSize int
 	// Poll is how often to look for new records when all are exported
@@ -92,8 +107,11 @@ type sink interface {
 
 // New checks cfg and reads the cursor.
 func New(cfg Config) (*Exporter, error) {
-	if cfg.Source == nil || cfg.CursorFile == "" {
-		return nil, errors.New("siem: source and cursor file are required")
+	if cfg.Source == nil || (cfg.CursorFile == "" && cfg.Cursor == nil) {
+		return nil, errors.New("siem: source and cursor (file or store) are required")
+	}
+	if cfg.CursorName == "" {
+		cfg.CursorName = "siem"
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 500
@@ -116,10 +134,15 @@ func New(cfg Config) (*Exporter, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname, _ = os.Hostname()
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	tc := &tls.Config{}
 	if cfg.TLS != nil {
 		tc = cfg.TLS.Clone()
 	}
+	floor := uint16(tls.VersionTLS13)
+	if cfg.AllowTLS12 {
+		floor = tls.VersionTLS12
+	}
+	tc.MinVersion = max(tc.MinVersion, floor)
 	u, err := url.Parse(cfg.URL)
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("siem: URL %q: want https://host/path or syslog+tls://host:port", cfg.URL)
@@ -130,6 +153,9 @@ func New(cfg Config) (*Exporter, error) {
 		e.sink = &httpSink{url: u.String(), client: &http.Client{
 			Timeout:   cfg.Timeout,
 			Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true},
+			// A redirect is an answer, not an acknowledgement: following it
+			// could post the decrypted records elsewhere, even in cleartext.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}}
 	case "syslog+tls":
 		if u.Port() == "" {
@@ -142,10 +168,28 @@ func New(cfg Config) (*Exporter, error) {
 	default:
 		return nil, fmt.Errorf("siem: URL scheme %q: want https or syslog+tls", u.Scheme)
 	}
-	if e.cursor, err = readCursor(cfg.CursorFile); err != nil {
+	if e.cursor, err = e.readCursor(context.Background()); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+func (e *Exporter) readCursor(ctx context.Context) (int64, error) {
+	if e.cfg.Cursor != nil {
+		n, err := e.cfg.Cursor.Cursor(ctx, e.cfg.CursorName)
+		if err != nil {
+			return 0, fmt.Errorf("siem: cursor: %w", err)
+		}
+		return n, nil
+	}
+	return readCursor(e.cfg.CursorFile)
+}
+
+func (e *Exporter) saveCursor(ctx context.Context, pos int64) error {
+	if e.cfg.Cursor != nil {
+		return e.cfg.Cursor.SetCursor(ctx, e.cfg.CursorName, pos)
+	}
+	return atomicfile.Write(e.cfg.CursorFile, []byte(strconv.FormatInt(pos, 10)+"\n"), 0o600)
 }
 
 // Cursor returns the last acknowledged sequence number.
@@ -154,6 +198,14 @@ func (e *Exporter) Cursor() int64 { return e.cursor }
 // Run exports until ctx is done; it returns only then (with nil) or when
 // the cursor cannot be saved.
 func (e *Exporter) Run(ctx context.Context) error {
+	if e.cfg.Cursor != nil {
+		// Another node may have exported since New (shared cursor).
+		c, err := e.readCursor(ctx)
+		if err != nil {
+			return err
+		}
+		e.cursor = c
+	}
 	e.log.Info("siem export started", "cursor", e.cursor)
 	backoff := e.cfg.MinBackoff
 	failures := 0
@@ -202,7 +254,10 @@ func (e *Exporter) Run(ctx context.Context) error {
 		}
 		failures, backoff = 0, e.cfg.MinBackoff
 		last := recs[len(recs)-1].Seq
-		if err := atomicfile.Write(e.cfg.CursorFile, []byte(strconv.FormatInt(last, 10)+"\n"), 0o600); err != nil {
+		if err := e.saveCursor(ctx, last); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return fmt.Errorf("siem: save cursor: %w", err)
 		}
 		e.cursor = last
@@ -244,6 +299,9 @@ func (s *httpSink) send(ctx context.Context, _ []audit.Record, lines [][]byte) e
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			return fmt.Errorf("siem: post: %s: redirects are not followed; configure the sink's final URL", resp.Status)
+		}
 		return fmt.Errorf("siem: post: %s", resp.Status)
 	}
 	return nil

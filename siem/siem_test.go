@@ -377,3 +377,52 @@ func (c counter) Handle(_ context.Context, r slog.Record) error {
 }
 func (c counter) WithAttrs([]slog.Attr) slog.Handler { return c }
 func (c counter) WithGroup(string) slog.Handler      { return c }
+
+// TestStoreCursor: with the cursor in the audit store, an exporter made
+// before another one exported (a second node, waiting for the SIEM lease)
+// resumes where that one stopped: nothing is sent twice.
+func TestStoreCursor(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.OpenAudit(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tr, err := audit.Open(ctx, audit.Config{Dir: dir, Store: st, MaxMergeDelay: 400 * time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close(ctx)
+	var got received
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sc := bufio.NewScanner(r.Body)
+		for sc.Scan() {
+			got.add(t, sc.Bytes())
+		}
+	}))
+	defer srv.Close()
+	cfg := siem.Config{URL: srv.URL + "/ingest", Source: tr, Cursor: st,
+		TLS: srv.Client().Transport.(*http.Transport).TLSClientConfig}
+	second, err := siem.New(cfg) // made now: its cursor is 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit(t, tr, 0, 10)
+	_, stop := run(t, cfg)
+	waitFor(t, "10 records", func() bool { return got.complete(10) })
+	waitFor(t, "the stored cursor at 10", func() bool { n, _ := st.Cursor(ctx, "siem"); return n == 10 })
+	stop()
+	commit(t, tr, 10, 5)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- second.Run(rctx) }()
+	waitFor(t, "15 records", func() bool { return got.complete(15) })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := got.duplicates(); len(d) != 0 {
+		t.Fatalf("records sent twice: %v", d)
+	}
+}

@@ -10,13 +10,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/crossroads-hub/crossroads/apply"
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
-	"github.com/crossroads-hub/crossroads/store/sqlite"
+	"github.com/crossroads-hub/crossroads/storage"
 )
 
 func init() {
@@ -27,14 +26,14 @@ func runApply(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
 	file := fs.String("f", "", "network file (YAML); - for standard input (required)")
 	dry := fs.Bool("dry-run", false, "validate and print the changes without writing")
-	dir := fs.String("dir", "data", "data directory, when applying offline")
+	sf := addStoreFlags(fs)
 	hubURL := fs.String("hub", "", "apply through a running hub's admin API instead (https://host:port)")
 	cert := fs.String("cert", "", "operator certificate, with --hub")
 	key := fs.String("key", "", "operator key, with --hub")
 	caFile := fs.String("ca", "", "network CA certificate, with --hub")
 	scheme := fs.String("person-scheme", "insz", "person identifier scheme")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: crossroads apply -f network.yaml [--dry-run] [--dir DATA | --hub URL --cert C --key K --ca CA]\n\nThe file is validated completely before anything is written; then every change is\nwritten in one transaction. Entries absent from the file are left as they are.\nOffline (--dir) is for a stopped hub; while it runs, apply through --hub so its\nin-memory directory follows.")
+		fmt.Fprintln(fs.Output(), "usage: crossroads apply -f network.yaml [--dry-run] [--dir DATA [--database-url URL] | --hub URL --cert C --key K --ca CA]\n\nThe file is validated completely before anything is written; then every change is\nwritten in one transaction. Entries absent from the file are left as they are.\nOffline (--dir, --database-url: the stores 'crossroads serve' uses) works on a stopped or\nrunning hub (a running hub rereads the registers within a second); --hub applies through\nthe hub's admin API with an operator certificate.")
 		fs.PrintDefaults()
 	}
 	if err := parseConfig(fs, args); err != nil {
@@ -64,12 +63,12 @@ func runApply(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	regs, err := sqlite.OpenRegisters(ctx, filepath.Join(*dir, "registers.db"))
+	st, err := sf.open(ctx, false, storage.HasCA(*sf.dir))
 	if err != nil {
 		return err
 	}
-	defer regs.Close()
-	plan, err := apply.Apply(ctx, regs, desired, s, *dry)
+	defer st.Close()
+	plan, err := apply.Apply(ctx, st.Registers, desired, s, *dry)
 	if err != nil {
 		return err
 	}

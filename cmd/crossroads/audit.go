@@ -18,62 +18,44 @@ import (
 
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/audit/verify"
+	"github.com/crossroads-hub/crossroads/hub"
 	"github.com/crossroads-hub/crossroads/pki"
-	"github.com/crossroads-hub/crossroads/store/sqlite"
+	"github.com/crossroads-hub/crossroads/storage"
 )
 
 func init() {
-	register("audit", "verify the audit log, check proofs, print the log key", runAudit)
+	register("audit", "verify the audit log, check proofs and the local trail, print the log key", nil).
+		sub("key", "print the log's note verifier key (its name is the log origin)", func(_ context.Context, args []string) error { return auditKey(args) }).
+		sub("verify", "check a log's checkpoint signature, consistency with a saved checkpoint and, with --full, the whole tree", auditVerify).
+		sub("prove", "check a c2sp.org/tlog-proof@v1 (and a receipt), or fetch an exchange's proof as a party", auditProve).
+		sub("check", "check the local trail: records against leaves, the log (hub stopped)", auditCheck).
+		sub("rewrap", "rewrap data keys under the current key-encryption key (hub stopped)", auditRewrap)
 }
 
-const auditUsage = `usage: crossroads audit <subcommand> [flags]
-
-subcommands:
-  key     --dir DIR                      print the log's note verifier key
-  verify  --log URL [--ca CA] [--since FILE] [--save FILE] [--full] [--key FILE | --key-string KEY]
-                                         check the checkpoint signature, consistency with a
-                                         saved checkpoint and, with --full, the whole tree
-  prove   --proof FILE [--receipt TOKEN] [--log URL] [--key FILE | --key-string KEY]
-          --exchange ID --hub URL --cert C --cert-key K --ca CA  (fetch it as a party)
-                                         check a c2sp.org/tlog-proof@v1 (and a receipt)
-  check   --dir DIR                      check the local trail: records against leaves, the log
-  rewrap  --dir DIR                      rewrap data keys under the current key-encryption key
-`
-
-func runAudit(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, auditUsage)
-		return errUsage
+func auditFlags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet("audit "+name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: crossroads audit %s %s\n\n", name, synopsis)
+		fs.PrintDefaults()
 	}
-	switch args[0] {
-	case "key":
-		return auditKey(args[1:])
-	case "verify":
-		return auditVerify(ctx, args[1:])
-	case "prove":
-		return auditProve(ctx, args[1:])
-	case "check":
-		return auditCheck(ctx, args[1:])
-	case "rewrap":
-		return auditRewrap(ctx, args[1:])
-	case "-h", "--help", "help":
-		fmt.Fprint(os.Stdout, auditUsage)
-		return nil
-	}
-	fmt.Fprintf(os.Stderr, "crossroads audit: unknown subcommand %q\n%s", args[0], auditUsage)
-	return errUsage
+	return fs
 }
 
 func auditKey(args []string) error {
-	fs := flag.NewFlagSet("audit key", flag.ContinueOnError)
-	dir := fs.String("dir", "data", "data directory")
-	if err := fs.Parse(args); err != nil {
-		return flagErr(err)
+	fs := auditFlags("key", "[--dir DATA]")
+	dir := fs.String("dir", "data", "the hub's data directory (the trail is in DATA/audit)")
+	if err := parseConfig(fs, args); err != nil {
+		return err
 	}
-	vkey, err := audit.ReadVerifierKey(*dir)
+	if !storage.HasTrail(*dir) {
+		return fmt.Errorf("%w: no audit trail in %s", storage.ErrNotInitialised, storage.AuditDir(*dir))
+	}
+	vkey, err := audit.ReadVerifierKey(storage.AuditDir(*dir))
 	if err != nil {
 		return err
 	}
+	origin, _, _ := strings.Cut(vkey, "+")
+	fmt.Fprintf(os.Stderr, "log origin: %s\n", origin)
 	fmt.Println(vkey)
 	return nil
 }
@@ -109,18 +91,18 @@ func verifierFlags(fs *flag.FlagSet) func(ctx context.Context, src *verify.HTTP)
 }
 
 func auditVerify(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
+	fs := auditFlags("verify", "--log URL [--ca CA] [--since FILE] [--save FILE] [--full] [--key FILE | --key-string KEY]")
 	logURL := fs.String("log", "", "base URL of the log, e.g. https://hub.example/v1/log/")
 	since := fs.String("since", "", "a previously verified checkpoint file: check consistency with it")
 	save := fs.String("save", "", "write the verified checkpoint to this file")
 	full := fs.Bool("full", false, "re-derive the whole tree from the entry bundles and check every tile")
 	caFile := fs.String("ca", "", "PEM roots to trust for the log's HTTPS (default: the system's), e.g. the network CA")
 	getV := verifierFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return flagErr(err)
+	if err := parseConfig(fs, args); err != nil {
+		return err
 	}
 	if *logURL == "" {
-		fmt.Fprint(os.Stderr, auditUsage)
+		fs.Usage()
 		return errUsage
 	}
 	src := &verify.HTTP{Base: *logURL}
@@ -173,7 +155,7 @@ func auditVerify(ctx context.Context, args []string) error {
 }
 
 func auditProve(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("audit prove", flag.ContinueOnError)
+	fs := auditFlags("prove", "--proof FILE [--receipt TOKEN] [--log URL] [--key FILE | --key-string KEY]\n       crossroads audit prove --exchange ID --hub URL --cert C --cert-key K --ca CA")
 	proofFile := fs.String("proof", "", "c2sp.org/tlog-proof@v1 file ('-' for standard input)")
 	receipt := fs.String("receipt", "", "the exchange's receipt token: check it and that the proof is for its leaf")
 	logURL := fs.String("log", "", "base URL of the log (to fetch the key, and check consistency with the current checkpoint)")
@@ -183,11 +165,11 @@ func auditProve(ctx context.Context, args []string) error {
 	keyFile := fs.String("cert-key", "", "its private key, with --exchange")
 	caFile := fs.String("ca", "", "the network CA certificate, with --exchange")
 	getV := verifierFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return flagErr(err)
+	if err := parseConfig(fs, args); err != nil {
+		return err
 	}
 	if *proofFile == "" && *exchange == "" {
-		fmt.Fprint(os.Stderr, auditUsage)
+		fs.Usage()
 		return errUsage
 	}
 	var raw []byte
@@ -295,12 +277,12 @@ func fetchProof(ctx context.Context, client *http.Client, hub, exchange string) 
 }
 
 func auditCheck(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("audit check", flag.ContinueOnError)
-	dir := fs.String("dir", "data", "data directory (the hub must not be running on it)")
-	if err := fs.Parse(args); err != nil {
-		return flagErr(err)
+	fs := auditFlags("check", "[--dir DATA] [--database-url URL]")
+	sf := addStoreFlags(fs)
+	if err := parseConfig(fs, args); err != nil {
+		return err
 	}
-	return withTrail(ctx, *dir, func(t *audit.Trail) error {
+	return withTrail(ctx, sf, func(t *audit.Trail) error {
 		rep, err := t.Check(ctx)
 		if err != nil {
 			return err
@@ -317,25 +299,39 @@ func auditCheck(ctx context.Context, args []string) error {
 }
 
 func auditRewrap(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("audit rewrap", flag.ContinueOnError)
-	dir := fs.String("dir", "data", "data directory")
-	if err := fs.Parse(args); err != nil {
-		return flagErr(err)
+	fs := auditFlags("rewrap", "[--dir DATA] [--database-url URL]")
+	sf := addStoreFlags(fs)
+	if err := parseConfig(fs, args); err != nil {
+		return err
 	}
-	return withTrail(ctx, *dir, func(t *audit.Trail) error {
+	return withTrail(ctx, sf, func(t *audit.Trail) error {
 		n, err := t.Rewrap(ctx)
 		fmt.Printf("rewrapped %d data keys\n", n)
 		return err
 	})
 }
 
-func withTrail(ctx context.Context, dir string, fn func(*audit.Trail) error) error {
-	st, err := sqlite.OpenAudit(ctx, dir)
+// withTrail opens the hub's existing trail (never creating one) and runs fn.
+func withTrail(ctx context.Context, sf storeFlags, fn func(*audit.Trail) error) error {
+	st, err := sf.open(ctx, true, false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	t, err := audit.Open(ctx, audit.Config{Dir: dir, Store: st})
+	acfg := audit.Config{Dir: st.AuditDir(), Store: st.Audit, Logger: newLogger("warn")}
+	if hubKeys(st.AuditDir()) { // keys.go: a hub's trail, its keys in the keyring
+		pass, err := pki.Passphrase("CROSSROADS_CA_PASSPHRASE", "")
+		if err != nil {
+			return err
+		}
+		t, kr, err := hub.OpenTrail(ctx, hub.Config{DataDir: *sf.dir, DatabaseURL: *sf.databaseURL, Passphrase: pass}, acfg)
+		if err != nil {
+			return err
+		}
+		defer kr.Close()
+		return errors.Join(fn(t), t.Close(ctx))
+	}
+	t, err := audit.Open(ctx, acfg)
 	if err != nil {
 		return err
 	}

@@ -30,17 +30,19 @@ func runBench(ctx context.Context, args []string) error {
 		skipOpen    = fs.Bool("skip-open", false, "skip the open-loop runs")
 		skipClosed  = fs.Bool("skip-closed", false, "skip the closed-loop runs")
 		level       = fs.String("log-level", "error", "hub log level")
+		nodes       = fs.String("nodes", "", "multi-node mode: node counts to measure in one run, e.g. 1,2,3 ('serve' processes behind HAProxy; needs --database-url and --log-database)")
+		dbURL       = fs.String("database-url", "", "multi-node mode: a fresh PostgreSQL database")
+		logDB       = fs.String("log-database", "", "multi-node mode: MariaDB/MySQL DSN of the shared log")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: crossroads bench [flags]\n\nStarts the demo network in this process (hub on 127.0.0.1, data in a temporary directory),\na bare TLS reverse proxy to the same population register with the same certificates, and\nruns the same mix against hub, bare proxy and provider: closed loop, then open loop.\nThe generator shares the machine with the hub.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagErr(err)
+	if err := parseConfig(fs, args); err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		return errUsage
+	if *nodes != "" {
+		return runBenchNodes(ctx, *nodes, *dbURL, *logDB, min(*concurrency, 32), min(*people, 2000), *warmup, *duration, *out)
 	}
 	res, err := bench.Run(ctx, bench.Options{
 		Duration: *duration, Warmup: *warmup, Concurrency: *concurrency, Rate: *rate,

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/crossroads-hub/crossroads/crash"
@@ -37,12 +36,8 @@ func runCrash(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: crossroads crash [flags]\n\nRuns the hub as a child process on a demo data directory under load, kills it with SIGKILL\nat random moments, restarts it, and verifies the audit trail, the receipts the clients got,\nand the integration and authorisation changes. Exits non-zero if anything is wrong.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagErr(err)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		return errUsage
+	if err := parseConfig(fs, args); err != nil {
+		return err
 	}
 	if *child {
 		if *data == "" {

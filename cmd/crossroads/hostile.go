@@ -41,17 +41,14 @@ func runHostile(ctx context.Context, args []string) error {
 		slowWait  = fs.Duration("slowloris-wait", 20*time.Second, "how long to wait for the hub to drop slow clients")
 		asJSON    = fs.Bool("json", false, "print the report as JSON")
 		heapGrowM = fs.Int("max-heap-growth-mib", 256, "largest acceptable growth of the hub's heap in use")
+		imp       = impostorFlags(fs)
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: crossroads hostile --target URL --cert C --key K --ca CA --service S --path P --purpose P [--subject ID] [flags]\n\nSends hostile input to a hub (only to --target and --provider) and reports, per attack,\nwhether it was refused cleanly. Exits non-zero if any attack was not.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagErr(err)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		return errUsage
+	if err := parseConfig(fs, args); err != nil {
+		return err
 	}
 	if *target == "" || *cert == "" || *key == "" || *ca == "" || *service == "" || *purpose == "" {
 		fmt.Fprintln(fs.Output(), "--target, --cert, --key, --ca, --service and --purpose are required")
@@ -85,6 +82,9 @@ func runHostile(ctx context.Context, args []string) error {
 		}
 		t.Revoked = &c
 	}
+	if t.Impostor, err = imp.impostor(); err != nil {
+		return err
+	}
 	rep, err := hostile.Run(ctx, t)
 	if err != nil {
 		return err
@@ -114,4 +114,52 @@ func keyPair(certFile, keyFile string) (tls.Certificate, error) {
 		return tls.Certificate{}, fmt.Errorf("read key: %w", err)
 	}
 	return pki.LoadKeyPair(certPEM, keyPEM)
+}
+
+// impostorOpts are the flags of the provider-authentication cases.
+type impostorOpts struct {
+	listen, service, path, subject                       *string
+	cert, key, other, otherKey, exp, expKey, rev, revKey *string
+}
+
+func impostorFlags(fs *flag.FlagSet) impostorOpts {
+	return impostorOpts{
+		listen:   fs.String("impostor-listen", "", "optional: host:port that a service's registered baseUrl points at; the tool serves impostor providers there"),
+		service:  fs.String("impostor-service", "", "that service (the --cert participant may call it for --purpose)"),
+		path:     fs.String("impostor-path", "", "a path of that service"),
+		subject:  fs.String("impostor-subject", "", "the subject of that call"),
+		cert:     fs.String("impostor-cert", "", "the service's provider's server certificate for that address (must be accepted)"),
+		key:      fs.String("impostor-key", "", "its key"),
+		other:    fs.String("impostor-other-cert", "", "optional: another participant's server certificate (must be refused)"),
+		otherKey: fs.String("impostor-other-key", "", "its key"),
+		exp:      fs.String("impostor-expired-cert", "", "optional: the provider's expired certificate"),
+		expKey:   fs.String("impostor-expired-key", "", "its key"),
+		rev:      fs.String("impostor-revoked-cert", "", "optional: the provider's revoked certificate"),
+		revKey:   fs.String("impostor-revoked-key", "", "its key"),
+	}
+}
+
+func (o impostorOpts) impostor() (*hostile.Impostor, error) {
+	if *o.listen == "" {
+		return nil, nil
+	}
+	right, err := keyPair(*o.cert, *o.key)
+	if err != nil {
+		return nil, fmt.Errorf("--impostor-cert: %w", err)
+	}
+	imp := &hostile.Impostor{Listen: *o.listen, Service: *o.service, Path: *o.path, Subject: *o.subject, Right: right}
+	for _, c := range []struct {
+		cert, key string
+		to        **tls.Certificate
+	}{{*o.other, *o.otherKey, &imp.Other}, {*o.exp, *o.expKey, &imp.Expired}, {*o.rev, *o.revKey, &imp.Revoked}} {
+		if c.cert == "" {
+			continue
+		}
+		kp, err := keyPair(c.cert, c.key)
+		if err != nil {
+			return nil, err
+		}
+		*c.to = &kp
+	}
+	return imp, nil
 }

@@ -40,12 +40,8 @@ func runLoad(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: crossroads load --target URL --cert C --key K --ca CA --mix FILE [flags]\n       crossroads load --self [flags]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagErr(err)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		return errUsage
+	if err := parseConfig(fs, args); err != nil {
+		return err
 	}
 	cfg := load.Config{
 		Mode:        load.Mode(*mode),

@@ -1,12 +1,103 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
+	"io"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"k8s.io/klog/v2"
 )
+
+// bin is the crossroads binary built once for the tests that drive the CLI
+// as an operator does.
+var bin string
+
+func TestMain(m *testing.M) {
+	klog.SetSlogLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dir, err := os.MkdirTemp("", "crossroads-bin-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "crossroads")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		os.RemoveAll(dir)
+		panic("build crossroads: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const testPassphrase = "a long test passphrase"
+
+// cleanEnv is the environment without CROSSROADS_* settings, plus env.
+func cleanEnv(env ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CROSSROADS_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, env...)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// cli runs the binary in wd with the CA passphrase and env set.
+func cli(t *testing.T, wd string, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = wd
+	cmd.Env = cleanEnv(append([]string{"CROSSROADS_CA_PASSPHRASE=" + testPassphrase}, env...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("crossroads %s: %v", strings.Join(args, " "), err)
+		}
+		code = ee.ExitCode()
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// ok runs cli and fails the test unless it exits 0.
+func ok(t *testing.T, wd string, env []string, args ...string) string {
+	t.Helper()
+	r := cli(t, wd, env, args...)
+	if r.code != 0 {
+		t.Fatalf("crossroads %s: exit %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// fails runs cli and fails the test if it exits 0.
+func fails(t *testing.T, wd string, env []string, args ...string) result {
+	t.Helper()
+	r := cli(t, wd, env, args...)
+	if r.code == 0 {
+		t.Fatalf("crossroads %s succeeded:\n%s", strings.Join(args, " "), r.stdout)
+	}
+	return r
+}
 
 func TestParseConfigPrecedence(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "c.yaml")
@@ -24,6 +115,46 @@ func TestParseConfigPrecedence(t *testing.T) {
 	if *level != "error" || *dir != "from-env" || *listen != "file:1" || *other != "default" {
 		t.Fatalf("flag>env>file>default broken: level=%s dir=%s listen=%s other=%s", *level, *dir, *listen, *other)
 	}
+	if !isSet(fs, "dir") || !isSet(fs, "listen") || isSet(fs, "other") {
+		t.Fatal("isSet does not say which flags got a value")
+	}
+}
+
+// TestParseConfigYAMLLists: a YAML list in --config sets a repeatable flag
+// once per item (it used to become one string "[a b]").
+func TestParseConfigYAMLLists(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(file, []byte("hostname:\n  - hub.example\n  - 10.0.0.1\nwitness:\n  - https://w1.example/ w1+0badc0de+AAAA\n  - https://w2.example/ w2+0badc0de+BBBB\n"), 0o600)
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var hosts, witnesses listFlag
+	fs.Var(&hosts, "hostname", "")
+	fs.Var(&witnesses, "witness", "")
+	if err := parseConfig(fs, []string{"--config", file}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(hosts, "|") != "hub.example|10.0.0.1" || len(witnesses) != 2 || witnesses[1] != "https://w2.example/ w2+0badc0de+BBBB" {
+		t.Fatalf("hosts %q, witnesses %q", hosts, witnesses)
+	}
+	os.WriteFile(file, []byte("hostname:\n  a: b\n"), 0o600)
+	fs = flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.Var(&hosts, "hostname", "")
+	if err := parseConfig(fs, []string{"--config", file}); err == nil {
+		t.Fatal("a YAML map was accepted as a flag value")
+	}
+}
+
+func TestParseArgsInterleaved(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	o := fs.String("o", "table", "")
+	pos, err := parseArgs(fs, []string{"participants", "-o", "json", "ops", "--", "-x"})
+	if err != nil || *o != "json" || strings.Join(pos, " ") != "participants ops -x" {
+		t.Fatalf("pos %q, o %q, err %v", pos, *o, err)
+	}
+	fs = flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if err := parseConfig(fs, []string{"stray"}); err != errUsage {
+		t.Fatalf("a positional argument was accepted: %v", err)
+	}
 }
 
 func TestParseConfigRejectsUnknownSettings(t *testing.T) {
@@ -36,54 +167,6 @@ func TestParseConfigRejectsUnknownSettings(t *testing.T) {
 	}
 }
 
-// TestCAAndApplyCommands drives the CLI as an operator would: init the CA,
-// issue a certificate, apply a network file (dry run, then for real, then
-// again as a no-op), revoke and list; and a broken file fails.
-func TestCAAndApplyCommands(t *testing.T) {
-	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "data")
-	out := t.TempDir()
-	t.Setenv("CROSSROADS_CA_PASSPHRASE", "a long test passphrase")
-	if err := runCA(ctx, []string{"init", "--dir", dir}); err != nil {
-		t.Fatal(err)
-	}
-	if err := runCA(ctx, []string{"init", "--dir", dir}); err == nil {
-		t.Fatal("a second init overwrote the CA")
-	}
-	if err := runCA(ctx, []string{"issue", "--dir", dir, "--participant", "ops", "--out", out}); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"ops.crt", "ops.key"} {
-		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
-			t.Fatalf("issue wrote no %s: %v", f, err)
-		}
-	}
-	if err := runCA(ctx, []string{"issue", "--dir", dir, "--participant", "Not Valid", "--out", out}); err == nil {
-		t.Fatal("an invalid participant id was issued a certificate")
-	}
-	network := filepath.Join("..", "..", "apply", "testdata", "network.yaml")
-	for _, args := range [][]string{{"--dry-run"}, nil, nil} {
-		if err := runApply(ctx, append([]string{"--dir", dir, "-f", network}, args...)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	os.WriteFile(bad, []byte("participants:\n  - {id: x, kind: spaceship}\n"), 0o600)
-	if err := runApply(ctx, []string{"--dir", dir, "-f", bad}); err == nil {
-		t.Fatal("an invalid network file was applied")
-	}
-	if err := runCA(ctx, []string{"revoke", "--dir", dir, "--serial", "00"}); err == nil {
-		t.Fatal("revoking an unknown serial succeeded")
-	}
-	if err := runCA(ctx, []string{"list", "--dir", dir}); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("CROSSROADS_CA_PASSPHRASE", "the wrong passphrase!")
-	if err := runCA(ctx, []string{"issue", "--dir", dir, "--participant", "x", "--out", out}); err == nil {
-		t.Fatal("issued with a wrong passphrase")
-	}
-}
-
 func TestMemTotal(t *testing.T) {
 	if _, err := os.Stat("/proc/meminfo"); err != nil {
 		t.Skip("no /proc/meminfo here")
@@ -91,4 +174,22 @@ func TestMemTotal(t *testing.T) {
 	if m := memTotal(); m < 64<<20 {
 		t.Fatalf("memTotal = %d", m)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

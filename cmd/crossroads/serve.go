@@ -15,7 +15,6 @@ import (
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/hub"
-	"github.com/crossroads-hub/crossroads/pki"
 )
 
 func init() {
@@ -36,13 +35,14 @@ func newLogger(level string) *slog.Logger {
 
 func runServe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	dir := fs.String("dir", "data", "data directory holding all state (env CROSSROADS_DIR)")
+	sf := addStoreFlags(fs)
+	pf := addPassFlags(fs)
 	listen := fs.String("listen", "127.0.0.1:8443", "address to serve HTTPS on")
-	passEnv := fs.String("passphrase-env", "CROSSROADS_CA_PASSPHRASE", "environment variable holding the CA key passphrase")
-	passFile := fs.String("passphrase-file", "", "file holding the CA key passphrase (instead of the environment)")
 	var hosts listFlag
 	fs.Var(&hosts, "hostname", "DNS name or IP of the hub, for its certificate (repeatable; default localhost, 127.0.0.1)")
-	dbURL := fs.String("database-url", "", "PostgreSQL URL (postgres://…) for registers and audit records; default: embedded SQLite in --dir")
+	origin := fs.String("log-origin", "", "origin (name) of the audit log, fixed when the log is created (default: <first --hostname>/audit)")
+	renewBefore := fs.Duration("renew-before", 0, "renew the hub's own certificate this long before it expires (default: a third of its validity)")
+	logDB := fs.String("log-database", "", "MariaDB/MySQL DSN (user@tcp(host:3306)/dbname) of the audit Merkle log shared by several nodes on one --database-url")
 	scheme := fs.String("person-scheme", "insz", "person identifier scheme: insz or opaque")
 	timeout := fs.Duration("provider-timeout", 10*time.Second, "time allowed to a provider to answer")
 	maxBody := fs.Int64("max-request-body", 1<<20, "largest request body accepted, in bytes")
@@ -62,6 +62,9 @@ func runServe(ctx context.Context, args []string) error {
 	oidcIssuer := fs.String("oidc-issuer", "", "OpenID Connect issuer of the citizens' ID tokens (enables GET /v1/me/exchanges)")
 	oidcClient := fs.String("oidc-client-id", "", "client id (audience) of the citizens' ID tokens")
 	oidcClaim := fs.String("oidc-subject-claim", "sub", "ID token claim holding the citizen's person identifier")
+	oidcEnterprise := fs.String("oidc-enterprise-claim", "", "ID token claim holding the enterprise number a company's representative acts for (GET /v1/enterprise/…; default: certificates only)")
+	siemTLS12 := fs.Bool("siem-allow-tls12", false, "let the SIEM export speak TLS 1.2 to a receiver that cannot do 1.3 (default: TLS 1.3 only)")
+	keyProvider := keyProviderFlags(fs) // keys.go
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: crossroads serve [flags]\n\nRuns the hub over mutual TLS. Every flag can also be set as CROSSROADS_<FLAG> or in --config FILE.")
 		fs.PrintDefaults()
@@ -69,7 +72,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err := parseConfig(fs, args); err != nil {
 		return err
 	}
-	pass, err := pki.Passphrase(*passEnv, *passFile)
+	pass, err := pf.get()
 	if err != nil {
 		return err
 	}
@@ -85,17 +88,26 @@ func runServe(ctx context.Context, args []string) error {
 	if *oidcIssuer != "" && *oidcClient == "" {
 		return fmt.Errorf("--oidc-issuer needs --oidc-client-id")
 	}
-	h, err := hub.Open(ctx, hub.Config{
-		DataDir: *dir, DatabaseURL: *dbURL, Passphrase: pass, Hostnames: hosts, PersonScheme: *scheme,
+	cfg := hub.Config{
+		DataDir: *sf.dir, DatabaseURL: *sf.databaseURL, Passphrase: pass, Hostnames: hosts, LogDatabase: *logDB, PersonScheme: *scheme,
+		LogOrigin: deriveLogOrigin(*origin, hosts), RenewBefore: *renewBefore,
 		ProviderTimeout: *timeout, MaxRequestBody: *maxBody, MaxMergeDelay: *merge, Logger: log,
 		DefaultLimits: crossroads.Limits{RatePerSecond: *rateLimit, Burst: *burst, MaxConcurrent: *maxConcurrent}, MaxInFlight: *maxInFlight,
 		Witnesses: wcs, WitnessQuorum: *quorum, Retention: *retention, RetentionForce: *retentionForce,
 		SIEMURL: *siemURL, SIEMRootCAs: *siemCA, OIDCIssuer: *oidcIssuer, OIDCClientID: *oidcClient, OIDCSubjectClaim: *oidcClaim,
-	})
+		OIDCEnterpriseClaim: *oidcEnterprise, SIEMAllowTLS12: *siemTLS12,
+	}
+	if err := keyProvider(&cfg); err != nil {
+		return err
+	}
+	h, err := hub.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer h.Close(context.Background())
+	if got := h.Trail.Origin(); isSet(fs, "log-origin") && got != *origin {
+		return fmt.Errorf("the audit log's origin is %q (fixed when it was created), not --log-origin %q", got, *origin)
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,7 +20,8 @@ import (
 )
 
 func init() {
-	register("witness", "run a tlog witness", runWitness)
+	register("witness", "run a tlog witness", runWitness).
+		sub("key", "print the witness's verifier key (creating the key with --name)", func(_ context.Context, args []string) error { return runWitnessKey(args) })
 }
 
 // witnessKeyFile holds the witness's Ed25519 key in the signed-note private
@@ -55,9 +53,6 @@ func (l *logFlags) Set(s string) error {
 }
 
 func runWitness(ctx context.Context, args []string) error {
-	if len(args) > 0 && args[0] == "key" {
-		return runWitnessKey(args[1:])
-	}
 	fs := flag.NewFlagSet("witness", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: crossroads witness --dir DIR [--name NAME] [--listen ADDR] --log ORIGIN=VERIFIERKEY ... [--tls-cert FILE --tls-key FILE]")
@@ -71,10 +66,10 @@ func runWitness(ctx context.Context, args []string) error {
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
 	var logs logFlags
 	fs.Var(&logs, "log", "log to witness, as ORIGIN=VERIFIERKEY (repeatable; repeat an origin for several keys)")
-	if err := fs.Parse(args); err != nil {
-		return flagErr(err)
+	if err := parseConfig(fs, args); err != nil {
+		return err
 	}
-	if *dir == "" || fs.NArg() != 0 || (*tlsCert == "") != (*tlsKey == "") {
+	if *dir == "" || (*tlsCert == "") != (*tlsKey == "") {
 		fs.Usage()
 		return errUsage
 	}
@@ -140,12 +135,16 @@ func runWitness(ctx context.Context, args []string) error {
 
 func runWitnessKey(args []string) error {
 	fs := flag.NewFlagSet("witness key", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: crossroads witness key --dir DIR [--name NAME]\n\nPrints the witness's verifier key; with --name, creates the key if there is none.")
+		fs.PrintDefaults()
+	}
 	dir := fs.String("dir", "", "directory holding the witness key (required)")
 	name := fs.String("name", "", "witness key name, to create the key if there is none")
-	if err := fs.Parse(args); err != nil {
-		return flagErr(err)
+	if err := parseConfig(fs, args); err != nil {
+		return err
 	}
-	if *dir == "" || fs.NArg() != 0 {
+	if *dir == "" {
 		fs.Usage()
 		return errUsage
 	}
@@ -166,39 +165,15 @@ func loadOrCreateWitnessKey(dir, name string) (*witness.Cosigner, bool, error) {
 		if name == "" {
 			return nil, false, fmt.Errorf("no witness key in %s: pass --name to create one", dir)
 		}
-		_, key, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, false, fmt.Errorf("generating witness key: %w", err)
-		}
-		signer, err := witness.NewCosigner(name, key)
+		skey, signer, err := witness.GenerateKey(name)
 		if err != nil {
 			return nil, false, err
 		}
-		algSeed := append([]byte{1}, key.Seed()...)
-		pub := key.Public().(ed25519.PublicKey)
-		vkey, err := note.NewEd25519VerifierKey(name, pub)
-		if err != nil {
-			return nil, false, fmt.Errorf("encoding witness key: %w", err)
-		}
-		_, rest, _ := strings.Cut(vkey, "+")
-		hash, _, _ := strings.Cut(rest, "+")
-		skey := fmt.Sprintf("PRIVATE+KEY+%s+%s+%s\n", name, hash, base64.StdEncoding.EncodeToString(algSeed))
+		skey += "\n"
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, false, fmt.Errorf("creating %s: %w", dir, err)
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, false, fmt.Errorf("creating witness key: %w", err)
-		}
-		if _, err := f.WriteString(skey); err != nil {
-			f.Close()
-			return nil, false, fmt.Errorf("writing witness key: %w", err)
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, false, fmt.Errorf("writing witness key: %w", err)
-		}
-		if err := f.Close(); err != nil {
+		if err := writeNew(path, []byte(skey), 0o600); err != nil {
 			return nil, false, fmt.Errorf("writing witness key: %w", err)
 		}
 		return signer, true, nil
@@ -206,7 +181,7 @@ func loadOrCreateWitnessKey(dir, name string) (*witness.Cosigner, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("reading witness key: %w", err)
 	}
-	signer, err := parseWitnessKey(strings.TrimSpace(string(b)))
+	signer, err := witness.ParsePrivateKey(string(b))
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", path, err)
 	}
@@ -214,21 +189,4 @@ func loadOrCreateWitnessKey(dir, name string) (*witness.Cosigner, bool, error) {
 		return nil, false, fmt.Errorf("witness key in %s is named %q, not %q", dir, signer.Name(), name)
 	}
 	return signer, false, nil
-}
-
-// parseWitnessKey parses a signed-note Ed25519 private key.
-func parseWitnessKey(skey string) (*witness.Cosigner, error) {
-	parts := strings.Split(skey, "+")
-	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
-		return nil, errors.New("malformed witness key")
-	}
-	// Let x/mod check the name, key ID and algorithm.
-	if _, err := note.NewSigner(skey); err != nil {
-		return nil, fmt.Errorf("malformed witness key: %w", err)
-	}
-	raw, err := base64.StdEncoding.DecodeString(parts[4])
-	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
-		return nil, errors.New("malformed witness key: not an Ed25519 key")
-	}
-	return witness.NewCosigner(parts[2], ed25519.NewKeyFromSeed(raw[1:]))
 }

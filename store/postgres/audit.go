@@ -37,7 +37,13 @@ type AuditStore struct {
 
 	mu     sync.Mutex
 	months map[int]bool // year*12+month-1 of partitions known to exist
+
+	afterSeq func() // test hook: called in InsertBatch once numbers are drawn
 }
+
+// auditSeqLock is the pg_advisory_xact_lock key that orders audit inserts
+// (see InsertBatch).
+const auditSeqLock int64 = 0x6372617564736571 // "craudseq"
 
 var _ audit.Store = (*AuditStore)(nil)
 
@@ -160,9 +166,9 @@ func (s *AuditStore) ensurePartition(ctx context.Context, m int) error {
 // subquery from being flattened): a primary-key probe per row, and for
 // records, into the one partition that r.time = e.time selects at run time.
 const auditCols = `e.seq, r.exchange_id, r.time, r.requester, r.provider, r.service, r.purpose, r.outcome, r.reason,
-	r.subject_index, r.period, r.nonce, r.ciphertext, r.leaf, e.log_index`
+	r.subject_index, r.period, r.nonce, r.ciphertext, r.leaf, e.log_index, r.kind, r.subject_kind, e.log_id`
 
-// byExchanges selects the exchanges of sub (seq, time, log_index) with their records.
+// byExchanges selects the exchanges of sub (seq, time, log_index, log_id) with their records.
 func byExchanges(sub, order string) string {
 	return `SELECT ` + auditCols + ` FROM (` + sub + `) e CROSS JOIN LATERAL
 		(SELECT * FROM audit_records r WHERE r.seq = e.seq AND r.time = e.time OFFSET 0) r ORDER BY e.seq` + order
@@ -171,11 +177,11 @@ func byExchanges(sub, order string) string {
 // byRecords selects the records of sub (all columns) with their exchanges.
 func byRecords(sub, order string) string {
 	return `SELECT ` + auditCols + ` FROM (` + sub + `) r CROSS JOIN LATERAL
-		(SELECT seq, log_index FROM audit_exchanges e WHERE e.seq = r.seq OFFSET 0) e ORDER BY e.seq` + order
+		(SELECT seq, log_index, log_id FROM audit_exchanges e WHERE e.seq = r.seq OFFSET 0) e ORDER BY e.seq` + order
 }
 
 var auditRecordColumns = []string{"seq", "time", "exchange_id", "requester", "provider", "service", "purpose",
-	"outcome", "reason", "subject_index", "period", "nonce", "ciphertext", "leaf"}
+	"outcome", "reason", "subject_index", "period", "nonce", "ciphertext", "leaf", "kind", "subject_kind"}
 
 // InsertBatch implements audit.Store: one transaction that assigns Seq
 // through audit_exchanges (skipping exchange ids already stored, and
@@ -199,16 +205,28 @@ func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err er
 	}()
 	ids := make([]string, len(rows))
 	times := make([]time.Time, len(rows))
+	logs := make([]*string, len(rows))
 	for i, r := range rows {
 		ids[i], times[i] = r.ExchangeID, r.Time
+		if r.Log != "" {
+			logs[i] = &rows[i].Log
+		}
 		if err := s.ensurePartition(ctx, monthOf(r.Time)); err != nil {
 			return fmt.Errorf("audit insert: %w", err)
 		}
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		res, _ := tx.Query(ctx, `INSERT INTO audit_exchanges(exchange_id, time)
-			SELECT id, t FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS u(id, t, o) ORDER BY o
-			ON CONFLICT (exchange_id) DO NOTHING RETURNING exchange_id, seq`, ids, times)
+		// Sequence numbers follow commit order across nodes: the lock is
+		// taken before a number is drawn and held until commit, so a
+		// reader that has seen seq n committed will never see a smaller
+		// one commit later (the SIEM export and other cursors resume after
+		// the last number they handled). Rolled-back batches leave gaps.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, auditSeqLock); err != nil {
+			return classify(err)
+		}
+		res, _ := tx.Query(ctx, `INSERT INTO audit_exchanges(exchange_id, time, log_id)
+			SELECT id, t, l FROM unnest($1::text[], $2::timestamptz[], $3::text[]) WITH ORDINALITY AS u(id, t, l, o) ORDER BY o
+			ON CONFLICT (exchange_id) DO NOTHING RETURNING exchange_id, seq`, ids, times, logs)
 		seqs := make(map[string]int64, len(rows))
 		var id string
 		var seq int64
@@ -227,7 +245,10 @@ func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err er
 			delete(seqs, r.ExchangeID)
 			r.Seq = seq
 			copyRows = append(copyRows, []any{seq, r.Time, r.ExchangeID, r.Requester, r.Provider, r.Service, r.Purpose,
-				r.Outcome, r.Reason, nilIfEmptyBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf})
+				r.Outcome, r.Reason, nilIfEmptyBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf, r.Kind, r.SubjectKind})
+		}
+		if s.afterSeq != nil {
+			s.afterSeq()
 		}
 		if len(copyRows) == 0 {
 			return nil
@@ -270,7 +291,7 @@ func (s *AuditStore) MarkIntegrated(ctx context.Context, marks []audit.Mark) err
 
 // Rows implements audit.Store. A negative limit means no limit.
 func (s *AuditStore) Rows(ctx context.Context, afterSeq int64, limit int, unintegrated bool) ([]audit.Row, error) {
-	sub := `SELECT seq, time, log_index FROM audit_exchanges WHERE seq > $1`
+	sub := `SELECT seq, time, log_index, log_id FROM audit_exchanges WHERE seq > $1`
 	if unintegrated {
 		sub += ` AND log_index IS NULL`
 	}
@@ -296,7 +317,7 @@ func (s *AuditStore) MaxIndex(ctx context.Context) (int64, error) {
 
 // Get implements audit.Store.
 func (s *AuditStore) Get(ctx context.Context, exchangeID string) (audit.Row, error) {
-	rows, err := s.query(ctx, byExchanges(`SELECT seq, time, log_index FROM audit_exchanges WHERE exchange_id = $1`, ""), exchangeID)
+	rows, err := s.query(ctx, byExchanges(`SELECT seq, time, log_index, log_id FROM audit_exchanges WHERE exchange_id = $1`, ""), exchangeID)
 	if err != nil {
 		return audit.Row{}, err
 	}
@@ -330,6 +351,12 @@ func (s *AuditStore) Search(ctx context.Context, q audit.StoreQuery) ([]audit.Ro
 	if q.SubjectIndex != nil {
 		add(`subject_index = $?`, q.SubjectIndex)
 	}
+	if q.SubjectKind != "" {
+		add(`subject_kind = $?`, q.SubjectKind)
+	}
+	if len(q.Kinds) > 0 {
+		add(`kind = ANY($?)`, q.Kinds)
+	}
 	if !q.From.IsZero() {
 		add(`time >= $?`, q.From)
 	}
@@ -357,8 +384,12 @@ func (s *AuditStore) query(ctx context.Context, q string, args ...any) ([]audit.
 	out, err := pgx.CollectRows(rows, func(rs pgx.CollectableRow) (audit.Row, error) {
 		var r audit.Row
 		var idx *int64
+		var logID *string
 		err := rs.Scan(&r.Seq, &r.ExchangeID, &r.Time, &r.Requester, &r.Provider, &r.Service, &r.Purpose,
-			&r.Outcome, &r.Reason, &r.SubjectIndex, &r.Period, &r.Nonce, &r.Ciphertext, &r.Leaf, &idx)
+			&r.Outcome, &r.Reason, &r.SubjectIndex, &r.Period, &r.Nonce, &r.Ciphertext, &r.Leaf, &idx, &r.Kind, &r.SubjectKind, &logID)
+		if logID != nil {
+			r.Log = *logID
+		}
 		r.Time = r.Time.UTC()
 		if len(r.Ciphertext) == 0 { // erased
 			r.Ciphertext, r.Nonce, r.SubjectIndex = nil, nil, nil
@@ -448,6 +479,28 @@ func (s *AuditStore) Erase(ctx context.Context, before time.Time, limit int) (in
 func (s *AuditStore) DeleteKey(ctx context.Context, period string) error {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM audit_keys WHERE period = $1`, period); err != nil {
 		return fmt.Errorf("audit delete key %s: %w", period, classify(err))
+	}
+	return nil
+}
+
+// Cursor implements audit.CursorStore.
+func (s *AuditStore) Cursor(ctx context.Context, name string) (int64, error) {
+	var pos int64
+	err := s.pool.QueryRow(ctx, `SELECT position FROM audit_cursors WHERE name = $1`, name).Scan(&pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("audit cursor %s: %w", name, err)
+	}
+	return pos, nil
+}
+
+// SetCursor implements audit.CursorStore.
+func (s *AuditStore) SetCursor(ctx context.Context, name string, pos int64) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO audit_cursors(name, position) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()`, name, pos); err != nil {
+		return fmt.Errorf("audit set cursor %s: %w", name, classify(err))
 	}
 	return nil
 }

@@ -122,3 +122,37 @@ func BenchmarkIntegrationsLookup(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkChangeIntegration: one accountable change to the person
+// directory (version held FOR SHARE, insert, change feed, history row).
+func BenchmarkChangeIntegration(b *testing.B) {
+	db := pgtest.New(b)
+	ctx := context.Background()
+	s, err := postgres.OpenRegisters(ctx, db.Schema(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	reg := &crossroads.Network{}
+	for _, p := range benchParticipants {
+		reg.Participants = append(reg.Participants, crossroads.Participant{ID: p, Name: p, Kind: crossroads.KindInstitution, Status: crossroads.StatusActive})
+	}
+	if err := s.Apply(ctx, reg); err != nil {
+		b.Fatal(err)
+	}
+	n, err := s.Registers(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ev := crossroads.IntegrationEvent{Action: crossroads.IntegrationRegister, Actor: "rva", User: "agent",
+			Integration: crossroads.Integration{Person: benchPerson(i), Participant: "rva", Sector: "2", Capacity: "unemployed", From: from}}
+		if _, err := s.ChangeIntegration(ctx, ev, n.Version); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

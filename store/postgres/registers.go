@@ -75,10 +75,10 @@ func (s *Registers) Registers(ctx context.Context) (*crossroads.Network, error) 
 }
 
 func readParticipants(ctx context.Context, tx pgx.Tx) ([]crossroads.Participant, error) {
-	rows, _ := tx.Query(ctx, `SELECT id, name, kind, status, incident_contact FROM participants ORDER BY id`)
+	rows, _ := tx.Query(ctx, `SELECT id, name, kind, status, incident_contact, enterprise FROM participants ORDER BY id`)
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (crossroads.Participant, error) {
 		var p crossroads.Participant
-		err := r.Scan(&p.ID, &p.Name, &p.Kind, &p.Status, &p.IncidentContact)
+		err := r.Scan(&p.ID, &p.Name, &p.Kind, &p.Status, &p.IncidentContact, &p.Enterprise)
 		return p, err
 	})
 }
@@ -229,10 +229,10 @@ func decKind(k string) string {
 }
 
 func putParticipant(ctx context.Context, tx pgx.Tx, p crossroads.Participant) error {
-	_, err := tx.Exec(ctx, `INSERT INTO participants(id, name, kind, status, incident_contact) VALUES ($1, $2, $3, $4, $5)
+	_, err := tx.Exec(ctx, `INSERT INTO participants(id, name, kind, status, incident_contact, enterprise) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind, status = excluded.status,
-		incident_contact = excluded.incident_contact`,
-		p.ID, p.Name, p.Kind, p.Status, p.IncidentContact)
+		incident_contact = excluded.incident_contact, enterprise = excluded.enterprise`,
+		p.ID, p.Name, p.Kind, p.Status, p.IncidentContact, p.Enterprise)
 	return err
 }
 
@@ -330,6 +330,13 @@ type integrationKey struct {
 func putIntegrations(ctx context.Context, tx pgx.Tx, ins []crossroads.Integration) error {
 	if len(ins) == 0 {
 		return nil
+	}
+	// The feed's lock (which its trigger would take only at the end of the
+	// statement) is taken first, so that history numbers, drawn inside the
+	// statement, follow commit order like the feed's: an auditor paging by
+	// seq never skips a late commit.
+	if _, err := tx.Exec(ctx, `LOCK TABLE integration_changes IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		return err
 	}
 	last := make(map[integrationKey]int, len(ins))
 	keys := make([]integrationKey, len(ins))

@@ -58,7 +58,7 @@ func (s *AuditStore) Close() error {
 	return s.c.close()
 }
 
-const auditCols = `seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf, log_index`
+const auditCols = `seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf, log_index, kind, subject_kind, log_id`
 
 // insertChunk is how many records one INSERT statement carries: one
 // statement per chunk instead of one per record is what makes the
@@ -99,7 +99,7 @@ func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err er
 	}
 	first := last + 1
 	var inserted int64
-	args := make([]any, 0, insertChunk*14)
+	args := make([]any, 0, insertChunk*17)
 	for start := 0; start < len(rows); start += insertChunk {
 		chunk := rows[start:min(start+insertChunk, len(rows))]
 		args = args[:0]
@@ -107,7 +107,7 @@ func (s *AuditStore) InsertBatch(ctx context.Context, rows []*audit.Row) (err er
 			last++
 			r.Seq = last
 			args = append(args, r.Seq, r.ExchangeID, r.Time.UnixMicro(), r.Requester, r.Provider, r.Service,
-				r.Purpose, r.Outcome, r.Reason, nullBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf)
+				r.Purpose, r.Outcome, r.Reason, nullBytes(r.SubjectIndex), r.Period, r.Nonce, r.Ciphertext, r.Leaf, r.Kind, r.SubjectKind, nullString(r.Log))
 		}
 		st, err := s.insertStmt(ctx, len(chunk))
 		if err != nil {
@@ -158,9 +158,9 @@ var insertSQLs [insertChunk + 1]string
 
 func init() {
 	const head = `INSERT INTO audit_records
-		(seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf)
+		(seq, exchange_id, time, requester, provider, service, purpose, outcome, reason, subject_index, period, nonce, ciphertext, leaf, kind, subject_kind, log_id)
 		VALUES `
-	const tuple = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	const tuple = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	for n := 1; n <= insertChunk; n++ {
 		insertSQLs[n] = head + strings.TrimSuffix(strings.Repeat(tuple+", ", n), ", ") + ` ON CONFLICT(exchange_id) DO NOTHING`
 	}
@@ -297,6 +297,16 @@ func (s *AuditStore) Search(ctx context.Context, q audit.StoreQuery) ([]audit.Ro
 	if q.SubjectIndex != nil {
 		add(`subject_index = ?`, q.SubjectIndex)
 	}
+	if q.SubjectKind != "" {
+		add(`subject_kind = ?`, q.SubjectKind)
+	}
+	if len(q.Kinds) > 0 {
+		in := strings.TrimSuffix(strings.Repeat("?, ", len(q.Kinds)), ", ")
+		where = append(where, `kind IN (`+in+`)`)
+		for _, k := range q.Kinds {
+			args = append(args, k)
+		}
+	}
 	if !q.From.IsZero() {
 		add(`time >= ?`, q.From.UnixMicro())
 	}
@@ -330,10 +340,12 @@ func (s *AuditStore) query(ctx context.Context, q string, args ...any) ([]audit.
 		var r audit.Row
 		var t int64
 		var idx sql.NullInt64
+		var logID sql.NullString
 		if err := rs.Scan(&r.Seq, &r.ExchangeID, &t, &r.Requester, &r.Provider, &r.Service, &r.Purpose,
-			&r.Outcome, &r.Reason, &r.SubjectIndex, &r.Period, &r.Nonce, &r.Ciphertext, &r.Leaf, &idx); err != nil {
+			&r.Outcome, &r.Reason, &r.SubjectIndex, &r.Period, &r.Nonce, &r.Ciphertext, &r.Leaf, &idx, &r.Kind, &r.SubjectKind, &logID); err != nil {
 			return nil, fmt.Errorf("audit query: %w", err)
 		}
+		r.Log = logID.String
 		r.Time = time.UnixMicro(t).UTC()
 		if len(r.Ciphertext) == 0 { // erased
 			r.Ciphertext, r.Nonce, r.SubjectIndex = nil, nil, nil
@@ -458,6 +470,36 @@ func (s *AuditStore) DeleteKey(ctx context.Context, period string) error {
 	}
 	if _, err := s.c.w.ExecContext(ctx, `DELETE FROM audit_keys WHERE period = ?`, period); err != nil {
 		return fmt.Errorf("audit delete key %s: %w", period, err)
+	}
+	return nil
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// Cursor implements audit.CursorStore.
+func (s *AuditStore) Cursor(ctx context.Context, name string) (int64, error) {
+	var pos int64
+	err := s.c.r.QueryRowContext(ctx, `SELECT position FROM audit_cursors WHERE name = ?`, name).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("audit cursor %s: %w", name, err)
+	}
+	return pos, nil
+}
+
+// SetCursor implements audit.CursorStore.
+func (s *AuditStore) SetCursor(ctx context.Context, name string, pos int64) error {
+	if _, err := s.c.w.ExecContext(ctx, `INSERT INTO audit_cursors(name, position, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT(name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
+		name, pos, time.Now().UnixMicro()); err != nil {
+		return fmt.Errorf("audit set cursor %s: %w", name, err)
 	}
 	return nil
 }

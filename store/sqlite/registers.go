@@ -109,6 +109,15 @@ func encJSON(v any) (string, error) {
 	return string(b), nil
 }
 
+// unmarshalOpt decodes a JSON column that is mostly null (no operations)
+// without paying for the decoder when it is.
+func unmarshalOpt(s string, v any) error {
+	if s == "null" {
+		return nil
+	}
+	return json.Unmarshal([]byte(s), v)
+}
+
 // constraintErr marks SQLite constraint violations (foreign keys, checks,
 // NOT NULL) as crossroads.ErrInvalid.
 func constraintErr(err error) error {
@@ -143,7 +152,7 @@ func (s *Registers) Registers(ctx context.Context) (*crossroads.Network, error) 
 }
 
 func readParticipants(ctx context.Context, tx *sql.Tx) ([]crossroads.Participant, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, name, kind, status, incident_contact FROM participants ORDER BY id`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, name, kind, status, incident_contact, enterprise FROM participants ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +160,7 @@ func readParticipants(ctx context.Context, tx *sql.Tx) ([]crossroads.Participant
 	var out []crossroads.Participant
 	for rows.Next() {
 		var p crossroads.Participant
-		if err := rows.Scan(&p.ID, &p.Name, &p.Kind, &p.Status, &p.IncidentContact); err != nil {
+		if err := rows.Scan(&p.ID, &p.Name, &p.Kind, &p.Status, &p.IncidentContact, &p.Enterprise); err != nil {
 			return nil, err
 		}
 		out = append(out, p)
@@ -175,7 +184,7 @@ func readServices(ctx context.Context, tx *sql.Tx) ([]crossroads.Service, error)
 		if err := json.Unmarshal([]byte(fields), &sv.Fields); err != nil {
 			return nil, fmt.Errorf("service %s fields: %w", sv.ID, err)
 		}
-		if err := json.Unmarshal([]byte(ops), &sv.Operations); err != nil {
+		if err := unmarshalOpt(ops, &sv.Operations); err != nil {
 			return nil, fmt.Errorf("service %s operations: %w", sv.ID, err)
 		}
 		out = append(out, sv)
@@ -210,7 +219,7 @@ func readAuthorisations(ctx context.Context, tx *sql.Tx) ([]crossroads.Authorisa
 			json.Unmarshal([]byte(purposes), &a.Purposes),
 			json.Unmarshal([]byte(fields), &a.Fields),
 			json.Unmarshal([]byte(caps), &a.Capacities),
-			json.Unmarshal([]byte(ops), &a.Operations),
+			unmarshalOpt(ops, &a.Operations),
 		); err != nil {
 			return nil, fmt.Errorf("authorisation %s: %w", a.ID, err)
 		}
@@ -377,10 +386,10 @@ func decKind(k string) string {
 }
 
 func putParticipant(ctx context.Context, tx *sql.Tx, p crossroads.Participant) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO participants(id, name, kind, status, incident_contact) VALUES (?, ?, ?, ?, ?)
+	_, err := tx.ExecContext(ctx, `INSERT INTO participants(id, name, kind, status, incident_contact, enterprise) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind, status = excluded.status,
-		incident_contact = excluded.incident_contact`,
-		p.ID, p.Name, p.Kind, p.Status, p.IncidentContact)
+		incident_contact = excluded.incident_contact, enterprise = excluded.enterprise`,
+		p.ID, p.Name, p.Kind, p.Status, p.IncidentContact, p.Enterprise)
 	return err
 }
 

@@ -126,3 +126,26 @@ func TestEachIntegrationMillion(t *testing.T) {
 		t.Errorf("heap grew by %d MiB while streaming", grow>>20)
 	}
 }
+
+// BenchmarkChangeIntegration: one accountable change to the person
+// directory (insert, history row, version check) among 100,000
+// integrations.
+func BenchmarkChangeIntegration(b *testing.B) {
+	s := openBench(b)
+	fill(b, s, 100_000)
+	ctx := context.Background()
+	v, err := s.Registers(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		ev := crossroads.IntegrationEvent{Action: crossroads.IntegrationRegister, Actor: "rva", User: "agent",
+			Integration: crossroads.Integration{Person: person(i), Participant: "rva", Sector: "2", Capacity: "unemployed", From: from}}
+		if _, err := s.ChangeIntegration(ctx, ev, v.Version); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -16,7 +16,7 @@ import (
 //     as such and comes back as the empty kind (its canonical form), any
 //     other kind exactly; the change feed carries it;
 //   - Registers returns the version (> 0); an Apply writing a
-//     participant, service or authorisation bumps it; an Apply or
+//     participant, service or authorisation bumps it by one; an Apply or
 //     ChangeIntegration given a non-zero version other than the current
 //     one writes nothing and fails with crossroads.ErrStale;
 //   - ChangeIntegration records every change in IntegrationHistory, with

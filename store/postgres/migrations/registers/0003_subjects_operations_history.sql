@@ -43,7 +43,8 @@ CREATE TABLE register_version (
 INSERT INTO register_version(id, version) VALUES (1, 1);
 
 -- The history of the person directory: one row per change, the
--- integration as it is after it. Never pruned with the change feed.
+-- integration as it is after it. Never pruned with the change feed. Its
+-- rows are written under the feed's lock, so seq follows commit order.
 CREATE TABLE integration_history (
 	seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	action        text NOT NULL CHECK (action IN ('register', 'end', 'correct')),

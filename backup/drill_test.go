@@ -1,0 +1,188 @@
+package backup_test
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/crossroads-hub/crossroads/cluster"
+	"github.com/crossroads-hub/crossroads/demo"
+	"github.com/crossroads-hub/crossroads/store/mysqllog/mysqltest"
+	"github.com/crossroads-hub/crossroads/store/postgres/pgtest"
+)
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "crossroads")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/crossroads-hub/crossroads/cmd/crossroads")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func crossroads(t *testing.T, bin string, args ...string) {
+	t.Helper()
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("crossroads %v: %v\n%s", args, err, out)
+	}
+	t.Logf("crossroads %s: %s", args[0], out)
+}
+
+// TestDrill is the restore drill: traffic runs, a checkpoint is saved, a
+// backup is taken online, traffic goes on, the hub stops and its data
+// directory (and databases) are destroyed; the backup is restored and the
+// hub started on it. Then the log verifies, is consistent with the
+// checkpoint saved before the backup, every record equals a leaf, and every
+// exchange answered with a receipt before the backup began is present.
+func TestDrill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restore drill: not in -short")
+	}
+	if _, err := cluster.HAProxyPath(); err != nil {
+		if pgtest.Required() {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	bin := buildBinary(t)
+	t.Run("Embedded", func(t *testing.T) { drill(t, bin, "", "") })
+	t.Run("PostgreSQL", func(t *testing.T) {
+		for _, tool := range []string{"pg_dump", "pg_restore", "mariadb-dump"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				if pgtest.Required() {
+					t.Fatalf("%s is not installed", tool)
+				}
+				t.Skipf("%s is not installed (Debian: postgresql-client, mariadb-client)", tool)
+			}
+		}
+		drill(t, bin, pgtest.New(t).DSN, mysqltest.New(t))
+	})
+}
+
+func drill(t *testing.T, bin, pg, logDB string) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c, err := cluster.Start(ctx, cluster.Options{Binary: bin, Dir: dir, DatabaseURL: pg, LogDatabase: logDB, Nodes: 1, People: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	node := c.Nodes[0].Dir
+	load := c.StartLoad(ctx, 4)
+	time.Sleep(1500 * time.Millisecond)
+	cp0 := checkpoint(t, c)
+	before := load.Answers() // answered before the backup began
+	out := filepath.Join(t.TempDir(), "backup")
+	args := []string{"backup", "--dir", node, "--out", out}
+	if pg != "" {
+		args = append(args, "--database-url", pg, "--log-database", logDB)
+	}
+	crossroads(t, bin, args...)
+	time.Sleep(time.Second)
+	answers := load.Stop()
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(before) == 0 || len(answers) <= len(before) {
+		t.Fatalf("%d answers before the backup, %d in all: no traffic around the backup", len(before), len(answers))
+	}
+
+	// Destroy.
+	if err := os.RemoveAll(node); err != nil {
+		t.Fatal(err)
+	}
+	if pg != "" {
+		destroy(t, pg, logDB)
+	}
+
+	// Restore, start the hub on it, stop it, verify.
+	args = []string{"restore", "--from", out, "--dir", node}
+	if pg != "" {
+		args = append(args, "--database-url", pg, "--log-database", logDB)
+	}
+	crossroads(t, bin, args...)
+	if err := c.StartNode(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StopNode(0); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := c.Verify(ctx, before, cp0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("restored: %d records, %d integrated, log size %d; %d receipted answers before the backup (of %d in all)",
+		rep.Records, rep.Integrated, rep.LogSize, rep.Receipted, len(answers))
+	for _, p := range rep.Problems {
+		t.Error(p)
+	}
+	if rep.Receipted == 0 {
+		t.Error("no receipted answer before the backup")
+	}
+
+	// A second restore into the now populated target is refused.
+	args[len(args)-1] = node
+	cmd := exec.Command(bin, "restore", "--from", out, "--dir", node)
+	if err := cmd.Run(); err == nil {
+		t.Error("restore into a non-empty data directory succeeded")
+	}
+}
+
+func checkpoint(t *testing.T, c *cluster.Cluster) []byte {
+	t.Helper()
+	cl := c.Client(demo.OCMW, false)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := cl.Get("https://" + c.LB + "/v1/log/checkpoint")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return b
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// destroy drops every table of the PostgreSQL database and the log database.
+func destroy(t *testing.T, pg, logDB string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `DROP SCHEMA public CASCADE; CREATE SCHEMA public`); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := mysql.ParseDSN(logDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := cfg.DBName
+	cfg.DBName = ""
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("DROP DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+}
