@@ -292,7 +292,7 @@ func impostor(t *testing.T, r *demo.Running) *hostile.Impostor {
 	}
 	other := r.Certs[demo.EmploymentRegister]
 	return &hostile.Impostor{
-		Listener: ln, Service: "impostor-check", Path: "persons/" + r.People[0].INSZ, Subject: r.People[0].INSZ,
+		Listener: ln, Service: "impostor-check", Path: "x/" + r.People[0].INSZ, Subject: r.People[0].INSZ,
 		Right: r.Certs[demo.PopulationRegister], Other: &other, Expired: &expired, Revoked: &revoked,
 		ToRevoke: &toRevoke, Revoke: func(ctx context.Context, c *x509.Certificate) error { return revoke(ctx, r, c) },
 	}

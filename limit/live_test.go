@@ -170,7 +170,8 @@ func holdingProvider(t *testing.T, r *demo.Running) (arrived chan struct{}, rele
 	}
 	a.Fields = fields
 	n := &crossroads.Network{
-		Services:       []crossroads.Service{{ID: "hold", Provider: demo.PopulationRegister, BaseURL: "https://" + ln.Addr().String(), Classification: 1, Fields: []string{""}, ConcernsPerson: true}},
+		Services: []crossroads.Service{{ID: "hold", Provider: demo.PopulationRegister, BaseURL: "https://" + ln.Addr().String(), Classification: 1, Fields: []string{""}, ConcernsPerson: true,
+			Operations: []crossroads.Operation{{ID: "read", Method: "GET", Path: "/x/{subject}"}}}},
 		Authorisations: []crossroads.Authorisation{a},
 	}
 	if _, err := apply.Apply(context.Background(), r.Hub.Directory.Store(), n, r.Hub.Scheme, false); err != nil {
@@ -192,7 +193,7 @@ func TestLiveConcurrencyLimitAndLoadShedding(t *testing.T) {
 
 	held := make(chan int, 1)
 	go func() {
-		resp, _, err := r.Clients.Exchange(ctx, demo.OCMW, "hold", "x", "social-aid", p.INSZ)
+		resp, _, err := r.Clients.Exchange(ctx, demo.OCMW, "hold", "x/"+p.INSZ, "social-aid", p.INSZ)
 		if err != nil {
 			held <- -1
 			return
