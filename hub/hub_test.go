@@ -64,6 +64,7 @@ func TestScenario(t *testing.T) {
 		crossroads.ReasonUnknownService, crossroads.ReasonNoAuthorisation, crossroads.ReasonPurposeNotCovered,
 		crossroads.ReasonAuthorisationNotActive, crossroads.ReasonNoIntegration, crossroads.ReasonCapacityNotCovered,
 		crossroads.ReasonParticipantSuspended, crossroads.ReasonProviderSuspended, crossroads.ReasonInvalidSubject,
+		"backdated-integration",
 	} {
 		if !reasons[string(want)] {
 			t.Errorf("scenario never produced %s", want)
