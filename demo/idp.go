@@ -297,7 +297,7 @@ func (p *IdentityProvider) Login(ctx context.Context, person string) (string, er
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK || tok.IDToken == "" {
 		return "", fmt.Errorf("login: token endpoint answered %d %s", resp.StatusCode, tok.Error)
 	}
-	jws, err := jose.ParseSigned(tok.IDToken, []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(tok.IDToken, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		return "", fmt.Errorf("login: ID token: %w", err)
 	}
