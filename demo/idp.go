@@ -205,7 +205,8 @@ func (p *IdentityProvider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.Get("client_id") != CitizenClientID || f.Get("redirect_uri") != CitizenRedirect {
-		tokenError(w, "invalid_client", "unknown client or redirect_uri")
+		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
+		writeJSONNoStore(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "unknown client or redirect_uri"})
 		return
 	}
 	p.mu.Lock()
@@ -261,6 +262,7 @@ func (p *IdentityProvider) Login(ctx context.Context, person string) (string, er
 	cl := &http.Client{Timeout: 10 * time.Second,
 		Transport:     &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: p.roots}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	defer cl.CloseIdleConnections()
 	state, nonce, verifier := randomToken(), randomToken(), randomToken()+randomToken()
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{"response_type": {"code"}, "client_id": {CitizenClientID}, "redirect_uri": {CitizenRedirect},

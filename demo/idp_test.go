@@ -140,14 +140,16 @@ func TestIdentityProviderRefusals(t *testing.T) {
 	}
 	for name, c := range map[string]struct {
 		change func(url.Values)
+		status int
 		error  string
 	}{
-		"password grant": {func(f url.Values) { f.Set("grant_type", "password") }, "unsupported_grant_type"},
-		"other client":   {func(f url.Values) { f.Set("client_id", "evil") }, "invalid_client"},
-		"unknown code":   {func(f url.Values) { f.Set("code", "nope") }, "invalid_grant"},
+		"password grant": {func(f url.Values) { f.Set("grant_type", "password") }, 400, "unsupported_grant_type"},
+		"other client":   {func(f url.Values) { f.Set("client_id", "evil") }, 401, "invalid_client"},
+		"other redirect": {func(f url.Values) { f.Set("redirect_uri", "https://evil.example/cb") }, 401, "invalid_client"},
+		"unknown code":   {func(f url.Values) { f.Set("code", "nope") }, 400, "invalid_grant"},
 	} {
-		if status, e := token(c.change); status != 400 || e != c.error {
-			t.Errorf("%s: %d %q, want 400 %q", name, status, e, c.error)
+		if status, e := token(c.change); status != c.status || e != c.error {
+			t.Errorf("%s: %d %q, want %d %q", name, status, e, c.status, c.error)
 		}
 	}
 	// A wrong verifier spends the code: it cannot be retried.
