@@ -54,9 +54,11 @@ type Running struct {
 	Certs   map[string]tls.Certificate
 	closers []func()
 
-	Companies []Company          // the enterprise register's companies
-	Sources   map[string]*Source // the authentic sources, by participant id
-	URLs      URLs               // the authentic sources' base URLs
+	Companies []Company // the enterprise register's companies
+	// IdentityProvider logs the demo's people in (the hub's OIDC issuer).
+	IdentityProvider *IdentityProvider
+	Sources          map[string]*Source // the authentic sources, by participant id
+	URLs             URLs               // the authentic sources' base URLs
 }
 
 // Close stops the sources.
@@ -124,7 +126,20 @@ func Start(ctx context.Context, opts Options, ln net.Listener) (*Running, <-chan
 			return nil, nil, err
 		}
 	}
-	cfg := hub.Config{DataDir: dataDir, DatabaseURL: opts.DatabaseURL, Passphrase: pass, Logger: opts.Logger, MaxMergeDelay: time.Second, ProviderTimeout: opts.ProviderTimeout}
+	// The citizens' login: the hub trusts the demo identity provider's ID
+	// tokens (and its self-signed certificate, idp.crt).
+	idp, err := StartIdentityProvider(r.People, opts.Logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.closers = append(r.closers, idp.Close)
+	r.IdentityProvider = idp
+	idpCert := filepath.Join(r.Dir, "idp.crt")
+	if err := os.WriteFile(idpCert, idp.CertPEM, 0o644); err != nil {
+		return nil, nil, fmt.Errorf("write idp.crt: %w", err)
+	}
+	cfg := hub.Config{DataDir: dataDir, DatabaseURL: opts.DatabaseURL, Passphrase: pass, Logger: opts.Logger, MaxMergeDelay: time.Second, ProviderTimeout: opts.ProviderTimeout,
+		OIDCIssuer: idp.Issuer, OIDCClientID: CitizenClientID, OIDCRootCAs: idpCert}
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
@@ -233,6 +248,7 @@ func Start(ctx context.Context, opts Options, ln net.Listener) (*Running, <-chan
 	errc := make(chan error, 1)
 	go func() { errc <- h.Serve(ctx, ln) }()
 	r.Clients = NewClients(r.Base, h.CA.Pool(), r.Certs)
+	r.Clients.Login = idp.Login
 	ok = true
 	return r, errc, nil
 }
@@ -321,7 +337,9 @@ The hub stays up until Ctrl-C. Try it (as the OCMW Gent):
   curl --cacert %[1]s/ca.crt %[3]s/openapi.json           # the API
   curl --cacert %[1]s/ca.crt %[3]s/v1/log/checkpoint      # the audit log's signed checkpoint
 
-The network file is %[1]s/network.yaml.
-`, r.Dir, p.INSZ, r.Base)
+The network file is %[1]s/network.yaml. Citizens log in at the demo identity provider
+%[4]s (OpenID Connect, certificate %[1]s/idp.crt) and read /v1/me/exchanges and
+/v1/me/files with the ID token.
+`, r.Dir, p.INSZ, r.Base, r.IdentityProvider.Issuer)
 	return <-errc
 }

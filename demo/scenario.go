@@ -6,13 +6,17 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/pki"
 )
 
@@ -32,6 +36,11 @@ type Step struct {
 	Check func(body []byte, h http.Header) error
 	// Before runs first (e.g. revoke a certificate).
 	Before func(ctx context.Context) error
+	// Do, if set, makes the step's call instead of an exchange (the
+	// person directory, the citizen's view); Service then only labels it.
+	Do func(ctx context.Context, c *Clients) (*http.Response, []byte, error)
+	// Summary, if set, writes the detail of an answer that passed Check.
+	Summary func(body []byte) string
 }
 
 // Result is what a step gave.
@@ -49,6 +58,9 @@ type Clients struct {
 	Roots *x509.CertPool
 	certs map[string]tls.Certificate
 	http  map[string]*http.Client
+	// Login logs a person in at the citizens' identity provider and
+	// returns their ID token.
+	Login func(ctx context.Context, person string) (string, error)
 }
 
 // NewClients makes an HTTP client per participant certificate.
@@ -103,6 +115,56 @@ func (c *Clients) Call(ctx context.Context, as, method, service, path, purpose, 
 	return resp, b, err
 }
 
+// Integration sends a change to the person directory (PUT or DELETE
+// /v1/integrations) as participant as, on behalf of its demo user.
+func (c *Clients) Integration(ctx context.Context, as, method string, in map[string]any) (*http.Response, []byte, error) {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+"/v1/integrations", bytes.NewReader(b))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Crossroads-User", "demo-user@"+as)
+	cl, ok := c.http[as]
+	if !ok {
+		return nil, nil, fmt.Errorf("no certificate for %s", as)
+	}
+	return do(cl, req)
+}
+
+// Citizen logs person in (c.Login) and reads path (/v1/me/files, …) with
+// the ID token, without a client certificate, as the citizen's browser.
+func (c *Clients) Citizen(ctx context.Context, person, path string) (*http.Response, []byte, error) {
+	if c.Login == nil {
+		return nil, nil, errors.New("no identity provider for citizens")
+	}
+	tok, err := c.Login(ctx, person)
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+path, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: c.Roots}}}
+	defer cl.CloseIdleConnections()
+	return do(cl, req)
+}
+
+func do(cl *http.Client, req *http.Request) (*http.Response, []byte, error) {
+	resp, err := cl.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp, b, err
+}
+
 // Scenario returns the demo's steps: allowed exchanges with minimisation,
 // every denial reason, and a revoked certificate.
 func Scenario(people []Person, revoke func(ctx context.Context, participant string) error, roots *x509.CertPool) []Step {
@@ -112,6 +174,7 @@ func Scenario(people []Person, revoke func(ctx context.Context, participant stri
 	companies := Companies(DemoCompanies)
 	employer := companies[0]
 	dotted := employer.Number[:4] + "." + employer.Number[4:7] + "." + employer.Number[7:] // as users write it
+	var file, ended crossroads.Integration                                                 // as the hub answered
 	return []Step{
 		{Name: "allowed, minimised to name and city", As: OCMW, Service: ServicePerson, Path: "persons/" + p0.INSZ, Purpose: "social-aid", WantStatus: 200,
 			Check: func(b []byte, h http.Header) error {
@@ -165,6 +228,36 @@ func Scenario(people []Person, revoke func(ctx context.Context, participant stri
 				return checkSeal(h, b, roots, "read", "/enterprises/"+employer.Number, "enterprise", employer.Number)
 			}},
 		{Name: "invalid enterprise number", As: ONEM, Service: ServiceEnterprise, Path: "enterprises/0123.456.748", Purpose: "employer-check", WantStatus: 400, WantReason: "invalid-subject"},
+		// The person directory is accountable: a file registered and ended
+		// through the API, each with a receipt, in force in between, shown
+		// to the person; backdating refused.
+		{Name: "ONEM registers a file on the person", As: ONEM, Method: http.MethodPut, Service: "integrations", WantStatus: 201,
+			Do: func(ctx context.Context, c *Clients) (*http.Response, []byte, error) {
+				return c.Integration(ctx, ONEM, http.MethodPut, map[string]any{"person": p2.INSZ, "sector": CapClaimant.Sector, "capacity": CapClaimant.Code})
+			},
+			Check:   func(b []byte, h http.Header) error { return readChange(b, h, crossroads.IntegrationRegister, &file) },
+			Summary: func([]byte) string { return describeFile(file) + ", receipt" }},
+		{Name: "allowed with the new file", As: ONEM, Service: ServiceEmployment, Path: "employments/" + p2.INSZ, Purpose: "unemployment-benefit", WantStatus: 200},
+		{Name: "ONEM ends the file", As: ONEM, Method: http.MethodDelete, Service: "integrations", WantStatus: 200,
+			Do: func(ctx context.Context, c *Clients) (*http.Response, []byte, error) {
+				return c.Integration(ctx, ONEM, http.MethodDelete, map[string]any{"person": p2.INSZ, "sector": file.Sector, "capacity": file.Capacity, "from": file.From})
+			},
+			Check:   func(b []byte, h http.Header) error { return readChange(b, h, crossroads.IntegrationEnd, &ended) },
+			Summary: func([]byte) string { return describeFile(ended) + ", receipt" }},
+		{Name: "file ended: no file on the person", As: ONEM, Service: ServiceEmployment, Path: "employments/" + p2.INSZ, Purpose: "unemployment-benefit", WantStatus: 403, WantReason: "no-integration"},
+		{Name: "backdated file refused", As: ONEM, Method: http.MethodPut, Service: "integrations", WantStatus: 400, WantReason: "backdated-integration",
+			Do: func(ctx context.Context, c *Clients) (*http.Response, []byte, error) {
+				from := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Second)
+				return c.Integration(ctx, ONEM, http.MethodPut, map[string]any{"person": p2.INSZ, "sector": CapClaimant.Sector, "capacity": CapClaimant.Code, "from": from})
+			}},
+		{Name: "the person sees the file and its period", As: "citizen " + p2.INSZ, Service: "me/files", WantStatus: 200,
+			Do: func(ctx context.Context, c *Clients) (*http.Response, []byte, error) {
+				return c.Citizen(ctx, p2.INSZ, "/v1/me/files")
+			},
+			Check: func(b []byte, h http.Header) error { return seesFile(b, ONEM, file, ended) },
+			Summary: func([]byte) string {
+				return fmt.Sprintf("%s's file registered, ended: %s → %s", ONEM, ended.From.UTC().Format("15:04:05"), ended.To.UTC().Format("15:04:05.000"))
+			}},
 		{Name: "allowed before revocation", As: ONEM, Service: ServiceEmployment, Path: "employments/" + p0.INSZ, Purpose: "unemployment-benefit", Subject: p0.INSZ, WantStatus: 200},
 		{Name: "certificate revoked", As: ONEM, Service: ServiceEmployment, Path: "employments/" + p0.INSZ, Purpose: "unemployment-benefit", Subject: p0.INSZ, WantStatus: 0,
 			Before: func(ctx context.Context) error { return revoke(ctx, ONEM) }},
@@ -187,7 +280,14 @@ func (c *Clients) Run(ctx context.Context, steps []Step) []Result {
 		if method == "" {
 			method = http.MethodGet
 		}
-		resp, body, err := c.Call(ctx, s.As, method, s.Service, s.Path, s.Purpose, s.Subject, s.Body)
+		var resp *http.Response
+		var body []byte
+		var err error
+		if s.Do != nil {
+			resp, body, err = s.Do(ctx, c)
+		} else {
+			resp, body, err = c.Call(ctx, s.As, method, s.Service, s.Path, s.Purpose, s.Subject, s.Body)
+		}
 		switch {
 		case err != nil && s.WantStatus == 0:
 			r.OK, r.Note = true, "refused at the TLS handshake"
@@ -211,6 +311,9 @@ func (c *Clients) Run(ctx context.Context, steps []Step) []Result {
 					r.Note = err.Error()
 				} else {
 					r.OK, r.Note = true, summarise(body)
+					if s.Summary != nil {
+						r.Note = s.Summary(body)
+					}
 				}
 			default:
 				r.OK = true
@@ -293,4 +396,61 @@ func checkSeal(h http.Header, body []byte, roots *x509.CertPool, op, target, kin
 		return fmt.Errorf("no audit receipt")
 	}
 	return nil
+}
+
+// readChange checks the answer to a change of the person directory (the
+// action done, an audit receipt) and keeps the file as the hub wrote it.
+func readChange(b []byte, h http.Header, action string, into *crossroads.Integration) error {
+	var v struct {
+		Action      string
+		Changed     bool
+		Integration crossroads.Integration
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("answer: %w", err)
+	}
+	if v.Action != action || !v.Changed {
+		return fmt.Errorf("want action %s, got %q (changed %v)", action, v.Action, v.Changed)
+	}
+	if h.Get(pki.HeaderReceipt) == "" {
+		return errors.New("no audit receipt")
+	}
+	*into = v.Integration
+	return nil
+}
+
+// seesFile checks that the person's files view shows holder's file as
+// registered and as ended (newest first), with the periods the hub gave.
+func seesFile(b []byte, holder string, registered, ended crossroads.Integration) error {
+	var v struct{ Files []audit.SubjectEntry }
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("answer: %w", err)
+	}
+	var seen []string
+	for _, e := range v.Files {
+		f := e.File
+		if e.Kind != crossroads.RecordIntegration || f == nil || f.Institution != holder || f.Sector != registered.Sector ||
+			f.Capacity != registered.Capacity || !f.From.Equal(registered.From) {
+			continue
+		}
+		switch {
+		case e.Action == crossroads.IntegrationRegister && f.To == nil:
+			seen = append(seen, e.Action)
+		case e.Action == crossroads.IntegrationEnd && f.To != nil && f.To.Equal(ended.To):
+			seen = append(seen, e.Action)
+		}
+	}
+	if !slices.Equal(seen, []string{crossroads.IntegrationEnd, crossroads.IntegrationRegister}) {
+		return fmt.Errorf("want the end and the registration of %s's file, newest first; saw %v", holder, seen)
+	}
+	return nil
+}
+
+// describeFile writes a file's capacity and period.
+func describeFile(in crossroads.Integration) string {
+	to := "open"
+	if !in.To.IsZero() {
+		to = in.To.UTC().Format("15:04:05.000")
+	}
+	return fmt.Sprintf("%s/%s %s → %s", in.Sector, in.Capacity, in.From.UTC().Format("2006-01-02 15:04:05"), to)
 }

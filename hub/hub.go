@@ -125,6 +125,9 @@ type Config struct {
 	// number of the company the holder represents (GET /v1/enterprise/…);
 	// empty: only representatives' certificates open those views.
 	OIDCEnterpriseClaim string
+	// OIDCRootCAs is a PEM file of the roots to trust for the issuer's
+	// discovery document and keys (default the system's).
+	OIDCRootCAs string
 }
 
 // Hub is an assembled hub.

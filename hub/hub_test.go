@@ -64,6 +64,7 @@ func TestScenario(t *testing.T) {
 		crossroads.ReasonUnknownService, crossroads.ReasonNoAuthorisation, crossroads.ReasonPurposeNotCovered,
 		crossroads.ReasonAuthorisationNotActive, crossroads.ReasonNoIntegration, crossroads.ReasonCapacityNotCovered,
 		crossroads.ReasonParticipantSuspended, crossroads.ReasonProviderSuspended, crossroads.ReasonInvalidSubject,
+		"backdated-integration",
 	} {
 		if !reasons[string(want)] {
 			t.Errorf("scenario never produced %s", want)
@@ -286,8 +287,9 @@ func TestScenarioOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every step is recorded but the revoked certificate's (refused at the
-	// handshake) and the suspended requester's (summarised per window).
-	if len(page.Records) < len(results)-2 {
+	// handshake), the suspended requester's (summarised per window), the
+	// backdated file's (refused before any change) and the citizen's read.
+	if len(page.Records) < len(results)-4 {
 		t.Fatalf("%d audit records in PostgreSQL for %d steps", len(page.Records), len(results))
 	}
 }

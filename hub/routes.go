@@ -82,8 +82,25 @@ func (h *Hub) openAuditServices(auditDir string) error {
 	}
 	// Without an issuer the handler still serves enterprise
 	// representatives authenticated by their certificates.
-	c, err := citizen.New(citizen.Config{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID,
-		SubjectClaim: cfg.OIDCSubjectClaim, EnterpriseClaim: cfg.OIDCEnterpriseClaim, Scheme: h.Scheme, Trail: h.Trail, Logger: cfg.Logger})
+	ccfg := citizen.Config{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID,
+		SubjectClaim: cfg.OIDCSubjectClaim, EnterpriseClaim: cfg.OIDCEnterpriseClaim, Scheme: h.Scheme, Trail: h.Trail, Logger: cfg.Logger}
+	if cfg.OIDCRootCAs != "" {
+		b, err := os.ReadFile(cfg.OIDCRootCAs)
+		if err != nil {
+			return fmt.Errorf("OpenID Connect roots: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(b) {
+			return fmt.Errorf("OpenID Connect roots: no certificate in %s", cfg.OIDCRootCAs)
+		}
+		// As citizen's default client (TLS 1.3, no redirects), with these roots.
+		ccfg.HTTPClient = &http.Client{
+			Timeout:       10 * time.Second,
+			Transport:     &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots}, Proxy: http.ProxyFromEnvironment},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	c, err := citizen.New(ccfg)
 	if err != nil {
 		return err
 	}

@@ -62,6 +62,7 @@ func runServe(ctx context.Context, args []string) error {
 	oidcIssuer := fs.String("oidc-issuer", "", "OpenID Connect issuer of the citizens' ID tokens (enables GET /v1/me/exchanges)")
 	oidcClient := fs.String("oidc-client-id", "", "client id (audience) of the citizens' ID tokens")
 	oidcClaim := fs.String("oidc-subject-claim", "sub", "ID token claim holding the citizen's person identifier")
+	oidcCA := fs.String("oidc-ca", "", "PEM file of the CA certificates to trust for the OpenID Connect issuer (default: the system's)")
 	oidcEnterprise := fs.String("oidc-enterprise-claim", "", "ID token claim holding the enterprise number a company's representative acts for (GET /v1/enterprise/…; default: certificates only)")
 	siemTLS12 := fs.Bool("siem-allow-tls12", false, "let the SIEM export speak TLS 1.2 to a receiver that cannot do 1.3 (default: TLS 1.3 only)")
 	keyProvider := keyProviderFlags(fs) // keys.go
@@ -94,7 +95,7 @@ func runServe(ctx context.Context, args []string) error {
 		ProviderTimeout: *timeout, MaxRequestBody: *maxBody, MaxMergeDelay: *merge, Logger: log,
 		DefaultLimits: crossroads.Limits{RatePerSecond: *rateLimit, Burst: *burst, MaxConcurrent: *maxConcurrent}, MaxInFlight: *maxInFlight,
 		Witnesses: wcs, WitnessQuorum: *quorum, Retention: *retention, RetentionForce: *retentionForce,
-		SIEMURL: *siemURL, SIEMRootCAs: *siemCA, OIDCIssuer: *oidcIssuer, OIDCClientID: *oidcClient, OIDCSubjectClaim: *oidcClaim,
+		SIEMURL: *siemURL, SIEMRootCAs: *siemCA, OIDCIssuer: *oidcIssuer, OIDCClientID: *oidcClient, OIDCSubjectClaim: *oidcClaim, OIDCRootCAs: *oidcCA,
 		OIDCEnterpriseClaim: *oidcEnterprise, SIEMAllowTLS12: *siemTLS12,
 	}
 	if err := keyProvider(&cfg); err != nil {
