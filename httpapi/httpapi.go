@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,7 +98,6 @@ type API struct {
 	mux        *http.ServeMux
 	routes     []Route
 	intLimiter *limit.Limiter
-	applyMu    sync.Mutex // serialises this node's applies (plan, record, write)
 }
 
 // New builds the API.
