@@ -219,29 +219,12 @@ func Start(ctx context.Context, opts Options, ln net.Listener) (*Running, <-chan
 	if err := os.WriteFile(filepath.Join(r.Dir, "network.yaml"), y, 0o644); err != nil {
 		return nil, nil, err
 	}
-	// Until apply parses operations and subject kinds and validates
-	// integrations by kind (the registers helper's branch), the network is
-	// applied from its value rather than parsed back from the file, and the
-	// files on enterprises are written to the person directory directly; at
-	// that merge the whole file goes through apply.Parse and apply.Apply.
-	desired := *network
-	var onEnterprises []crossroads.Integration
-	persons := desired.Integrations[:0:0]
-	for _, in := range desired.Integrations {
-		if in.Kind == crossroads.SubjectEnterprise {
-			onEnterprises = append(onEnterprises, in)
-		} else {
-			persons = append(persons, in)
-		}
+	desired, err := apply.Parse(bytes.NewReader(y))
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo network file: %w", err)
 	}
-	desired.Integrations = persons
-	if _, err := apply.Apply(ctx, h.Directory.Store(), &desired, h.Scheme, false); err != nil {
+	if _, err := apply.Apply(ctx, h.Directory.Store(), desired, h.Scheme, false); err != nil {
 		return nil, nil, fmt.Errorf("apply demo network: %w", err)
-	}
-	for _, in := range onEnterprises {
-		if err := h.Directory.Store().PutIntegration(ctx, in); err != nil {
-			return nil, nil, fmt.Errorf("apply demo network: %w", err)
-		}
 	}
 
 	r.Base = "https://" + ln.Addr().String()

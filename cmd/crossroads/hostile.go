@@ -42,6 +42,8 @@ func runHostile(ctx context.Context, args []string) error {
 		asJSON    = fs.Bool("json", false, "print the report as JSON")
 		heapGrowM = fs.Int("max-heap-growth-mib", 256, "largest acceptable growth of the hub's heap in use")
 		imp       = impostorFlags(fs)
+		other     = fs.String("other-subject", "", "optional: another valid subject of the same kind (subject-mismatch and other-service-path cases)")
+		writePath = fs.String("write-path", "", "optional: a path of an operation of --service that takes a JSON body (the body attacks use it)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: crossroads hostile --target URL --cert C --key K --ca CA --service S --path P --purpose P [--subject ID] [flags]\n\nSends hostile input to a hub (only to --target and --provider) and reports, per attack,\nwhether it was refused cleanly. Exits non-zero if any attack was not.")
@@ -64,7 +66,7 @@ func runHostile(ctx context.Context, args []string) error {
 	}
 	t := hostile.Target{
 		Base: strings.TrimSuffix(*target, "/"), Roots: roots, Client: client,
-		Service: *service, Path: *path, Purpose: *purpose, Subject: *subject,
+		Service: *service, Path: *path, Purpose: *purpose, Subject: *subject, OtherSubject: *other, WritePath: *writePath,
 		Provider: *provider, ProviderPath: *provPath, MaxRequestBody: *maxBody,
 		SlowClients: *slow, SlowlorisWait: *slowWait, MaxHeapGrowth: float64(*heapGrowM) * (1 << 20),
 	}
