@@ -19,7 +19,7 @@ type Scheme interface {
 }
 
 // ErrInvalid is wrapped by every validation error.
-var ErrInvalid = errors.New("invalid person id")
+var ErrInvalid = errors.New("invalid subject identifier")
 
 // INSZ is the Belgian social security identification number (INSZ/NISS):
 // the national register number or, for people not in it, a BIS number.
