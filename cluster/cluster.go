@@ -120,7 +120,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	for i := range opts.Nodes {
 		n := &Node{Index: i, Dir: filepath.Join(opts.Dir, fmt.Sprintf("node-%d", i))}
-		if err := copyDir(c.bootDir, n.Dir, c.keyDir()); err != nil {
+		if err := copyDir(c.bootDir, n.Dir, c.KeyDir()); err != nil {
 			return nil, err
 		}
 		if n.Addr, err = freeAddr(); err != nil {
@@ -209,7 +209,7 @@ func (c *Cluster) StartNode(ctx context.Context, i int) error {
 	if c.opts.LogDatabase != "" {
 		args = append(args, "--log-database", c.opts.LogDatabase)
 	}
-	args = append(args, "--key-dir", c.keyDir())
+	args = append(args, "--key-dir", c.KeyDir())
 	cmd := exec.Command(c.opts.Binary, args...)
 	cmd.Stdout, cmd.Stderr = n.logFile, n.logFile
 	cmd.Env = append(os.Environ(), "CROSSROADS_CA_PASSPHRASE=")
@@ -386,9 +386,9 @@ func (c *Cluster) Client(participant string, keepAlive bool) *http.Client {
 	}}
 }
 
-// keyDir is the key provider directory every node uses: the bootstrap
-// node's, initialised by it before any node starts.
-func (c *Cluster) keyDir() string { return filepath.Join(c.bootDir, hub.KeysDir) }
+// KeyDir is the key provider directory every node uses (--key-dir): the
+// bootstrap node's, initialised by it before any node starts.
+func (c *Cluster) KeyDir() string { return filepath.Join(c.bootDir, hub.KeysDir) }
 
 // copyDir copies the regular files of src into dst, except those under skip.
 func copyDir(src, dst, skip string) error {

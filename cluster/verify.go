@@ -108,7 +108,7 @@ func (c *Cluster) Verify(ctx context.Context, answers []Answer, earlier ...[]byt
 	if err != nil {
 		return nil, err
 	}
-	tr, kr, err := hub.OpenTrail(ctx, hub.Config{DataDir: c.Nodes[0].Dir, Passphrase: pass, KeyDir: c.keyDir()}, acfg)
+	tr, kr, err := hub.OpenTrail(ctx, hub.Config{DataDir: c.Nodes[0].Dir, Passphrase: pass, KeyDir: c.KeyDir()}, acfg)
 	if err != nil {
 		return nil, err
 	}
