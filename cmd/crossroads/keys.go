@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -11,11 +10,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/hub"
 	"github.com/crossroads-hub/crossroads/keys"
 	"github.com/crossroads-hub/crossroads/pki"
-	"github.com/crossroads-hub/crossroads/store/sqlite"
 )
 
 func init() {
@@ -168,25 +165,4 @@ func runKeys(ctx context.Context, args []string) error {
 // beside DIR/keys), whose keys are in the keyring.
 func hubKeys(auditDir string) bool {
 	return keys.IsProviderDir(filepath.Join(filepath.Dir(filepath.Clean(auditDir)), hub.KeysDir))
-}
-
-// withHubTrail opens the trail of a stopped hub's audit directory with its
-// keyring (passphrase from CROSSROADS_CA_PASSPHRASE).
-func withHubTrail(ctx context.Context, auditDir string, fn func(*audit.Trail) error) error {
-	pass, err := pki.Passphrase("CROSSROADS_CA_PASSPHRASE", "")
-	if err != nil {
-		return err
-	}
-	st, err := sqlite.OpenAudit(ctx, auditDir)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	cfg := hub.Config{DataDir: filepath.Dir(filepath.Clean(auditDir)), Passphrase: pass}
-	t, kr, err := hub.OpenTrail(ctx, cfg, audit.Config{Dir: auditDir, Store: st})
-	if err != nil {
-		return err
-	}
-	defer kr.Close()
-	return errors.Join(fn(t), t.Close(ctx))
 }
