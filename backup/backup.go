@@ -22,8 +22,15 @@
 //
 // A backup is a directory: manifest.json (what was backed up, with a
 // SHA-256 of every file, checked before a restore writes anything), the
-// data directory's other files under files/ (CA, hub certificate, audit
-// key files, log note key), and the database snapshots.
+// data directory's other files under files/ (CA, hub certificate, the
+// log's verifier key), and the database snapshots, which hold every secret
+// of the hub wrapped (wrapped_keys, the data keys).
+//
+// The key provider's own keys (the FileProvider directory, keys/ by
+// default, or an HSM) are deliberately not in a backup: erasure destroys
+// KEKs there, and a backup must not bring them back. The manifest records
+// which provider the hub used; a restore needs that live provider, which
+// still holds every KEK not destroyed by an erasure since.
 package backup
 
 import (
@@ -56,6 +63,25 @@ type Source struct {
 	DataDir     string
 	DatabaseURL string // "": SQLite files in DataDir
 	LogDatabase string // "": the POSIX log in DataDir/audit/log
+	// KeyDir is the hub's FileProvider directory ("": DataDir/keys); it is
+	// never backed up. KeyProvider names the provider: "file" (default) or
+	// "pkcs11" (an HSM; KeyDir is then unused).
+	KeyDir      string
+	KeyProvider string
+}
+
+// keyDir returns the FileProvider directory of s.
+func (s Source) keyDir() string {
+	if s.KeyDir != "" {
+		return s.KeyDir
+	}
+	return filepath.Join(s.DataDir, keysDir)
+}
+
+// Keys records the key provider a backup needs at restore time.
+type Keys struct {
+	Provider string `json:"provider"`      // file | pkcs11
+	Dir      string `json:"dir,omitempty"` // the FileProvider directory (absolute) at backup time
 }
 
 // Manifest describes a backup.
@@ -66,6 +92,7 @@ type Manifest struct {
 	Log      string    `json:"log"`   // posix | mysql
 	LogSize  uint64    `json:"logSize"`
 	Duration string    `json:"duration"`
+	Keys     *Keys     `json:"keys,omitempty"` // absent in backups of earlier versions
 	Files    []File    `json:"files"`
 }
 
@@ -85,6 +112,7 @@ const (
 	pgDump        = "postgres.dump"
 	logDump       = "log.sql"
 	filesDir      = "files"
+	keysDir       = "keys" // hub.KeysDir
 )
 
 // skipped reports whether a data-directory path (slash-separated,
@@ -104,7 +132,19 @@ func Backup(ctx context.Context, src Source, out string) (*Manifest, error) {
 	if err := os.Mkdir(out, 0o700); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	m := &Manifest{Version: 1, Created: t0.UTC(), Store: "sqlite", Log: "posix"}
+	m := &Manifest{Version: 1, Created: t0.UTC(), Store: "sqlite", Log: "posix", Keys: &Keys{Provider: "file"}}
+	switch src.KeyProvider {
+	case "", "file":
+		kd, err := filepath.Abs(src.keyDir())
+		if err != nil {
+			return nil, fmt.Errorf("backup: %w", err)
+		}
+		m.Keys.Dir = kd
+	case "pkcs11":
+		m.Keys.Provider = "pkcs11"
+	default:
+		return nil, fmt.Errorf("backup: unknown key provider %q", src.KeyProvider)
+	}
 	if src.DatabaseURL != "" {
 		m.Store = "postgres"
 	}
@@ -131,8 +171,18 @@ func Backup(ctx context.Context, src Source, out string) (*Manifest, error) {
 	} else if err := run(ctx, nil, "pg_dump", "--format=custom", "--no-owner", "--file="+filepath.Join(out, pgDump), "--dbname="+src.DatabaseURL); err != nil {
 		return nil, err
 	}
-	// 3. Every other file of the data directory (keys, CA, certificates).
-	if err := copyTree(src.DataDir, filepath.Join(out, filesDir), skipped); err != nil {
+	// 3. Every other file of the data directory (CA, certificates), but
+	// not the key provider's directory.
+	providerDir := ""
+	if m.Keys.Provider == "file" {
+		if rel, err := filepath.Rel(src.DataDir, src.keyDir()); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+			providerDir = filepath.ToSlash(rel)
+		}
+	}
+	skip := func(rel string) bool {
+		return skipped(rel) || rel == keysDir || (providerDir != "" && rel == providerDir)
+	}
+	if err := copyTree(src.DataDir, filepath.Join(out, filesDir), skip); err != nil {
 		return nil, err
 	}
 	if m.Files, err = hashTree(out); err != nil {

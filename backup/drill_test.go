@@ -4,10 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,11 +87,12 @@ func drill(t *testing.T, bin, pg, logDB string) {
 	cp0 := checkpoint(t, c)
 	before := load.Answers() // answered before the backup began
 	out := filepath.Join(t.TempDir(), "backup")
-	args := []string{"backup", "--dir", node, "--out", out}
+	args := []string{"backup", "--dir", node, "--key-dir", c.KeyDir(), "--out", out}
 	if pg != "" {
 		args = append(args, "--database-url", pg, "--log-database", logDB)
 	}
 	crossroads(t, bin, args...)
+	noProviderKeys(t, out)
 	time.Sleep(time.Second)
 	answers := load.Stop()
 	if err := c.Stop(); err != nil {
@@ -106,11 +110,21 @@ func drill(t *testing.T, bin, pg, logDB string) {
 		destroy(t, pg, logDB)
 	}
 
-	// Restore, start the hub on it, stop it, verify.
+	// Without the live key provider, a restore is refused before writing.
 	args = []string{"restore", "--from", out, "--dir", node}
 	if pg != "" {
 		args = append(args, "--database-url", pg, "--log-database", logDB)
 	}
+	if b, err := exec.Command(bin, args...).CombinedOutput(); err == nil || !strings.Contains(string(b), "no key provider") {
+		t.Fatalf("a restore without the key provider: %v\n%s", err, b)
+	}
+	if _, err := os.Stat(node); !os.IsNotExist(err) {
+		t.Fatal("a refused restore wrote the data directory")
+	}
+
+	// Restore with the live provider (which holds every KEK: no erasure
+	// ran), start the hub on it, stop it, verify.
+	args = append(args, "--key-dir", c.KeyDir())
 	crossroads(t, bin, args...)
 	if err := c.StartNode(ctx, 0); err != nil {
 		t.Fatal(err)
@@ -132,10 +146,31 @@ func drill(t *testing.T, bin, pg, logDB string) {
 	}
 
 	// A second restore into the now populated target is refused.
-	args[len(args)-1] = node
-	cmd := exec.Command(bin, "restore", "--from", out, "--dir", node)
-	if err := cmd.Run(); err == nil {
-		t.Error("restore into a non-empty data directory succeeded")
+	cmd := exec.Command(bin, args...)
+	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "not empty") {
+		t.Errorf("restore into a non-empty data directory: %v\n%s", err, b)
+	}
+}
+
+// providerFile matches the FileProvider's files (keys/file.go).
+var providerFile = regexp.MustCompile(`^(root-[0-9a-f]{16}\.key\.enc|f[0-9a-f]{24}\.key)$`)
+
+// noProviderKeys fails if the backup in dir holds a key provider's file (a
+// root key or a provider key): erasure must survive backups.
+func noProviderKeys(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := d.Name(); providerFile.MatchString(n) {
+			t.Errorf("the backup holds a key file: %s", p)
+		}
+		return nil
+	})
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil || !strings.Contains(string(b), `"provider": "file"`) {
+		t.Errorf("the manifest names no key provider: %v\n%s", err, b)
 	}
 }
 

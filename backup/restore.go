@@ -15,10 +15,16 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/crossroads-hub/crossroads/keys"
 )
 
 // ErrNotEmpty is returned by Restore when the target already holds a hub.
 var ErrNotEmpty = errors.New("backup: the restore target is not empty")
+
+// ErrNoProvider is returned by Restore when the key provider the backup
+// needs is not there: a backup holds no provider key.
+var ErrNoProvider = errors.New("backup: no key provider")
 
 // Restore restores the backup in dir into dst: the data directory must be
 // absent or empty, and so must the databases named (the backup's kinds of
@@ -26,6 +32,12 @@ var ErrNotEmpty = errors.New("backup: the restore target is not empty")
 // writing anything, and unmarks the records the store snapshot shows
 // integrated beyond the restored log's size, so that the hub integrates
 // them again on start (see the package documentation).
+//
+// A backup holds no provider key: with a FileProvider, dst.KeyDir (default
+// dst.DataDir/keys, which may be the only entry of the data directory)
+// must be the live provider directory, the hub's or a replica of it;
+// restore checks that it holds a root key and the hub must then be started
+// with the same --key-dir. With an HSM, the hub must open the same token.
 func Restore(ctx context.Context, dir string, dst Source) (*Manifest, error) {
 	b, err := os.ReadFile(filepath.Join(dir, manifestFile))
 	if err != nil {
@@ -44,7 +56,11 @@ func Restore(ctx context.Context, dir string, dst Source) (*Manifest, error) {
 	if err := checkFiles(dir, m.Files); err != nil {
 		return nil, err
 	}
-	if entries, err := os.ReadDir(dst.DataDir); err == nil && len(entries) > 0 {
+	if m.Keys != nil && m.Keys.Provider == "file" && !keys.IsProviderDir(dst.keyDir()) {
+		return nil, fmt.Errorf("%w at %s: a backup does not hold the provider's keys (erasure must survive backups); "+
+			"give --key-dir the live key directory (the backed-up hub used %s)", ErrNoProvider, dst.keyDir(), m.Keys.Dir)
+	}
+	if entries, err := os.ReadDir(dst.DataDir); err == nil && !onlyProvider(entries, dst) {
 		return nil, fmt.Errorf("%w: %s has files", ErrNotEmpty, dst.DataDir)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("restore: %w", err)
@@ -105,6 +121,18 @@ func Restore(ctx context.Context, dir string, dst Source) (*Manifest, error) {
 		}
 	}
 	return &m, nil
+}
+
+// onlyProvider reports whether a data directory's entries are at most the
+// default key provider directory (the live provider, kept in place).
+func onlyProvider(entries []os.DirEntry, dst Source) bool {
+	switch {
+	case len(entries) == 0:
+		return true
+	case len(entries) == 1 && entries[0].Name() == keysDir && entries[0].IsDir():
+		return filepath.Clean(dst.keyDir()) == filepath.Join(dst.DataDir, keysDir)
+	}
+	return false
 }
 
 func checkFiles(dir string, files []File) error {

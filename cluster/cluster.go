@@ -7,9 +7,11 @@
 // The first node's data directory is bootstrapped in-process with the demo
 // network (CA, hub certificate, participants' certificates, audit keys and
 // log note key); the authentic sources keep running in-process. Every node
-// gets a copy of that data directory: all nodes share the CA, the hub's
-// certificate and, until keys live wrapped in the database, the audit key
-// files and the note key (the simplest honest way to share them).
+// gets a copy of that data directory (the CA, the network file, the
+// passphrase) except its key provider directory: all nodes use the first
+// node's (--key-dir), as a deployment's nodes use one key directory on
+// storage they all reach (or one HSM), and share the wrapped keys through
+// the database.
 package cluster
 
 import (
@@ -118,7 +120,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	for i := range opts.Nodes {
 		n := &Node{Index: i, Dir: filepath.Join(opts.Dir, fmt.Sprintf("node-%d", i))}
-		if err := copyDir(c.bootDir, n.Dir); err != nil {
+		if err := copyDir(c.bootDir, n.Dir, c.KeyDir()); err != nil {
 			return nil, err
 		}
 		if n.Addr, err = freeAddr(); err != nil {
@@ -207,6 +209,7 @@ func (c *Cluster) StartNode(ctx context.Context, i int) error {
 	if c.opts.LogDatabase != "" {
 		args = append(args, "--log-database", c.opts.LogDatabase)
 	}
+	args = append(args, "--key-dir", c.KeyDir())
 	cmd := exec.Command(c.opts.Binary, args...)
 	cmd.Stdout, cmd.Stderr = n.logFile, n.logFile
 	cmd.Env = append(os.Environ(), "CROSSROADS_CA_PASSPHRASE=")
@@ -383,11 +386,18 @@ func (c *Cluster) Client(participant string, keepAlive bool) *http.Client {
 	}}
 }
 
-// copyDir copies the regular files of src into dst.
-func copyDir(src, dst string) error {
+// KeyDir is the key provider directory every node uses (--key-dir): the
+// bootstrap node's, initialised by it before any node starts.
+func (c *Cluster) KeyDir() string { return filepath.Join(c.bootDir, hub.KeysDir) }
+
+// copyDir copies the regular files of src into dst, except those under skip.
+func copyDir(src, dst, skip string) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if p == skip && d.IsDir() {
+			return filepath.SkipDir
 		}
 		rel, _ := filepath.Rel(src, p)
 		target := filepath.Join(dst, rel)

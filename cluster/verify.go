@@ -12,6 +12,8 @@ import (
 
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/audit/verify"
+	"github.com/crossroads-hub/crossroads/hub"
+	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/store/mysqllog"
 	"github.com/crossroads-hub/crossroads/store/postgres"
 	"github.com/crossroads-hub/crossroads/store/sqlite"
@@ -100,10 +102,17 @@ func (c *Cluster) Verify(ctx context.Context, answers []Answer, earlier ...[]byt
 		st = ss
 	}
 	acfg.Store = st
-	tr, err := audit.Open(ctx, acfg)
+	// The trail opens as the nodes open it: the KEKs in the deployment's key
+	// provider (the shared key directory), the note key wrapped in the store.
+	pass, err := pki.Passphrase("", filepath.Join(c.Nodes[0].Dir, "ca-passphrase"))
 	if err != nil {
 		return nil, err
 	}
+	tr, kr, err := hub.OpenTrail(ctx, hub.Config{DataDir: c.Nodes[0].Dir, Passphrase: pass, KeyDir: c.KeyDir()}, acfg)
+	if err != nil {
+		return nil, err
+	}
+	defer kr.Close()
 	defer tr.Close(context.WithoutCancel(ctx))
 	rep := &Report{Answers: len(answers)}
 	if len(earlier) > 0 {

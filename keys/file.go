@@ -27,7 +27,9 @@ import (
 // clear; the passphrase is needed to use any of it.
 //
 // Several nodes may share one directory (on shared storage): key files are
-// created atomically under random ids.
+// created atomically under random ids, and the first root key under a
+// fixed name, exclusively (nodes that open an empty directory together
+// agree on one root). Rotating the root is for one process alone.
 type FileProvider struct {
 	dir string
 
@@ -82,12 +84,15 @@ func OpenFileProvider(dir string, passphrase []byte) (*FileProvider, error) {
 		}
 	}
 	if len(ids) == 0 {
-		id, err := p.newRoot(passphrase)
+		created, err := p.firstRoot(passphrase)
 		if err != nil {
 			return nil, err
 		}
-		p.cur = id
-		return p, nil
+		if created {
+			p.cur = firstRootID
+			return p, nil
+		}
+		ids = []string{firstRootID} // another process created it first
 	}
 	for _, id := range ids {
 		b, err := os.ReadFile(filepath.Join(dir, "root-"+id+".key.enc"))
@@ -115,6 +120,58 @@ func OpenFileProvider(dir string, passphrase []byte) (*FileProvider, error) {
 		}
 	}
 	return p, nil
+}
+
+// firstRootID is the id of a directory's first root key: a fixed name, so
+// that processes opening an empty shared directory together agree on one
+// root (a later rotation's time-based id sorts after it).
+const firstRootID = "0000000000000000"
+
+// firstRoot creates the first root key of an empty directory unless
+// another process does so first: the sealed root is written to a temporary
+// file and hard-linked to its name, which fails if the name exists (link
+// is atomic, on NFS too). It reports whether this process created it.
+func (p *FileProvider) firstRoot(passphrase []byte) (bool, error) {
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	defer clear(raw)
+	sealed, err := pki.SealWithPassphrase(rootFormat, raw, passphrase)
+	if err != nil {
+		return false, fmt.Errorf("keys: file provider: %w", err)
+	}
+	f, err := os.CreateTemp(p.dir, ".root-new-*")
+	if err != nil {
+		return false, fmt.Errorf("keys: file provider: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(sealed)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return false, fmt.Errorf("keys: file provider: %w", err)
+	}
+	err = os.Link(tmp, filepath.Join(p.dir, "root-"+firstRootID+".key.enc"))
+	if errors.Is(err, os.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("keys: file provider: %w", err)
+	}
+	if d, err := os.Open(p.dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	a, err := newGCM(raw)
+	if err != nil {
+		return false, err
+	}
+	p.roots[firstRootID] = a
+	return true, nil
 }
 
 func (p *FileProvider) newRoot(passphrase []byte) (string, error) {

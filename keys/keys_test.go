@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -240,4 +241,54 @@ func TestSQLiteStore(t *testing.T) {
 	}
 	defer st.Close()
 	keystest.Store(t, st)
+}
+
+// TestOpenEmptyDirRace: processes (here providers that share nothing but
+// the directory) opening an empty shared directory together end with one
+// root key, and each opens every key the others create.
+func TestOpenEmptyDirRace(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	ps := make([]*keys.FileProvider, 3)
+	var wg sync.WaitGroup
+	for i := range ps {
+		wg.Go(func() {
+			p, err := keys.OpenFileProvider(dir, pass)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ps[i] = p
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), "root-") {
+		t.Fatalf("directory after a concurrent first open: %v, want one root key and nothing else", ents)
+	}
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		id, err := p.NewKey(ctx, keys.KEKPrefix+"2026-12-01")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = id
+	}
+	for _, p := range ps {
+		for _, id := range ids {
+			if _, err := p.Seal(ctx, id, []byte("x"), nil); err != nil {
+				t.Errorf("a provider cannot use key %s another created: %v", id, err)
+			}
+		}
+	}
+	// Reopened, the directory is the same provider (no rotation ran).
+	p := fileProvider(t, dir)
+	for _, id := range ids {
+		if _, err := p.Seal(ctx, id, []byte("x"), nil); err != nil {
+			t.Errorf("reopened: key %s: %v", id, err)
+		}
+	}
 }
