@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/crossroads-hub/crossroads/audit"
+	"github.com/crossroads-hub/crossroads/internal/syncbuf"
 	"github.com/crossroads-hub/crossroads/store/mysqllog"
 	"github.com/crossroads-hub/crossroads/store/mysqllog/mysqltest"
 	"github.com/crossroads-hub/crossroads/store/postgres"
@@ -159,24 +160,6 @@ func TestSharedLog(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestSharedLogLeaseLost: when the integrator's lease session ends (its
 // connection to PostgreSQL breaks), it stops integrating; integration goes
 // on (on whichever node takes the lease) with no record lost or added
@@ -185,7 +168,7 @@ func TestSharedLogLeaseLost(t *testing.T) {
 	pgDSN := pgtest.New(t).DSN
 	logDSN := mysqltest.New(t)
 	dir := t.TempDir()
-	var la, lb syncBuffer
+	var la, lb syncbuf.Buffer
 	a := openShared(t, dir, pgDSN, logDSN, &la)
 	b := openShared(t, dir, pgDSN, logDSN, &lb)
 	commitParallel(t, a.trail, 0, 40)

@@ -19,19 +19,10 @@ import (
 
 	"github.com/crossroads-hub/crossroads/cluster"
 	"github.com/crossroads-hub/crossroads/demo"
+	"github.com/crossroads-hub/crossroads/internal/testbin"
 	"github.com/crossroads-hub/crossroads/store/mysqllog/mysqltest"
 	"github.com/crossroads-hub/crossroads/store/postgres/pgtest"
 )
-
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "crossroads")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/crossroads-hub/crossroads/cmd/crossroads")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 func crossroads(t *testing.T, bin string, args ...string) {
 	t.Helper()
@@ -58,7 +49,7 @@ func TestDrill(t *testing.T) {
 		}
 		t.Skip(err)
 	}
-	bin := buildBinary(t)
+	bin := testbin.Build(t)
 	t.Run("Embedded", func(t *testing.T) { drill(t, bin, "", "") })
 	t.Run("PostgreSQL", func(t *testing.T) {
 		for _, tool := range []string{"pg_dump", "pg_restore", "mariadb-dump"} {

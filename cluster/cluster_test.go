@@ -3,26 +3,16 @@ package cluster_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/crossroads-hub/crossroads/cluster"
 	"github.com/crossroads-hub/crossroads/demo"
+	"github.com/crossroads-hub/crossroads/internal/testbin"
 	"github.com/crossroads-hub/crossroads/store/mysqllog/mysqltest"
 	"github.com/crossroads-hub/crossroads/store/postgres/pgtest"
 )
-
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "crossroads")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/crossroads-hub/crossroads/cmd/crossroads")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 func haproxy(t *testing.T) {
 	t.Helper()
@@ -47,7 +37,7 @@ func TestThreeNodes(t *testing.T) {
 	haproxy(t)
 	pg := pgtest.New(t).DSN
 	logDB := mysqltest.New(t)
-	bin := buildBinary(t)
+	bin := testbin.Build(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	c, err := cluster.Start(ctx, cluster.Options{Binary: bin, Dir: dir, DatabaseURL: pg, LogDatabase: logDB, Nodes: 3, People: 300})

@@ -4,48 +4,21 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/crossroads-hub/crossroads/crash"
+	"github.com/crossroads-hub/crossroads/internal/testbin"
 	"github.com/crossroads-hub/crossroads/store/sqlite"
 )
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildOut  []byte
-)
-
-// buildBinary builds the crossroads command once for the package's tests.
-func buildBinary(t *testing.T) string {
-	buildOnce.Do(func() {
-		dir, err := osMkdirTemp()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "crossroads")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/crossroads-hub/crossroads/cmd/crossroads")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
-	}
-	return binPath
-}
 
 // TestCrashSmoke is the CI run of the crash harness: three SIGKILLs of a
 // hub child process under load (one of them, on average, while it starts),
 // then the full verification. The full run is 'crossroads crash'.
 func TestCrashSmoke(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Build(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := crash.Run(ctx, crash.Options{
@@ -79,7 +52,7 @@ func TestCrashSmoke(t *testing.T) {
 // is deleted, and one authorisation loses a service (half-applied); the
 // verification must report both.
 func TestCrashDetectsTampering(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Build(t)
 	defer crash.SetBeforeVerify(func(dataDir string) error {
 		if err := execSQL(filepath.Join(dataDir, "audit", sqlite.AuditFile),
 			`DELETE FROM audit_records WHERE seq = (SELECT min(seq) FROM audit_records WHERE outcome = 'allowed' AND kind = '')`); err != nil {
@@ -117,5 +90,3 @@ func execSQL(file, stmt string) error {
 	}
 	return nil
 }
-
-func osMkdirTemp() (string, error) { return os.MkdirTemp("", "crossroads-crash-bin-") }

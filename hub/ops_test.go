@@ -9,36 +9,19 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/crossroads-hub/crossroads/demo"
 	"github.com/crossroads-hub/crossroads/demo/demotest"
+	"github.com/crossroads-hub/crossroads/internal/syncbuf"
 	"github.com/crossroads-hub/crossroads/pki"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestLogsHoldNoPersonalData runs the whole scenario with debug logging and
 // checks that no person identifier or name reaches the log.
 func TestLogsHoldNoPersonalData(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	prev := slog.Default()
 	slog.SetDefault(log)

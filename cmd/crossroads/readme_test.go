@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crossroads-hub/crossroads/internal/syncbuf"
 	"github.com/crossroads-hub/crossroads/store/postgres/pgtest"
 )
 
@@ -95,7 +96,7 @@ func TestReadmeRunningAHub(t *testing.T) {
 			defer cancel()
 			cmd := exec.CommandContext(ctx, unshare, append(userns, "bash", "-c", wrapper)...)
 			cmd.Dir, cmd.Env = wd, env
-			out := &syncBuffer{}
+			out := &syncbuf.Buffer{}
 			cmd.Stdout, cmd.Stderr = out, out
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			if err := cmd.Start(); err != nil {
