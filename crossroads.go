@@ -271,6 +271,15 @@ const (
 	RecordKey          = "key"            // a key created, rotated or destroyed
 	RecordAuditSearch  = "audit-search"   // an auditor's search of the trail
 	RecordAbuseSummary = "abuse-summary"  // refusals of one actor in a window, summarised
+
+	// Beyond request/response (each item or delivery that carries data is
+	// also an exchange record of its own).
+	RecordMutation   = "mutation"   // a mutation published by an authentic source, routed to subscribers (push)
+	RecordDelivery   = "delivery"   // a mutation delivered, acknowledged, dead-lettered or redelivered (push)
+	RecordBatch      = "batch"      // a batch consultation submitted, fetched or expired
+	RecordFederation = "federation" // the federation gateway: upload, download, audit download, callback, member change
+	RecordSPE        = "spe"        // secure processing: permit, workspace, transfer, query, release, review, halt
+	RecordConsole    = "console"    // a console session opened or closed (its acts are recorded as their API twins)
 )
 
 // AuditRecord is what the hub records of every exchange, allowed, denied or

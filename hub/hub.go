@@ -154,6 +154,7 @@ type Hub struct {
 	citizen   *citizen.Handler // GET /v1/me/… and /v1/enterprise/…
 	sharedLog *mysqllog.Log    // nil: the log is this node's own (POSIX)
 	renew     *certRenewal     // the current hub certificate (renew.go)
+	opened    []feature        // the features opened (features.go)
 
 	// Upstream is the authenticated transport to providers.
 	Upstream *upstream.Transport
@@ -310,10 +311,14 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		ProviderTimeout: cfg.ProviderTimeout, MaxRequestBody: cfg.MaxRequestBody,
 	})
 	h.Exchange = ex.Pipeline()
+	extra, err := h.openFeatures(ctx)
+	if err != nil {
+		return nil, err
+	}
 	h.API = httpapi.New(httpapi.Config{
 		Directory: h.Directory, Scheme: h.Scheme, Exchange: ex, CA: h.CA, Certificates: h.Registers,
 		OnRevoke: h.revoked, Revocations: h.Revs, Gatherer: h.Registry, Logger: cfg.Logger,
-		Ready: h.ready, Extra: h.auditRoutes(),
+		Ready: h.ready, Extra: append(h.auditRoutes(), extra...),
 		Audit:               h.Trail, // integration changes are events of the trail
 		IntegrationBackdate: cfg.IntegrationBackdate, IntegrationLimits: cfg.IntegrationLimits,
 	})
@@ -527,6 +532,7 @@ func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
 	var jobs sync.WaitGroup
 	defer func() { stopWatch(); jobs.Wait() }()
 	h.startAuditJobs(watchCtx, &jobs)
+	h.runFeatures(watchCtx, &jobs)
 	jobs.Add(1)
 	go func() { defer jobs.Done(); h.Exchange.Run(watchCtx) }() // abuse summaries
 
@@ -553,7 +559,7 @@ func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
 
 // Close releases the stores; call after Serve returns.
 func (h *Hub) Close(ctx context.Context) error {
-	var errs []error
+	errs := []error{h.closeFeatures()}
 	if h.Upstream != nil {
 		h.Upstream.CloseIdleConnections()
 	}

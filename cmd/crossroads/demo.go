@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/crossroads-hub/crossroads/demo"
 )
@@ -20,6 +22,7 @@ func runDemo(ctx context.Context, args []string) error {
 	people := fs.Int("people", 200, "number of synthetic people in the authentic sources")
 	only := fs.Bool("scenario-only", false, "run the scenario and exit; non-zero if any step did not behave as expected")
 	level := fs.String("log-level", "error", "hub log level while the demo runs")
+	profile := fs.String("profile", "exchange", "which demo: "+profileNames())
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: crossroads demo [flags]\n\nStarts, on localhost, the hub, two authentic sources (population and employment registers)\nwith synthetic people, and client institutions; applies a demo network; runs a scenario\nshowing allowed exchanges, minimisation, each denial reason and a revoked certificate.")
 		fs.PrintDefaults()
@@ -27,5 +30,26 @@ func runDemo(ctx context.Context, args []string) error {
 	if err := parseConfig(fs, args); err != nil {
 		return err
 	}
-	return demo.Run(ctx, demo.Options{Dir: *dir, DataDir: *data, Listen: *listen, People: *people, ScenarioOnly: *only, Logger: newLogger(*level)})
+	o := demo.Options{Dir: *dir, DataDir: *data, Listen: *listen, People: *people, ScenarioOnly: *only, Logger: newLogger(*level)}
+	run, ok := demoProfiles[*profile]
+	if !ok {
+		fmt.Fprintf(fs.Output(), "unknown profile %q: one of %s\n", *profile, profileNames())
+		return errUsage
+	}
+	return run(ctx, o)
+}
+
+// demoProfiles are the demos: the exchange network (default) and the
+// profiles that other files add in their init functions.
+var demoProfiles = map[string]func(context.Context, demo.Options) error{
+	"exchange": demo.Run,
+}
+
+func profileNames() string {
+	names := make([]string, 0, len(demoProfiles))
+	for n := range demoProfiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }
