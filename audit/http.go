@@ -294,7 +294,7 @@ var recordKinds = map[string]string{
 	crossroads.RecordApply: crossroads.RecordApply, crossroads.RecordCertificate: crossroads.RecordCertificate,
 	crossroads.RecordKey: crossroads.RecordKey, crossroads.RecordAuditSearch: crossroads.RecordAuditSearch,
 	crossroads.RecordAbuseSummary: crossroads.RecordAbuseSummary,
-	crossroads.RecordMutation: crossroads.RecordMutation, crossroads.RecordDelivery: crossroads.RecordDelivery,
+	crossroads.RecordMutation:     crossroads.RecordMutation, crossroads.RecordDelivery: crossroads.RecordDelivery,
 	crossroads.RecordBatch: crossroads.RecordBatch, crossroads.RecordFederation: crossroads.RecordFederation,
 	crossroads.RecordSPE: crossroads.RecordSPE, crossroads.RecordConsole: crossroads.RecordConsole,
 }
