@@ -323,6 +323,8 @@ func number(s string) (float64, bool) {
 	return n, true
 }
 
+var missingWords = [...]string{"na", "n/a", "nan", "null", "none"}
+
 // IsMissing reports whether a field is a missing value: empty (after
 // trimming spaces), or NA, N/A, NaN, NULL or None in any case.
 func IsMissing(s string) bool {
@@ -331,9 +333,10 @@ func IsMissing(s string) bool {
 	case 0:
 		return true
 	case 2, 3, 4:
-		switch strings.ToLower(s) {
-		case "na", "n/a", "nan", "null", "none":
-			return true
+		for _, m := range missingWords {
+			if strings.EqualFold(s, m) {
+				return true
+			}
 		}
 	}
 	return false

@@ -320,11 +320,17 @@ func num(s string) (float64, bool) {
 }
 
 func labelKey(l []string) string {
-	var b strings.Builder
+	n := 0
 	for _, s := range l {
-		fmt.Fprintf(&b, "%d:%s", len(s), s)
+		n += len(s) + 4
 	}
-	return b.String()
+	b := make([]byte, 0, n)
+	for _, s := range l {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	return string(b)
 }
 
 func equalStrings(a, b []string) bool {
