@@ -3,6 +3,7 @@ package aggregate
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 const visits = `region,sex,age,cost
@@ -201,6 +203,27 @@ func TestLimits(t *testing.T) {
 	// Sum keeps no values: the same limit does not apply.
 	if _, err := Run(context.Background(), strings.NewReader(csv), Query{Dataset: "d", Index: []string{"k"}, Statistic: Sum, Value: "v"}, Limits{MaxValues: 2}); err != nil {
 		t.Errorf("sum: %v", err)
+	}
+}
+
+func TestLineLimit(t *testing.T) {
+	q := Query{Dataset: "d", Index: []string{"k"}, Statistic: Count}
+	long := "k\n" + strings.Repeat("x", 1001) + "\ny\n"
+	for name, r := range map[string]io.Reader{
+		"one read":      strings.NewReader(long),
+		"byte by byte":  iotest.OneByteReader(strings.NewReader(long)),
+		"long header":   strings.NewReader(strings.Repeat("k", 2000) + "\nx\n"),
+		"quoted inside": strings.NewReader("k\n\"" + strings.Repeat("x", 1001) + "\"\n"),
+	} {
+		if _, err := Run(context.Background(), r, q, Limits{MaxLineBytes: 1000}); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%s: %v, want ErrTooLarge", name, err)
+		}
+	}
+	// Many lines of 1000 bytes, read in small pieces, are fine.
+	ok := "k\n" + strings.Repeat(strings.Repeat("x", 1000)+"\n", 50)
+	tab, err := Run(context.Background(), iotest.HalfReader(strings.NewReader(ok)), q, Limits{MaxLineBytes: 1000})
+	if err != nil || len(tab.Cells) != 1 || tab.Cells[0].N != 50 {
+		t.Errorf("lines at the limit: %v %+v", err, tab.Cells)
 	}
 }
 

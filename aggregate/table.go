@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -19,8 +20,9 @@ const TopContributions = 10
 
 // Default limits (see Limits).
 const (
-	DefaultMaxCells  = 100_000
-	DefaultMaxValues = 10_000_000 // 80 MB of values for median and quantile
+	DefaultMaxCells     = 100_000
+	DefaultMaxValues    = 10_000_000 // 80 MB of values for median and quantile
+	DefaultMaxLineBytes = 1 << 20
 )
 
 // ErrTooLarge is returned when a query would pass a Limits bound.
@@ -32,8 +34,9 @@ var ErrBadData = errors.New("bad dataset")
 
 // Limits bound the memory a query may use; zero fields take the defaults.
 type Limits struct {
-	MaxCells  int   // cells of the table (index tuples × column tuples)
-	MaxValues int64 // values kept for median and quantile, all cells together
+	MaxCells     int   // cells of the table (index tuples × column tuples)
+	MaxValues    int64 // values kept for median and quantile, all cells together
+	MaxLineBytes int   // bytes between two newlines of the CSV (a record is read whole)
 }
 
 func (l Limits) withDefaults() Limits {
@@ -42,6 +45,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxValues <= 0 {
 		l.MaxValues = DefaultMaxValues
+	}
+	if l.MaxLineBytes <= 0 {
+		l.MaxLineBytes = DefaultMaxLineBytes
 	}
 	return l
 }
@@ -191,11 +197,14 @@ func Run(ctx context.Context, r io.Reader, q Query, lim Limits) (Table, error) {
 		return Table{}, err
 	}
 	lim = lim.withDefaults()
-	cr := csv.NewReader(r)
+	cr := csv.NewReader(&lineLimit{r: r, max: lim.MaxLineBytes})
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err == io.EOF {
 		return Table{}, fmt.Errorf("%w: no header row", ErrBadData)
+	}
+	if errors.Is(err, ErrTooLarge) {
+		return Table{}, err
 	}
 	if err != nil {
 		return Table{}, fmt.Errorf("%w: header: %v", ErrBadData, err)
@@ -257,6 +266,9 @@ func Run(ctx context.Context, r io.Reader, q Query, lim Limits) (Table, error) {
 		rec, err := cr.Read()
 		if err == io.EOF {
 			break
+		}
+		if errors.Is(err, ErrTooLarge) {
+			return Table{}, err
 		}
 		if err != nil {
 			return Table{}, fmt.Errorf("%w: %v", ErrBadData, err)
@@ -364,6 +376,36 @@ func Run(ctx context.Context, r io.Reader, q Query, lim Limits) (Table, error) {
 		}
 	}
 	return t, nil
+}
+
+// lineLimit fails a read once more than max bytes pass without a newline,
+// so that one endless line cannot make the CSV reader buffer it all.
+type lineLimit struct {
+	r   io.Reader
+	max int
+	run int // bytes since the last newline
+}
+
+var errLongLine = errors.New("line too long")
+
+func (l *lineLimit) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for chunk := p[:n]; ; {
+		i := bytes.IndexByte(chunk, '\n')
+		if i < 0 {
+			l.run += len(chunk)
+			break
+		}
+		if l.run+i > l.max {
+			l.run += i
+			break
+		}
+		l.run, chunk = 0, chunk[i+1:]
+	}
+	if l.run > l.max {
+		return 0, fmt.Errorf("%w: %w (more than %d bytes)", ErrTooLarge, errLongLine, l.max)
+	}
+	return n, err
 }
 
 // appendKey encodes labels unambiguously (length-prefixed).

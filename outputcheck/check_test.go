@@ -2,6 +2,7 @@ package outputcheck
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -311,5 +312,25 @@ func TestParseRules(t *testing.T) {
 	}
 	if _, err := Check(Rules{}, aggregate.Table{}); !errors.Is(err, ErrInvalidRules) {
 		t.Errorf("zero Rules accepted: %v", err)
+	}
+}
+
+func TestReleasedCarriesNoContributions(t *testing.T) {
+	// Sum of 10 rows: 1234.5 and nine 100s. The released table shows the
+	// sum (2134.5) but neither 1234.5 nor any list of contributions.
+	r := newRows("g,v").values("x", 1234.5, 100, 100, 100, 100, 100, 100, 100, 100, 100)
+	tab := run(t, r.b.String(), aggregate.Query{Index: []string{"g"}, Statistic: aggregate.Sum, Value: "v"})
+	rules := DefaultRules()
+	rules.Actions = map[Rule]Action{Dominance: Ignore, PRatio: Ignore}
+	res := check(t, rules, tab)
+	b, err := json.Marshal(res.Released(tab))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "2134.5") || strings.Contains(string(b), "1234.5") || strings.Contains(string(b), "top") {
+		t.Errorf("released JSON: %s", b)
+	}
+	if b, _ := json.Marshal(res); strings.Contains(string(b), "1234.5") {
+		t.Errorf("result JSON carries a contribution: %s", b)
 	}
 }
