@@ -69,13 +69,8 @@ type Directory interface {
 	Service(id string) (*crossroads.Service, bool)
 }
 
-// Config wires the service.
-type Config struct {
-	Store     Store
-	Pipeline  Pipeline
-	Directory Directory
-	Audit     crossroads.AuditLog
-	Logger    *slog.Logger
+// Options are the batch service's bounds; zero values take the defaults.
+type Options struct {
 	// MaxItems and MaxBytes bound a submission (defaults DefaultMaxItems,
 	// DefaultMaxBytes).
 	MaxItems int
@@ -93,7 +88,17 @@ type Config struct {
 	// must exceed the provider and audit timeouts); Poll how often the
 	// workers look for items submitted elsewhere (default 1 s).
 	Lease, Poll time.Duration
-	Now         func() time.Time
+}
+
+// Config wires the service.
+type Config struct {
+	Store     Store
+	Pipeline  Pipeline
+	Directory Directory
+	Audit     crossroads.AuditLog
+	Logger    *slog.Logger
+	Now       func() time.Time
+	Options
 }
 
 // Service is the batch API and its workers.
@@ -147,6 +152,9 @@ func New(cfg Config) *Service {
 	return &Service{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
 		byPart: map[string]int{}, providers: map[string]chan struct{}{}}
 }
+
+// Close closes the store.
+func (s *Service) Close() error { return s.cfg.Store.Close() }
 
 // Routes are the batch API's routes.
 func (s *Service) Routes() []httpapi.Route {
