@@ -208,10 +208,7 @@ type itemRefusal struct {
 // the pipeline, which refuses it and records that), and the provider to
 // bound.
 func (s *Service) request(c Claim, it *crossroads.BatchItem) (exchange.Request, string, *itemRefusal) {
-	corr := it.CorrelationID
-	if corr == "" {
-		corr = "batch:" + c.Batch + ":" + strconv.Itoa(c.Seq)
-	}
+	corr := correlation(c, it)
 	h := http.Header{}
 	h.Set(exchange.HeaderPurpose, it.Purpose)
 	h.Set(exchange.HeaderUser, it.User)
@@ -247,6 +244,15 @@ func (s *Service) request(c Claim, it *crossroads.BatchItem) (exchange.Request, 
 		return req, svc.Provider, nil
 	}
 	return req, "", nil
+}
+
+// correlation is the item's correlation id: the submitter's, or
+// batch:{id}:{item}, so that every record of an item names it.
+func correlation(c Claim, it *crossroads.BatchItem) string {
+	if it.CorrelationID != "" {
+		return it.CorrelationID
+	}
+	return "batch:" + c.Batch + ":" + strconv.Itoa(c.Seq)
 }
 
 // fill substitutes the parameters into an operation's path template
@@ -292,7 +298,7 @@ func (s *Service) refuseItem(ctx context.Context, c Claim, it *crossroads.BatchI
 	if err != nil {
 		return exchange.Result{}, exchange.ErrNotRecorded
 	}
-	rec.Outcome, rec.Reason, rec.Purpose, rec.CorrelationID = crossroads.OutcomeDenied, ref.reason, it.Purpose, it.CorrelationID
+	rec.Outcome, rec.Reason, rec.Purpose, rec.CorrelationID = crossroads.OutcomeDenied, ref.reason, it.Purpose, correlation(c, it)
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	receipt, err := s.cfg.Audit.Commit(actx, rec)
