@@ -86,3 +86,13 @@ type BatchResult struct {
 	Attempts   int             `json:"attempts,omitempty"`
 	Completed  time.Time       `json:"completed"`
 }
+
+// BatchClaim is a leased batch item (the batch store's claim).
+type BatchClaim struct {
+	Batch       string
+	Seq         int
+	Participant string
+	Token       string // the lease's token: completing or retrying needs it
+	Attempts    int    // including this one
+	Item        []byte // the item as stored (JSON of BatchItem)
+}

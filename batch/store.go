@@ -54,11 +54,4 @@ type Store interface {
 }
 
 // Claim is a leased item.
-type Claim struct {
-	Batch       string
-	Seq         int
-	Participant string
-	Token       string // the lease's token: Complete and Retry need it
-	Attempts    int    // including this one
-	Item        []byte // the item as stored (JSON of crossroads.BatchItem)
-}
+type Claim = crossroads.BatchClaim

@@ -14,6 +14,11 @@ import (
 // BatchStore is the batch consultation store.
 type BatchStore = batch.Store
 
+var (
+	_ BatchStore = (*sqlite.BatchStore)(nil)
+	_ BatchStore = (*postgres.BatchStore)(nil)
+)
+
 // OpenBatch opens the batch store: batch.db in the data directory dir, or
 // schema batch of the PostgreSQL database at databaseURL (shared by every
 // node), creating it if needed.

@@ -14,12 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/crossroads-hub/crossroads"
-	"github.com/crossroads-hub/crossroads/batch"
 )
 
-var _ batch.Store = (*BatchStore)(nil)
-
-// BatchStore is the batch store (batch.Store) in PostgreSQL, shared by
+// BatchStore is the batch store (package batch's Store) in PostgreSQL, shared by
 // every node: claims take FOR UPDATE SKIP LOCKED, so that nodes claim
 // disjoint items.
 type BatchStore struct {
@@ -57,7 +54,7 @@ func fromMicros(v int64) time.Time {
 	return time.UnixMicro(v).UTC()
 }
 
-// Create implements batch.Store.
+// Create implements the batch store (package batch).
 func (s *BatchStore) Create(ctx context.Context, b crossroads.Batch, items [][]byte) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO batches(id, participant, user_name, serial, certificate, state, created, retention, total)
@@ -77,7 +74,7 @@ func (s *BatchStore) Create(ctx context.Context, b crossroads.Batch, items [][]b
 	return nil
 }
 
-// Activate implements batch.Store.
+// Activate implements the batch store (package batch).
 func (s *BatchStore) Activate(ctx context.Context, id string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE batches SET state = 'running' WHERE id = $1 AND state = 'held'`, id)
@@ -94,7 +91,7 @@ func (s *BatchStore) Activate(ctx context.Context, id string) error {
 	})
 }
 
-// Discard implements batch.Store.
+// Discard implements the batch store (package batch).
 func (s *BatchStore) Discard(ctx context.Context, id string) error {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM batches WHERE id = $1 AND state = 'held'`, id); err != nil {
 		return fmt.Errorf("discard batch: %w", err)
@@ -104,7 +101,7 @@ func (s *BatchStore) Discard(ctx context.Context, id string) error {
 
 const batchColumns = `id, participant, user_name, serial, certificate, state, created, finished, expires, retention, total, done, allowed, denied, failed`
 
-// Batch implements batch.Store.
+// Batch implements the batch store (package batch).
 func (s *BatchStore) Batch(ctx context.Context, id string) (crossroads.Batch, error) {
 	var b crossroads.Batch
 	var created, finished, expires, retention int64
@@ -129,7 +126,7 @@ func collectStrings(rows pgx.Rows, err error) ([]string, error) {
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// Runnable implements batch.Store.
+// Runnable implements the batch store (package batch).
 func (s *BatchStore) Runnable(ctx context.Context, now time.Time, limit int) ([]string, error) {
 	out, err := collectStrings(s.pool.Query(ctx, `SELECT DISTINCT participant FROM batch_items WHERE state = 'pending' AND lease_until <= $1 LIMIT $2`, micros(now), limit))
 	if err != nil {
@@ -144,10 +141,10 @@ func newToken() string {
 	return hex.EncodeToString(b)
 }
 
-// Claim implements batch.Store: the items are locked with FOR UPDATE SKIP
+// Claim implements the batch store (package batch): the items are locked with FOR UPDATE SKIP
 // LOCKED, so that concurrent claims (other nodes) skip them rather than
 // wait, and leased in the same statement.
-func (s *BatchStore) Claim(ctx context.Context, participant string, n int, now time.Time, lease time.Duration) ([]batch.Claim, error) {
+func (s *BatchStore) Claim(ctx context.Context, participant string, n int, now time.Time, lease time.Duration) ([]crossroads.BatchClaim, error) {
 	tok := newToken()
 	rows, err := s.pool.Query(ctx, `UPDATE batch_items i SET lease_until = $1, token = $2, attempts = i.attempts + 1
 		FROM (SELECT batch, seq FROM batch_items WHERE participant = $3 AND state = 'pending' AND lease_until <= $4
@@ -157,8 +154,8 @@ func (s *BatchStore) Claim(ctx context.Context, participant string, n int, now t
 	if err != nil {
 		return nil, fmt.Errorf("claim batch items: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (batch.Claim, error) {
-		c := batch.Claim{Participant: participant, Token: tok}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (crossroads.BatchClaim, error) {
+		c := crossroads.BatchClaim{Participant: participant, Token: tok}
 		err := r.Scan(&c.Batch, &c.Seq, &c.Attempts, &c.Item)
 		return c, err
 	})
@@ -168,8 +165,8 @@ func (s *BatchStore) Claim(ctx context.Context, participant string, n int, now t
 	return out, nil
 }
 
-// Complete implements batch.Store.
-func (s *BatchStore) Complete(ctx context.Context, c batch.Claim, r crossroads.BatchResult) (bool, error) {
+// Complete implements the batch store (package batch).
+func (s *BatchStore) Complete(ctx context.Context, c crossroads.BatchClaim, r crossroads.BatchResult) (bool, error) {
 	res, err := json.Marshal(r)
 	if err != nil {
 		return false, err
@@ -208,8 +205,8 @@ func (s *BatchStore) Complete(ctx context.Context, c batch.Claim, r crossroads.B
 	return stored, nil
 }
 
-// Retry implements batch.Store.
-func (s *BatchStore) Retry(ctx context.Context, c batch.Claim, notBefore time.Time) error {
+// Retry implements the batch store (package batch).
+func (s *BatchStore) Retry(ctx context.Context, c crossroads.BatchClaim, notBefore time.Time) error {
 	if _, err := s.pool.Exec(ctx, `UPDATE batch_items SET lease_until = $1, token = '' WHERE batch = $2 AND seq = $3 AND state = 'pending' AND token = $4`,
 		micros(notBefore), c.Batch, c.Seq, c.Token); err != nil {
 		return fmt.Errorf("retry batch item: %w", err)
@@ -217,7 +214,7 @@ func (s *BatchStore) Retry(ctx context.Context, c batch.Claim, notBefore time.Ti
 	return nil
 }
 
-// Results implements batch.Store.
+// Results implements the batch store (package batch).
 func (s *BatchStore) Results(ctx context.Context, id string, after, limit int) ([]crossroads.BatchResult, error) {
 	rows, err := s.pool.Query(ctx, `SELECT result, released FROM batch_items WHERE batch = $1 AND seq > $2 AND state = 'done' ORDER BY seq LIMIT $3`, id, after, limit)
 	if err != nil {
@@ -241,7 +238,7 @@ func (s *BatchStore) Results(ctx context.Context, id string, after, limit int) (
 	return out, nil
 }
 
-// Expired implements batch.Store.
+// Expired implements the batch store (package batch).
 func (s *BatchStore) Expired(ctx context.Context, now time.Time, limit int) ([]string, error) {
 	out, err := collectStrings(s.pool.Query(ctx, `SELECT id FROM batches WHERE state = 'done' AND expires <= $1 ORDER BY expires LIMIT $2`, micros(now), limit))
 	if err != nil {
@@ -250,7 +247,7 @@ func (s *BatchStore) Expired(ctx context.Context, now time.Time, limit int) ([]s
 	return out, nil
 }
 
-// Erase implements batch.Store.
+// Erase implements the batch store (package batch).
 func (s *BatchStore) Erase(ctx context.Context, id string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM batch_items WHERE batch = $1`, id); err != nil {
@@ -263,7 +260,7 @@ func (s *BatchStore) Erase(ctx context.Context, id string) error {
 	})
 }
 
-// PurgeHeld implements batch.Store.
+// PurgeHeld implements the batch store (package batch).
 func (s *BatchStore) PurgeHeld(ctx context.Context, before time.Time) (int, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM batches WHERE state = 'held' AND created < $1`, micros(before))
 	if err != nil {

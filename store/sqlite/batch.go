@@ -14,15 +14,12 @@ import (
 	"time"
 
 	"github.com/crossroads-hub/crossroads"
-	"github.com/crossroads-hub/crossroads/batch"
 )
 
 // BatchFile is the batch database's file name in the data directory.
 const BatchFile = "batch.db"
 
-var _ batch.Store = (*BatchStore)(nil)
-
-// BatchStore is the batch store (batch.Store) in dir/batch.db.
+// BatchStore is the batch store (package batch's Store) in dir/batch.db.
 type BatchStore struct {
 	c *conn
 }
@@ -55,7 +52,7 @@ func fromMicros(v int64) time.Time {
 	return time.UnixMicro(v).UTC()
 }
 
-// Create implements batch.Store.
+// Create implements the batch store (package batch).
 func (s *BatchStore) Create(ctx context.Context, b crossroads.Batch, items [][]byte) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO batches(id, participant, user_name, serial, certificate, state, created, retention, total)
@@ -95,7 +92,7 @@ func (s *BatchStore) tx(ctx context.Context, f func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// Activate implements batch.Store.
+// Activate implements the batch store (package batch).
 func (s *BatchStore) Activate(ctx context.Context, id string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'running' WHERE id = ? AND state = 'held'`, id)
@@ -112,7 +109,7 @@ func (s *BatchStore) Activate(ctx context.Context, id string) error {
 	})
 }
 
-// Discard implements batch.Store.
+// Discard implements the batch store (package batch).
 func (s *BatchStore) Discard(ctx context.Context, id string) error {
 	_, err := s.c.w.ExecContext(ctx, `DELETE FROM batches WHERE id = ? AND state = 'held'`, id)
 	if err != nil {
@@ -123,7 +120,7 @@ func (s *BatchStore) Discard(ctx context.Context, id string) error {
 
 const batchColumns = `id, participant, user_name, serial, certificate, state, created, finished, expires, retention, total, done, allowed, denied, failed`
 
-// Batch implements batch.Store.
+// Batch implements the batch store (package batch).
 func (s *BatchStore) Batch(ctx context.Context, id string) (crossroads.Batch, error) {
 	var b crossroads.Batch
 	var created, finished, expires, retention int64
@@ -141,7 +138,7 @@ func (s *BatchStore) Batch(ctx context.Context, id string) (crossroads.Batch, er
 	return b, nil
 }
 
-// Runnable implements batch.Store.
+// Runnable implements the batch store (package batch).
 func (s *BatchStore) Runnable(ctx context.Context, now time.Time, limit int) ([]string, error) {
 	rs, err := s.c.r.QueryContext(ctx, `SELECT DISTINCT participant FROM batch_items WHERE state = 'pending' AND lease_until <= ? LIMIT ?`, micros(now), limit)
 	if err != nil {
@@ -165,11 +162,11 @@ func newToken() string {
 	return hex.EncodeToString(b)
 }
 
-// Claim implements batch.Store. SQLite has one writer: the claim's
+// Claim implements the batch store (package batch). SQLite has one writer: the claim's
 // transaction holds the write lock, so two claims never take one item.
-func (s *BatchStore) Claim(ctx context.Context, participant string, n int, now time.Time, lease time.Duration) ([]batch.Claim, error) {
+func (s *BatchStore) Claim(ctx context.Context, participant string, n int, now time.Time, lease time.Duration) ([]crossroads.BatchClaim, error) {
 	tok := newToken()
-	var out []batch.Claim
+	var out []crossroads.BatchClaim
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		rs, err := tx.QueryContext(ctx, `UPDATE batch_items SET lease_until = ?, token = ?, attempts = attempts + 1
 			WHERE (batch, seq) IN (SELECT batch, seq FROM batch_items WHERE participant = ? AND state = 'pending' AND lease_until <= ?
@@ -180,7 +177,7 @@ func (s *BatchStore) Claim(ctx context.Context, participant string, n int, now t
 		}
 		defer rs.Close()
 		for rs.Next() {
-			c := batch.Claim{Participant: participant, Token: tok}
+			c := crossroads.BatchClaim{Participant: participant, Token: tok}
 			if err := rs.Scan(&c.Batch, &c.Seq, &c.Attempts, &c.Item); err != nil {
 				return err
 			}
@@ -194,8 +191,8 @@ func (s *BatchStore) Claim(ctx context.Context, participant string, n int, now t
 	return out, nil
 }
 
-// Complete implements batch.Store.
-func (s *BatchStore) Complete(ctx context.Context, c batch.Claim, r crossroads.BatchResult) (bool, error) {
+// Complete implements the batch store (package batch).
+func (s *BatchStore) Complete(ctx context.Context, c crossroads.BatchClaim, r crossroads.BatchResult) (bool, error) {
 	res, err := json.Marshal(r)
 	if err != nil {
 		return false, err
@@ -235,8 +232,8 @@ func (s *BatchStore) Complete(ctx context.Context, c batch.Claim, r crossroads.B
 	return stored, nil
 }
 
-// Retry implements batch.Store.
-func (s *BatchStore) Retry(ctx context.Context, c batch.Claim, notBefore time.Time) error {
+// Retry implements the batch store (package batch).
+func (s *BatchStore) Retry(ctx context.Context, c crossroads.BatchClaim, notBefore time.Time) error {
 	_, err := s.c.w.ExecContext(ctx, `UPDATE batch_items SET lease_until = ?, token = '' WHERE batch = ? AND seq = ? AND state = 'pending' AND token = ?`,
 		micros(notBefore), c.Batch, c.Seq, c.Token)
 	if err != nil {
@@ -245,7 +242,7 @@ func (s *BatchStore) Retry(ctx context.Context, c batch.Claim, notBefore time.Ti
 	return nil
 }
 
-// Results implements batch.Store.
+// Results implements the batch store (package batch).
 func (s *BatchStore) Results(ctx context.Context, id string, after, limit int) ([]crossroads.BatchResult, error) {
 	rs, err := s.c.r.QueryContext(ctx, `SELECT result, released FROM batch_items WHERE batch = ? AND seq > ? AND state = 'done' ORDER BY seq LIMIT ?`, id, after, limit)
 	if err != nil {
@@ -268,7 +265,7 @@ func (s *BatchStore) Results(ctx context.Context, id string, after, limit int) (
 	return out, rs.Err()
 }
 
-// Expired implements batch.Store.
+// Expired implements the batch store (package batch).
 func (s *BatchStore) Expired(ctx context.Context, now time.Time, limit int) ([]string, error) {
 	rs, err := s.c.r.QueryContext(ctx, `SELECT id FROM batches WHERE state = 'done' AND expires <= ? ORDER BY expires LIMIT ?`, micros(now), limit)
 	if err != nil {
@@ -286,7 +283,7 @@ func (s *BatchStore) Expired(ctx context.Context, now time.Time, limit int) ([]s
 	return out, rs.Err()
 }
 
-// Erase implements batch.Store.
+// Erase implements the batch store (package batch).
 func (s *BatchStore) Erase(ctx context.Context, id string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM batch_items WHERE batch = ?`, id); err != nil {
@@ -299,7 +296,7 @@ func (s *BatchStore) Erase(ctx context.Context, id string) error {
 	})
 }
 
-// PurgeHeld implements batch.Store.
+// PurgeHeld implements the batch store (package batch).
 func (s *BatchStore) PurgeHeld(ctx context.Context, before time.Time) (int, error) {
 	res, err := s.c.w.ExecContext(ctx, `DELETE FROM batches WHERE state = 'held' AND created < ?`, micros(before))
 	if err != nil {
