@@ -50,7 +50,7 @@ const (
 	DefaultWorkers        = 8 // items in flight on a node
 	DefaultPerParticipant = 4 // items in flight per submitting participant, on a node
 	DefaultPerProvider    = 4 // items in flight per provider, on a node
-	DefaultLease          = 2 * time.Minute
+	DefaultLease          = time.Minute
 	DefaultPoll           = time.Second
 	DefaultExpireEvery    = time.Hour
 	heldTimeout           = time.Hour // held batches older than this are purged
@@ -84,9 +84,10 @@ type Options struct {
 	// this node: in all, of one submitter, towards one provider (defaults
 	// 8, 4, 4).
 	Workers, PerParticipant, PerProvider int
-	// Lease is how long a claimed item is this node's (default 2 min; it
-	// must exceed the provider and audit timeouts); Poll how often the
-	// workers look for items submitted elsewhere (default 1 s).
+	// Lease is how long a claimed item is this node's (default 1 min; half
+	// of it must exceed the provider and audit timeouts: an item's exchange
+	// starts only while half its lease remains); Poll how often the workers
+	// look for items submitted elsewhere (default 1 s).
 	Lease, Poll time.Duration
 }
 

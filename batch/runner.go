@@ -139,6 +139,7 @@ func backoff(attempts int) time.Duration {
 // runItem runs one claimed item and stores its result (or gives it back
 // to be retried).
 func (s *Service) runItem(ctx context.Context, c Claim) {
+	claimed := s.cfg.Now()
 	log := s.cfg.Logger.With("batch", c.Batch, "item", c.Seq)
 	var it crossroads.BatchItem
 	if err := json.Unmarshal(c.Item, &it); err != nil {
@@ -161,11 +162,16 @@ func (s *Service) runItem(ctx context.Context, c Claim) {
 		if provider != "" {
 			sem := s.provider(provider)
 			sem <- struct{}{}
-			res, err = s.cfg.Pipeline.Do(ctx, req)
-			<-sem
-		} else {
-			res, err = s.cfg.Pipeline.Do(ctx, req)
+			defer func() { <-sem }()
 		}
+		// The exchange starts only while half the lease remains (Lease/2
+		// exceeds the provider and audit timeouts), so that no other node
+		// takes the item over while it runs here.
+		if s.cfg.Now().Sub(claimed) > s.cfg.Lease/2 {
+			s.retryAt(ctx, c, s.cfg.Now())
+			return
+		}
+		res, err = s.cfg.Pipeline.Do(ctx, req)
 	}
 	if retryable(res, err) {
 		s.retry(ctx, c)
@@ -190,7 +196,11 @@ func (s *Service) runItem(ctx context.Context, c Claim) {
 }
 
 func (s *Service) retry(ctx context.Context, c Claim) {
-	if err := s.cfg.Store.Retry(ctx, c, s.cfg.Now().Add(backoff(c.Attempts))); err != nil {
+	s.retryAt(ctx, c, s.cfg.Now().Add(backoff(c.Attempts)))
+}
+
+func (s *Service) retryAt(ctx context.Context, c Claim, at time.Time) {
+	if err := s.cfg.Store.Retry(ctx, c, at); err != nil {
 		s.cfg.Logger.Warn("batch: give the item back (its lease will expire)", "batch", c.Batch, "item", c.Seq, "err", err)
 	}
 }

@@ -25,10 +25,20 @@ type BatchStore struct {
 }
 
 // OpenBatch opens (creating) the batch database in the data directory.
+//
+// The embedded store belongs to one hub process (one node): every lease
+// found on opening is a dead process's, so it is released at once — the
+// items a killed hub was running are run again right after the restart,
+// not a lease period later. (On PostgreSQL, shared by nodes, leases run
+// out instead.)
 func OpenBatch(ctx context.Context, dir string) (*BatchStore, error) {
 	c, err := openDB(ctx, filepath.Join(dir, BatchFile), "batch")
 	if err != nil {
 		return nil, err
+	}
+	if _, err := c.w.ExecContext(ctx, `UPDATE batch_items SET lease_until = 0, token = '' WHERE state = 'pending' AND lease_until > 0 AND lease_until < ?`, int64(heldLease)); err != nil {
+		c.close()
+		return nil, fmt.Errorf("open batch store: release leases: %w", err)
 	}
 	return &BatchStore{c: c}, nil
 }
