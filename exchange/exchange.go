@@ -158,12 +158,7 @@ func NewPipeline(cfg Config) *Pipeline {
 type Request struct {
 	// TLS is the caller's connection: its verified client certificate
 	// authenticates the requester.
-	TLS *tls.ConnectionState
-	// Caller, when TLS is nil, is a client certificate an adapter verified
-	// against the network CA earlier (batch items run after the
-	// submitter's connection is gone, even after a restart). It is checked
-	// as a connection's is: revocation, expiry, the participant's status.
-	Caller *x509.Certificate
+	TLS    *tls.ConnectionState
 	Method string
 	// Service is the service id; Path the escaped path relative to the
 	// service ("" or "/…"); RawQuery the query as sent.
@@ -177,6 +172,11 @@ type Request struct {
 	// known (-1: unknown).
 	Body          io.Reader
 	ContentLength int64
+	// Caller, when TLS is nil, is a client certificate an adapter verified
+	// against the network CA earlier (batch items run after the
+	// submitter's connection is gone, even after a restart). It is checked
+	// as a connection's is: revocation, expiry, the participant's status.
+	Caller *x509.Certificate
 }
 
 // Result is what the pipeline releases: a status, the headers to send and
