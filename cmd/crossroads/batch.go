@@ -24,6 +24,18 @@ func init() {
 		sub("fetch", "write a batch's results as NDJSON", runBatchFetch)
 }
 
+// addBatchServeFlags adds the batch service's bounds to 'serve'.
+func addBatchServeFlags(fs *flag.FlagSet) func() batch.Options {
+	maxItems := fs.Int("batch-max-items", batch.DefaultMaxItems, "items allowed in one batch consultation")
+	retention := fs.Duration("batch-retention", batch.DefaultRetention, "how long a batch's results are kept once it is done")
+	workers := fs.Int("batch-workers", batch.DefaultWorkers, "batch items in flight on this node")
+	perParticipant := fs.Int("batch-per-participant", batch.DefaultPerParticipant, "batch items in flight on this node for one submitting participant")
+	perProvider := fs.Int("batch-per-provider", batch.DefaultPerProvider, "batch items in flight on this node towards one provider")
+	return func() batch.Options {
+		return batch.Options{MaxItems: *maxItems, Retention: *retention, Workers: *workers, PerParticipant: *perParticipant, PerProvider: *perProvider}
+	}
+}
+
 // batchFlags are the connection flags every batch subcommand takes.
 type batchFlags struct {
 	hub, cert, key, ca, user *string

@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/batch"
@@ -99,5 +101,17 @@ func TestProgressBar(t *testing.T) {
 	}
 	if got := progressBar(batch.Progress{}, 4); got != "[----] 0/0  allowed 0  denied 0  failed 0" {
 		t.Fatalf("empty bar %q", got)
+	}
+}
+
+func TestBatchServeFlags(t *testing.T) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	opts := addBatchServeFlags(fs)
+	if err := fs.Parse([]string{"--batch-retention", "48h", "--batch-per-participant", "2", "--batch-max-items", "500"}); err != nil {
+		t.Fatal(err)
+	}
+	o := opts()
+	if o.Retention != 48*time.Hour || o.PerParticipant != 2 || o.MaxItems != 500 || o.Workers != batch.DefaultWorkers || o.PerProvider != batch.DefaultPerProvider {
+		t.Fatalf("options %+v", o)
 	}
 }
