@@ -143,6 +143,8 @@ type Report struct {
 	AuthOps          int // network applies sent
 	AuthAcked        int
 
+	Batches BatchReport // batch submissions (batch.go)
+
 	Records    int   // audit records stored
 	Integrated int   // of which in the log
 	LogSize    int64 // leaves in the final checkpoint
@@ -178,6 +180,7 @@ func (r *Report) String() string {
 		r.Requests, r.Responses, r.Allowed, r.Receipts, r.NoReceipt, r.Transport)
 	fmt.Fprintf(&b, "  changes        integrations %d sent / %d acknowledged; network applies %d sent / %d acknowledged\n",
 		r.IntegrationOps, r.IntegrationAcked, r.AuthOps, r.AuthAcked)
+	b.WriteString(r.Batches.String())
 	fmt.Fprintf(&b, "  audit          %d records, %d in the log, log size %d; %d served checkpoints consistent\n",
 		r.Records, r.Integrated, r.LogSize, r.Checkpoints)
 	fmt.Fprintf(&b, "  verdict        %s\n", verdict)
@@ -304,6 +307,9 @@ func (h *harness) run(ctx context.Context) error {
 		return err
 	}
 	if err := h.checkCheckpoint(ctx); err != nil {
+		return err
+	}
+	if err := h.awaitBatches(ctx, w); err != nil { // batch.go
 		return err
 	}
 	if err := h.stop(); err != nil {

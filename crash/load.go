@@ -50,6 +50,8 @@ type workers struct {
 	// network applies, in order: apply k creates authorisation k (version
 	// 1) and sets authorisation k-1 to version 2, in one file.
 	applies []change
+
+	batch batchLoad // batch submissions (batch.go)
 }
 
 func newWorkers(h *harness) *workers {
@@ -62,6 +64,7 @@ func (w *workers) start(ctx context.Context, wg *sync.WaitGroup) {
 	}
 	wg.Go(func() { w.integrations(ctx) })
 	wg.Go(func() { w.authorisations(ctx) })
+	wg.Go(func() { w.batches(ctx) })
 }
 
 // pause backs off after a failed request (the hub is down).

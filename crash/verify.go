@@ -83,6 +83,9 @@ func (h *harness) verify(ctx context.Context, w *workers) error {
 	if err := h.verifyAudit(ctx, w); err != nil {
 		return err
 	}
+	if err := h.verifyBatches(ctx, w); err != nil { // batch.go
+		return err
+	}
 	return h.verifyRegisters(ctx, w)
 }
 

@@ -258,6 +258,7 @@ func Scenario(people []Person, revoke func(ctx context.Context, participant stri
 			Summary: func([]byte) string {
 				return fmt.Sprintf("%s's file registered, ended: %s → %s", ONEM, ended.From.UTC().Format("15:04:05"), ended.To.UTC().Format("15:04:05.000"))
 			}},
+		BatchStep(people, roots), // batch consultation: 1,000 persons, mixed outcomes (scenario_batch.go)
 		{Name: "allowed before revocation", As: ONEM, Service: ServiceEmployment, Path: "employments/" + p0.INSZ, Purpose: "unemployment-benefit", Subject: p0.INSZ, WantStatus: 200},
 		{Name: "certificate revoked", As: ONEM, Service: ServiceEmployment, Path: "employments/" + p0.INSZ, Purpose: "unemployment-benefit", Subject: p0.INSZ, WantStatus: 0,
 			Before: func(ctx context.Context) error { return revoke(ctx, ONEM) }},

@@ -172,6 +172,11 @@ type Request struct {
 	// known (-1: unknown).
 	Body          io.Reader
 	ContentLength int64
+	// Caller, when TLS is nil, is a client certificate an adapter verified
+	// against the network CA earlier (batch items run after the
+	// submitter's connection is gone, even after a restart). It is checked
+	// as a connection's is: revocation, expiry, the participant's status.
+	Caller *x509.Certificate
 }
 
 // Result is what the pipeline releases: a status, the headers to send and
@@ -229,6 +234,9 @@ func (p *Pipeline) Do(ctx context.Context, req Request) (Result, error) {
 	defer leave()
 
 	// authenticate
+	if req.TLS == nil && req.Caller != nil {
+		req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{req.Caller}, VerifiedChains: [][]*x509.Certificate{{req.Caller}}}
+	}
 	var cert = peerCert(req.TLS)
 	if cert == nil {
 		p.cfg.Metrics.unauthenticated.Inc()

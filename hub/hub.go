@@ -34,6 +34,7 @@ import (
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/atomicfile"
 	"github.com/crossroads-hub/crossroads/audit"
+	"github.com/crossroads-hub/crossroads/batch"
 	"github.com/crossroads-hub/crossroads/citizen"
 	"github.com/crossroads-hub/crossroads/directory"
 	"github.com/crossroads-hub/crossroads/exchange"
@@ -128,6 +129,8 @@ type Config struct {
 	// OIDCRootCAs is a PEM file of the roots to trust for the issuer's
 	// discovery document and keys (default the system's).
 	OIDCRootCAs string
+
+	Batch batch.Options // batch consultation: submission bounds, retention, concurrency (zero: defaults; batch.go)
 }
 
 // Hub is an assembled hub.
@@ -155,6 +158,7 @@ type Hub struct {
 	sharedLog *mysqllog.Log    // nil: the log is this node's own (POSIX)
 	renew     *certRenewal     // the current hub certificate (renew.go)
 	opened    []feature        // the features opened (features.go)
+	batch     *batch.Service   // batch consultation (batch.go)
 
 	// Upstream is the authenticated transport to providers.
 	Upstream *upstream.Transport

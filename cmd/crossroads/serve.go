@@ -56,6 +56,7 @@ func runServe(ctx context.Context, args []string) error {
 	fs.Var(&witnesses, "witness", "C2SP tlog-witness cosigning the audit log, as 'URL VERIFIER-KEY' (repeatable or comma-separated)")
 	quorum := fs.Int("witness-quorum", 0, "witnesses whose cosignatures a published checkpoint needs (0: all)")
 	retention := fs.Duration("retention", hub.DefaultRetention, "how long audit record payloads are kept before erasure (at least a year; negative: forever)")
+	batchOptions := addBatchServeFlags(fs) // batch.go
 	retentionForce := fs.Bool("retention-force", false, "allow a --retention below one year")
 	siemURL := fs.String("siem-url", "", "SIEM receiving the audit records as JSON lines: https://… or syslog+tls://host:port")
 	siemCA := fs.String("siem-ca", "", "PEM file of the CA certificates to trust for the SIEM (default: the system's)")
@@ -98,6 +99,7 @@ func runServe(ctx context.Context, args []string) error {
 		SIEMURL: *siemURL, SIEMRootCAs: *siemCA, OIDCIssuer: *oidcIssuer, OIDCClientID: *oidcClient, OIDCSubjectClaim: *oidcClaim, OIDCRootCAs: *oidcCA,
 		OIDCEnterpriseClaim: *oidcEnterprise, SIEMAllowTLS12: *siemTLS12,
 	}
+	cfg.Batch = batchOptions()
 	if err := keyProvider(&cfg); err != nil {
 		return err
 	}
