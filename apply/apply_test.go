@@ -220,7 +220,7 @@ func TestValidateAccepts(t *testing.T) {
 			n.Integrations = slices.Delete(n.Integrations, 5, 6) // rva's, whose capacities it named
 			n.Integrations = slices.Delete(n.Integrations, 2, 4)
 		},
-		"participant suspended":         func(n *crossroads.Network) { n.Participants[2].Status = crossroads.StatusSuspended },
+		"participant suspended": func(n *crossroads.Network) { n.Participants[2].Status = crossroads.StatusSuspended },
 		"national backend provider": func(n *crossroads.Network) {
 			n.Participants[0].Kind, n.Participants[0].Country = crossroads.KindNationalBackend, "BE"
 		},
