@@ -248,7 +248,6 @@ func NewCallbackClient(cert func() *tls.Certificate, timeout time.Duration) *htt
 	}
 }
 
-
 // pinned carries the thumbprints a delivery's server may present.
 type pinned map[string]bool
 

@@ -736,3 +736,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	w.Write(b)
 }
+
+// Metrics are the gateway's Prometheus counters (per country).
+type Metrics struct {
+	KeysIn, BatchesIn, KeysOut, BatchesOut, Refused, Callbacks *prometheus.CounterVec
+}
+
+// Metrics returns the gateway's counters.
+func (g *Gateway) Metrics() Metrics {
+	return Metrics{g.m.keysIn, g.m.batchesIn, g.m.keysOut, g.m.batchesOut, g.m.refused, g.m.callbacks}
+}
