@@ -374,15 +374,15 @@ func newEnv(t *testing.T, mutate ...func(*efgs.Config)) *env {
 	}
 	e.mux = http.NewServeMux()
 	for pattern, h := range map[string]http.HandlerFunc{
-		"POST /diagnosiskeys/upload":                         e.g.Upload,
-		"GET /diagnosiskeys/download/{date}":                 e.g.Download,
+		"POST /diagnosiskeys/upload":                          e.g.Upload,
+		"GET /diagnosiskeys/download/{date}":                  e.g.Download,
 		"GET /diagnosiskeys/audit/download/{date}/{batchTag}": e.g.AuditDownload,
-		"GET /diagnosiskeys/callback":                        e.g.ListCallbacks,
-		"PUT /diagnosiskeys/callback/{id}":                   e.g.PutCallback,
-		"DELETE /diagnosiskeys/callback/{id}":                e.g.DeleteCallback,
-		"POST /admin/members":                                e.g.AdminMembers,
-		"POST /admin/members/{country}/offboard":             e.g.AdminOffboard,
-		"POST /admin/certificates/{thumbprint}/revoke":       e.g.AdminRevoke,
+		"GET /diagnosiskeys/callback":                         e.g.ListCallbacks,
+		"PUT /diagnosiskeys/callback/{id}":                    e.g.PutCallback,
+		"DELETE /diagnosiskeys/callback/{id}":                 e.g.DeleteCallback,
+		"POST /admin/members":                                 e.g.AdminMembers,
+		"POST /admin/members/{country}/offboard":              e.g.AdminOffboard,
+		"POST /admin/certificates/{thumbprint}/revoke":        e.g.AdminRevoke,
 	} {
 		e.mux.Handle(pattern, h)
 	}
