@@ -1,0 +1,45 @@
+package efgs_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/crossroads-hub/crossroads/demo"
+	"github.com/crossroads-hub/crossroads/demo/efgs"
+)
+
+// The demo's scenario passes end to end through the hub's real mTLS
+// listener, and the member files are written.
+func TestScenario(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	g, errc, err := efgs.Start(ctx, demo.Options{Dir: dir, DataDir: t.TempDir(), People: 5}, ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		<-errc
+		g.Close()
+	}()
+	steps := g.Scenario(ctx)
+	var out bytes.Buffer
+	if !efgs.Print(&out, steps) {
+		t.Fatalf("scenario:\n%s", out.String())
+	}
+	t.Logf("\n%s", out.String())
+	for _, f := range []string{"trust-anchor.crt", "network.yaml", "members.json", "de/authentication.crt", "de/authentication.key", "fr/signing.crt", "nl/callback.crt", "nl/callback.key"} {
+		if _, err := os.Stat(filepath.Join(dir, "efgs", f)); err != nil {
+			t.Errorf("missing %s", f)
+		}
+	}
+}
