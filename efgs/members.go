@@ -85,6 +85,9 @@ type CertificateSpec struct {
 	PEM       string `json:"pem" yaml:"pem"`
 	Host      string `json:"host,omitempty" yaml:"host,omitempty"`
 	Signature string `json:"signature,omitempty" yaml:"signature,omitempty"`
+	// File names a PEM file instead of PEM (members files only; the CLI
+	// reads it, relative to the file).
+	File string `json:"-" yaml:"file,omitempty"`
 }
 
 // Validate checks every entry against the registers and the trust anchor
