@@ -132,12 +132,17 @@ func parsePKCS7(der []byte) (p7 *pkcs7.PKCS7, err error) {
 // longer does — for those the last step, the public-key check over the
 // signed attributes, is done here with crypto/rsa or crypto/ecdsa after
 // the library has checked the message digest.
-func VerifyDetached(p7 *pkcs7.PKCS7, content []byte) error {
+func VerifyDetached(p7 *pkcs7.PKCS7, content []byte) (err error) {
+	defer func() {
+		if v := recover(); v != nil { // hostile input must not take the gateway down
+			err = fmt.Errorf("%w: unverifiable CMS", ErrSignatureInvalid)
+		}
+	}()
 	if len(p7.Content) > 0 && !bytes.Equal(p7.Content, content) {
 		return fmt.Errorf("%w: the signature carries other content", ErrSignatureInvalid)
 	}
 	p7.Content = content
-	err := p7.Verify()
+	err = p7.Verify()
 	if err == nil {
 		return nil
 	}

@@ -48,7 +48,8 @@ func Participant(country string) string { return "nb-" + strings.ToLower(country
 // Member is a member state's national backend as the demo runs it.
 type Member struct {
 	Country     string
-	Client      *http.Client // mTLS with its AUTHENTICATION certificate
+	Client      *http.Client    // mTLS with its AUTHENTICATION certificate
+	TLS         tls.Certificate // that certificate and its key
 	Signing     *x509.Certificate
 	SigningKey  crypto.Signer
 	CallbackURL string
@@ -195,7 +196,7 @@ func (g *Gateway) member(ctx context.Context, c, dir string, ta *x509.Certificat
 	if err := os.WriteFile(filepath.Join(cdir, "authentication.key"), keyPEM, 0o600); err != nil {
 		return nil, entry, err
 	}
-	m := &Member{Country: c, Callbacks: make(chan url, 16)}
+	m := &Member{Country: c, TLS: pair, Callbacks: make(chan url, 16)}
 	m.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
 		MinVersion: tls.VersionTLS13, RootCAs: h.CA.Pool(), Certificates: []tls.Certificate{pair}}}}
 	// SIGNING: the country's own key and certificate.
