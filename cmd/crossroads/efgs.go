@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +19,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/demo"
+	demoefgs "github.com/crossroads-hub/crossroads/demo/efgs"
 	"github.com/crossroads-hub/crossroads/efgs"
 	"github.com/crossroads-hub/crossroads/hub"
 	"github.com/crossroads-hub/crossroads/pki"
@@ -25,7 +28,60 @@ import (
 
 func init() {
 	register("efgs", "the federation gateway (EFGS profile): its members' certificates", nil).
-		sub("members", "list, register (-f members.yaml), revoke or off-board federation members' certificates", runEFGSMembers)
+		sub("members", "list, register (-f members.yaml), revoke or off-board federation members' certificates", runEFGSMembers).
+		sub("load", "load-test an in-process federation gateway: 27 member states uploading and downloading batches of 5,000 keys", runEFGSLoad)
+}
+
+func runEFGSLoad(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("efgs load", flag.ContinueOnError)
+	members := fs.Int("members", 27, "member states (at most 27)")
+	batches := fs.Int("batches", 2, "batches each member uploads")
+	keys := fs.Int("keys", efgs.DefaultMaxBatchKeys, "keys per batch")
+	conc := fs.Int("concurrency", 8, "requests in flight")
+	data := fs.String("data", "", "hub data directory (default: a new temporary directory, removed after)")
+	dbURL := fs.String("database-url", "", "run the hub on this PostgreSQL database instead of SQLite")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: crossroads efgs load [--members 27] [--batches 2] [--keys 5000] [--concurrency 8]\n\nStarts the federation gateway in process on 127.0.0.1 with the member states on-boarded,\nuploads every member's signed batches over mTLS, then has every member download every\nbatch of the day; prints keys/s in, batches/s out and latency quantiles.")
+		fs.PrintDefaults()
+	}
+	if err := parseConfig(fs, args); err != nil {
+		return err
+	}
+	if *members < 1 || *members > len(demoefgs.EU27) {
+		fs.Usage()
+		return errUsage
+	}
+	dir := *data
+	if dir == "" {
+		d, err := os.MkdirTemp("", "crossroads-efgs-load-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, errc, err := demoefgs.StartWith(ctx, demo.Options{DataDir: filepath.Join(dir, "hub"), Dir: filepath.Join(dir, "out"), People: 5, DatabaseURL: *dbURL}, ln, demoefgs.EU27[:*members])
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer func() {
+		cancel()
+		<-errc
+		g.Close()
+	}()
+	rep, err := g.Load(ctx, demoefgs.LoadOptions{BatchesPerMember: *batches, KeysPerBatch: *keys, Concurrency: *conc})
+	if err != nil {
+		return err
+	}
+	fmt.Print(rep)
+	return nil
 }
 
 const efgsMembersUsage = `usage: crossroads efgs members list|apply|revoke|offboard [ARG] --hub URL --cert C --key K --ca CA [--prefix /efgs]

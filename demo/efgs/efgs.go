@@ -78,6 +78,15 @@ func (g *Gateway) Close() {
 // Start starts the hub with the gateway, on-boards the member states
 // (network file, certificates) and writes their files to o.Dir/efgs.
 func Start(ctx context.Context, o demo.Options, ln net.Listener) (*Gateway, <-chan error, error) {
+	return StartWith(ctx, o, ln, Countries)
+}
+
+// EU27 are the member states of the load test.
+var EU27 = []string{"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU", "MT", "NL",
+	"PL", "PT", "RO", "SK", "SI", "ES", "SE"}
+
+// StartWith is Start with the given member states.
+func StartWith(ctx context.Context, o demo.Options, ln net.Listener, countries []string) (*Gateway, <-chan error, error) {
 	dir := o.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "crossroads-efgs-")
@@ -126,7 +135,7 @@ func Start(ctx context.Context, o demo.Options, ln net.Listener) (*Gateway, <-ch
 	// On-boarding, step 1: the national backends in the network file.
 	var nw strings.Builder
 	nw.WriteString("# Federation gateway members: national backends with their country.\n# Off-board one by setting its status to suspended and applying again.\nparticipants:\n")
-	for _, c := range Countries {
+	for _, c := range countries {
 		fmt.Fprintf(&nw, "  - id: %s\n    name: National backend %s\n    kind: national-backend\n    status: active\n    country: %s\n", Participant(c), c, c)
 	}
 	netFile := filepath.Join(edir, "network.yaml")
@@ -138,7 +147,7 @@ func Start(ctx context.Context, o demo.Options, ln net.Listener) (*Gateway, <-ch
 	}
 	// Step 2: their certificates, signed by the trust anchor.
 	var members efgs.MemberFile
-	for _, c := range Countries {
+	for _, c := range countries {
 		m, entry, err := g.member(ctx, c, edir, ta, taKey)
 		if err != nil {
 			return nil, nil, fmt.Errorf("member %s: %w", c, err)

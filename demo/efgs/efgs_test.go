@@ -43,3 +43,31 @@ func TestScenario(t *testing.T) {
 		}
 	}
 }
+
+// The load test runs (small here; 27 members × 5,000 keys with
+// 'crossroads efgs load').
+func TestLoad(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g, errc, err := efgs.StartWith(ctx, demo.Options{Dir: t.TempDir(), DataDir: t.TempDir(), People: 5}, ln, efgs.EU27[:4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		<-errc
+		g.Close()
+	}()
+	rep, err := g.Load(ctx, efgs.LoadOptions{BatchesPerMember: 2, KeysPerBatch: 200, Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Batches != 8 || rep.BatchesDownloaded != 32 || rep.KeysOut != 4*6*200 {
+		t.Errorf("report %+v", rep)
+	}
+	t.Log(rep)
+}
