@@ -193,9 +193,9 @@ func (k *DiagnosisKey) UnmarshalProto(b []byte) error {
 					return fmt.Errorf("%w: field %d: invalid UTF-8", ErrMalformed, num)
 				}
 				if num == 5 {
-					k.VisitedCountries = append(k.VisitedCountries, string(v))
+					k.VisitedCountries = append(k.VisitedCountries, intern(v))
 				} else {
-					k.Origin = string(v)
+					k.Origin = intern(v)
 				}
 			}
 		default:
@@ -207,4 +207,20 @@ func (k *DiagnosisKey) UnmarshalProto(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// countryCodes holds every two-upper-case-letter string, so that decoding
+// the country codes of 5,000 keys allocates none.
+var countryCodes = func() (t [26 * 26]string) {
+	for i := range t {
+		t[i] = string([]byte{'A' + byte(i/26), 'A' + byte(i%26)})
+	}
+	return t
+}()
+
+func intern(v []byte) string {
+	if len(v) == 2 && v[0] >= 'A' && v[0] <= 'Z' && v[1] >= 'A' && v[1] <= 'Z' {
+		return countryCodes[int(v[0]-'A')*26+int(v[1]-'A')]
+	}
+	return string(v)
 }

@@ -27,7 +27,10 @@ import (
 // reportType and days_since_onset_of_symptoms — the reference's layout,
 // checked against its cross-language vectors (CSharpTestdata.txt).
 func KeyBytesToVerify(k *DiagnosisKey) []byte {
-	b := make([]byte, 0, 128)
+	return appendKeyBytes(make([]byte, 0, 128), k)
+}
+
+func appendKeyBytes(b []byte, k *DiagnosisKey) []byte {
 	field := func(v []byte) {
 		b = base64.StdEncoding.AppendEncode(b, v)
 		b = append(b, '.')
@@ -41,7 +44,16 @@ func KeyBytesToVerify(k *DiagnosisKey) []byte {
 	i32(k.RollingStartIntervalNumber)
 	i32(k.RollingPeriod)
 	i32(uint32(k.TransmissionRiskLevel))
-	field([]byte(strings.Join(k.VisitedCountries, ",")))
+	// visitedCountries joined by ',' without building the string.
+	var joined [128]byte
+	j := joined[:0]
+	for n, c := range k.VisitedCountries {
+		if n > 0 {
+			j = append(j, ',')
+		}
+		j = append(j, c...)
+	}
+	field(j)
 	field([]byte(k.Origin))
 	i32(uint32(k.ReportType))
 	i32(uint32(k.DaysSinceOnsetOfSymptoms))
@@ -49,23 +61,27 @@ func KeyBytesToVerify(k *DiagnosisKey) []byte {
 }
 
 // BatchBytesToVerify is what a batch signature covers: every key's
-// KeyBytesToVerify, ordered by their base64 encodings, concatenated.
+// KeyBytesToVerify, ordered by their base64 encodings, concatenated. The
+// keys' strings and their base64 share two buffers (no allocation per key).
 func BatchBytesToVerify(bt *DiagnosisKeyBatch) []byte {
-	type kv struct {
-		b64 string
-		raw []byte
-	}
-	ks := make([]kv, len(bt.Keys))
-	n := 0
+	type span struct{ raw0, raw1, b0, b1 int }
+	spans := make([]span, len(bt.Keys))
+	raw := make([]byte, 0, len(bt.Keys)*112)
 	for i := range bt.Keys {
-		raw := KeyBytesToVerify(&bt.Keys[i])
-		ks[i] = kv{base64.StdEncoding.EncodeToString(raw), raw}
-		n += len(raw)
+		start := len(raw)
+		raw = appendKeyBytes(raw, &bt.Keys[i])
+		spans[i].raw0, spans[i].raw1 = start, len(raw)
 	}
-	slices.SortFunc(ks, func(a, b kv) int { return strings.Compare(a.b64, b.b64) })
-	out := make([]byte, 0, n)
-	for _, k := range ks {
-		out = append(out, k.raw...)
+	enc := make([]byte, 0, base64.StdEncoding.EncodedLen(len(raw))+len(bt.Keys)*2)
+	for i := range spans {
+		start := len(enc)
+		enc = base64.StdEncoding.AppendEncode(enc, raw[spans[i].raw0:spans[i].raw1])
+		spans[i].b0, spans[i].b1 = start, len(enc)
+	}
+	slices.SortFunc(spans, func(a, b span) int { return bytes.Compare(enc[a.b0:a.b1], enc[b.b0:b.b1]) })
+	out := make([]byte, 0, len(raw))
+	for _, sp := range spans {
+		out = append(out, raw[sp.raw0:sp.raw1]...)
 	}
 	return out
 }
