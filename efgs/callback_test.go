@@ -3,7 +3,6 @@ package efgs_test
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -64,8 +63,7 @@ func hubClient(t *testing.T) *http.Client {
 }
 
 func TestCallbacks(t *testing.T) {
-	var e *env
-	e = newEnv(t, func(c *efgs.Config) {
+	e := newEnv(t, func(c *efgs.Config) {
 		c.AllowPrivateCallbacks = true
 		c.CallbackClient = hubClient(t)
 	})
@@ -184,5 +182,4 @@ func TestCallbackTrust(t *testing.T) {
 			t.Errorf("%s: %d, want %d: %s", h, w.Code, want, w.Body)
 		}
 	}
-	_ = x509.Certificate{}
 }

@@ -59,8 +59,6 @@ var batchDesc, keyDesc = func() (protoreflect.MessageDescriptor, protoreflect.Me
 		}
 		return f
 	}
-	T := descriptorpb.FieldDescriptorProto_Type(0)
-	_ = T
 	fd := &descriptorpb.FileDescriptorProto{
 		Name: s("Efgs.proto"), Package: s("eu.interop"), Syntax: s("proto3"),
 		MessageType: []*descriptorpb.DescriptorProto{

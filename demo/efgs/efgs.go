@@ -419,8 +419,8 @@ func (g *Gateway) Scenario(ctx context.Context) []Step {
 	select {
 	case q := <-nl.Callbacks:
 		step("NL's callback is called (mTLS)", "hub", http.StatusOK, strings.Contains(q, "batchTag="), "%s", q)
-	case <-time.After(10 * time.Second):
-		step("NL's callback is called (mTLS)", "hub", 0, false, "no callback within 10 s")
+	case <-time.After(30 * time.Second):
+		step("NL's callback is called (mTLS)", "hub", 0, false, "no callback within 30 s")
 	}
 
 	if len(tags) > 0 {
