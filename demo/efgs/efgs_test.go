@@ -10,11 +10,18 @@ import (
 
 	"github.com/crossroads-hub/crossroads/demo"
 	"github.com/crossroads-hub/crossroads/demo/efgs"
+	"github.com/crossroads-hub/crossroads/store/postgres/pgtest"
 )
 
 // The demo's scenario passes end to end through the hub's real mTLS
 // listener, and the member files are written.
-func TestScenario(t *testing.T) {
+func TestScenario(t *testing.T) { scenario(t, "") }
+
+// The same on PostgreSQL (registers, audit records and the gateway's
+// tables in one fresh database).
+func TestScenarioOnPostgres(t *testing.T) { scenario(t, pgtest.New(t).DSN) }
+
+func scenario(t *testing.T, dsn string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +29,7 @@ func TestScenario(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
-	g, errc, err := efgs.Start(ctx, demo.Options{Dir: dir, DataDir: t.TempDir(), People: 5}, ln)
+	g, errc, err := efgs.Start(ctx, demo.Options{Dir: dir, DataDir: t.TempDir(), People: 5, DatabaseURL: dsn}, ln)
 	if err != nil {
 		t.Fatal(err)
 	}
