@@ -342,16 +342,22 @@ func (g *Gateway) DeliverDue(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for _, t := range tasks {
-		err := g.deliver(ctx, t)
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
 		m := member{participant: "hub", country: t.Country}
 		detail := map[string]any{"callbackId": t.CallbackID, "batchTag": t.BatchTag, "date": t.Day, "retries": t.Retries}
+		// Recorded before it is sent; a failure is recorded after.
+		if err := g.record(ctx, crossroads.FederationCallbackSent, m, nil, detail); err != nil {
+			return 0, fmt.Errorf("record callback: %w", err)
+		}
+		err := g.deliver(ctx, t)
 		switch {
 		case err == nil:
 			if err := g.cfg.Store.CallbackDelivered(ctx, t.ID); err != nil {
 				return 0, err
 			}
 			g.m.callbacks.WithLabelValues(t.Country, "delivered").Inc()
-			g.recordBackground(ctx, crossroads.FederationCallbackSent, m, nil, detail)
 		case errors.Is(err, errBadSubscription):
 			if err := g.cfg.Store.DeleteCallback(ctx, t.Country, t.CallbackID); err != nil && !errors.Is(err, crossroads.ErrNotFound) {
 				return 0, err

@@ -132,7 +132,9 @@ func TestCallbacks(t *testing.T) {
 			removed++
 		}
 	}
-	if sent != 1 || failed != 4 || removed != 1 {
+	// Each of the 6 attempts is recorded before it is sent; 4 failures, 1
+	// removal follow.
+	if sent != 6 || failed != 4 || removed != 1 {
 		t.Errorf("callback records: %d sent, %d failed, %d removed", sent, failed, removed)
 	}
 	// DELETE.
