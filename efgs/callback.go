@@ -391,18 +391,21 @@ func (g *Gateway) recordBackground(ctx context.Context, action string, m member,
 	}
 }
 
-// Erase erases the batches of days beyond the retention and records it.
+// Erase erases the batches of days beyond the retention and records what
+// it erased (nothing is released by an erasure; a run that erases nothing
+// leaves no record, so that a quiet gateway does not fill the trail).
 func (g *Gateway) Erase(ctx context.Context) (batches, keys int64, err error) {
 	day := g.cfg.Now().UTC().AddDate(0, 0, -g.cfg.RetentionDays).Format(time.DateOnly)
-	// Recorded first: the erasure is an act on personal data.
-	if err := g.record(ctx, crossroads.FederationErase, member{participant: "hub"}, nil, map[string]any{"before": day}); err != nil {
-		return 0, 0, err
-	}
 	batches, keys, err = g.cfg.Store.Erase(ctx, day)
-	if err == nil {
-		g.m.erased.Add(float64(keys))
+	if err != nil || batches == 0 {
+		return batches, keys, err
 	}
-	return batches, keys, err
+	g.m.erased.Add(float64(keys))
+	if err := g.record(ctx, crossroads.FederationErase, member{participant: "hub"}, nil,
+		map[string]any{"before": day, "batches": batches, "keys": keys}); err != nil {
+		return batches, keys, fmt.Errorf("record erasure: %w", err)
+	}
+	return batches, keys, nil
 }
 
 // Run delivers callbacks and erases expired keys until ctx is done.

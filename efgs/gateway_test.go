@@ -360,6 +360,10 @@ func TestRetention(t *testing.T) {
 	if a := e.audit.actions(); a[len(a)-1] != crossroads.FederationErase+":allowed" {
 		t.Errorf("erase not recorded: %v", a)
 	}
+	n := len(e.audit.actions())
+	if b, _, err := e.g.Erase(t.Context()); err != nil || b != 0 || len(e.audit.actions()) != n {
+		t.Errorf("an erasure of nothing: %d batches, %v, %d new records", b, err, len(e.audit.actions())-n)
+	}
 }
 
 func TestMembersAdmin(t *testing.T) {
