@@ -159,15 +159,8 @@ func (s *EFGS) Upload(ctx context.Context, u crossroads.EFGSUpload) (crossroads.
 	if _, err := tx.ExecContext(ctx, `UPDATE efgs_batches SET next_tag = ? WHERE day = ? AND seq = ?`, b.Tag, b.Day, b.Seq-1); err != nil {
 		return b, fmt.Errorf("efgs upload: link: %w", err)
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO efgs_keys(batch_tag, idx, hash, origin, proto) VALUES (?, ?, ?, ?, ?)`)
-	if err != nil {
+	if err := insertKeys(ctx, tx, b.Tag, u.Keys); err != nil {
 		return b, fmt.Errorf("efgs upload: %w", err)
-	}
-	defer ins.Close()
-	for i, k := range u.Keys {
-		if _, err := ins.ExecContext(ctx, b.Tag, i, k.Hash, k.Origin, k.Proto); err != nil {
-			return b, fmt.Errorf("efgs upload: key %d: %w", i, err)
-		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO efgs_callback_tasks(country, callback_id, batch_tag, not_before)
 		SELECT country, id, ?, ? FROM efgs_callbacks`, b.Tag, created); err != nil {
@@ -177,6 +170,42 @@ func (s *EFGS) Upload(ctx context.Context, u crossroads.EFGSUpload) (crossroads.
 		return b, fmt.Errorf("efgs upload: commit: %w", err)
 	}
 	return b, nil
+}
+
+// efgsInsertRows is how many keys one INSERT writes (5 parameters each).
+const efgsInsertRows = 200
+
+// insertKeys writes the keys with multi-row INSERTs: a few dozen
+// statements per batch instead of 5,000.
+func insertKeys(ctx context.Context, tx *sql.Tx, tag string, keys []crossroads.EFGSKey) error {
+	stmts := map[int]*sql.Stmt{}
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	args := make([]any, 0, 5*efgsInsertRows)
+	for start := 0; start < len(keys); start += efgsInsertRows {
+		end := min(start+efgsInsertRows, len(keys))
+		n := end - start
+		st, ok := stmts[n]
+		if !ok {
+			var err error
+			st, err = tx.PrepareContext(ctx, `INSERT INTO efgs_keys(batch_tag, idx, hash, origin, proto) VALUES (?, ?, ?, ?, ?)`+strings.Repeat(", (?, ?, ?, ?, ?)", n-1))
+			if err != nil {
+				return err
+			}
+			stmts[n] = st
+		}
+		args = args[:0]
+		for i := start; i < end; i++ {
+			args = append(args, tag, i, keys[i].Hash, keys[i].Origin, keys[i].Proto)
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("keys %d–%d: %w", start, end-1, err)
+		}
+	}
+	return nil
 }
 
 // duplicates finds the keys whose hash is stored already or repeats.
