@@ -388,3 +388,25 @@ func TestMembersAdmin(t *testing.T) {
 		}
 	}
 }
+
+// The operator routes refuse what a cross-site page could send.
+func TestAdminSameSite(t *testing.T) {
+	h := efgs.SameSite(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	for name, tc := range map[string]struct {
+		hdr  map[string]string
+		want int
+	}{
+		"json":              {map[string]string{"Content-Type": "application/json"}, http.StatusNoContent},
+		"form":              {map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, http.StatusUnsupportedMediaType},
+		"no body type":      {nil, http.StatusUnsupportedMediaType},
+		"cross-site":        {map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		"same-origin fetch": {map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "same-origin"}, http.StatusNoContent},
+	} {
+		r := newReq("POST", "/admin/members/DE/offboard", tc.hdr)
+		w := recorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("%s: %d, want %d", name, w.Code, tc.want)
+		}
+	}
+}

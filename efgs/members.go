@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -256,4 +257,25 @@ func (g *Gateway) operator(r *http.Request) string {
 		return p.ID
 	}
 	return "operator"
+}
+
+// SameSite guards the operator routes against cross-site requests, as the
+// hub's /v1/admin routes are: a state-changing request must be
+// application/json (a cross-site form cannot send it without a CORS
+// preflight the hub never grants) and not marked cross-site by the
+// browser. Revocation and off-boarding send {}.
+func SameSite(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("Sec-Fetch-Site") {
+		case "", "same-origin", "none":
+		default:
+			problem.Error(w, http.StatusForbidden, crossroads.ReasonCrossSite, "state-changing requests must come from the hub's own origin")
+			return
+		}
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			problem.Error(w, http.StatusUnsupportedMediaType, crossroads.ReasonUnsupportedMedia, "send the body as application/json (revoke and off-board: {})")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -91,9 +91,9 @@ func openEFGS(ctx context.Context, h *Hub) ([]httpapi.Route, error) {
 		{Method: "PUT", Pattern: p("/diagnosiskeys/callback/{id}"), Access: httpapi.Participant, Handler: hf(g.PutCallback)},
 		{Method: "DELETE", Pattern: p("/diagnosiskeys/callback/{id}"), Access: httpapi.Participant, Handler: hf(g.DeleteCallback)},
 		{Method: "GET", Pattern: p("/admin/certificates"), Access: httpapi.Operator, Handler: hf(g.AdminCertificates)},
-		{Method: "POST", Pattern: p("/admin/members"), Access: httpapi.Operator, Handler: hf(g.AdminMembers)},
-		{Method: "POST", Pattern: p("/admin/certificates/{thumbprint}/revoke"), Access: httpapi.Operator, Handler: hf(g.AdminRevoke)},
-		{Method: "POST", Pattern: p("/admin/members/{country}/offboard"), Access: httpapi.Operator, Handler: hf(g.AdminOffboard)},
+		{Method: "POST", Pattern: p("/admin/members"), Access: httpapi.Operator, Handler: efgs.SameSite(hf(g.AdminMembers))},
+		{Method: "POST", Pattern: p("/admin/certificates/{thumbprint}/revoke"), Access: httpapi.Operator, Handler: efgs.SameSite(hf(g.AdminRevoke))},
+		{Method: "POST", Pattern: p("/admin/members/{country}/offboard"), Access: httpapi.Operator, Handler: efgs.SameSite(hf(g.AdminOffboard))},
 	}, nil
 }
 

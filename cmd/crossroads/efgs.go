@@ -181,7 +181,7 @@ func runEFGSMembers(ctx context.Context, args []string) error {
 		if pos[0] == "offboard" {
 			target, want = base+"/admin/members/"+pos[1]+"/offboard", http.StatusOK
 		}
-		if _, err := efgsCall(ctx, cl, http.MethodPost, target, nil, want); err != nil {
+		if _, err := efgsCall(ctx, cl, http.MethodPost, target, []byte("{}"), want); err != nil {
 			return err
 		}
 		fmt.Printf("%s %s: done\n", pos[0], pos[1])

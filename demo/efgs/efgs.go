@@ -159,7 +159,8 @@ func StartWith(ctx context.Context, o demo.Options, ln net.Listener, countries [
 	if err := os.WriteFile(filepath.Join(edir, "members.json"), body, 0o644); err != nil {
 		return nil, nil, err
 	}
-	if status, b, err := g.call(ctx, g.Running.Clients.Client(demo.Operator), http.MethodPost, g.Base+"/admin/members", nil, body); err != nil || status != http.StatusOK {
+	if status, b, err := g.call(ctx, g.Running.Clients.Client(demo.Operator), http.MethodPost, g.Base+"/admin/members",
+		map[string]string{"Content-Type": "application/json"}, body); err != nil || status != http.StatusOK {
 		return nil, nil, fmt.Errorf("register member certificates: %d %s %v", status, b, err)
 	}
 	ok = true
