@@ -40,6 +40,9 @@ type Participant struct {
 	// Enterprise is, for a participant of kind enterprise-representative,
 	// the enterprise number (CBE, canonical) of the company it represents.
 	Enterprise string `json:"enterprise,omitempty" yaml:"enterprise,omitempty"`
+	// Country is, for a participant of kind national-backend, its ISO
+	// 3166-1 alpha-2 country code (the federation gateway's origin).
+	Country string `json:"country,omitempty" yaml:"country,omitempty"`
 }
 
 // Subject kinds: what an exchange, an integration or a capacity is about

@@ -220,8 +220,10 @@ func TestValidateAccepts(t *testing.T) {
 			n.Integrations = slices.Delete(n.Integrations, 5, 6) // rva's, whose capacities it named
 			n.Integrations = slices.Delete(n.Integrations, 2, 4)
 		},
-		"participant suspended":         func(n *crossroads.Network) { n.Participants[2].Status = crossroads.StatusSuspended },
-		"national backend provider":     func(n *crossroads.Network) { n.Participants[0].Kind = crossroads.KindNationalBackend },
+		"participant suspended": func(n *crossroads.Network) { n.Participants[2].Status = crossroads.StatusSuspended },
+		"national backend provider": func(n *crossroads.Network) {
+			n.Participants[0].Kind, n.Participants[0].Country = crossroads.KindNationalBackend, "BE"
+		},
 		"ancestor of a listed field":    func(n *crossroads.Network) { n.Authorisations[0].Fields["rsz.employment"] = []string{"/employer"} },
 		"whole payload":                 func(n *crossroads.Network) { n.Authorisations[0].Fields["rr.person"] = []string{""} },
 		"pointer with escapes":          func(n *crossroads.Network) { n.Services[0].Fields = append(n.Services[0].Fields, "/a~0b~1c") },

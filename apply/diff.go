@@ -194,6 +194,7 @@ func diffParticipant(old, new crossroads.Participant) []FieldChange {
 	d.str("status", old.Status, new.Status)
 	d.str("incidentContact", old.IncidentContact, new.IncidentContact)
 	d.str("enterprise", old.Enterprise, new.Enterprise)
+	d.str("country", old.Country, new.Country)
 	return d
 }
 

@@ -169,7 +169,7 @@ func Check(n *crossroads.Network, current *crossroads.Network, kinds personid.Ki
 	w := newWorld(current, n)
 	w.kinds = kinds
 
-	seen := map[string]int{}
+	seen, countries := map[string]int{}, map[string]int{}
 	for i, p := range n.Participants {
 		path := fmt.Sprintf("participants[%d]", i)
 		ps.id(path, "participants", p.ID, seen, i)
@@ -187,6 +187,20 @@ func Check(n *crossroads.Network, current *crossroads.Network, kinds personid.Ki
 			}
 		case p.Enterprise != "":
 			ps.add(path+".enterprise", "only participants of kind %s name an enterprise", crossroads.KindEnterpriseRepresentative)
+		}
+		// A national backend names its country (the federation gateway's
+		// origin of its keys), one backend per country; no other kind does.
+		switch {
+		case p.Kind == crossroads.KindNationalBackend:
+			if !validCountry(p.Country) {
+				ps.add(path+".country", "a national backend needs its country code (ISO 3166-1 alpha-2, upper case)")
+			} else if j, dup := countries[p.Country]; dup {
+				ps.add(path+".country", "country %s is already the country of participants[%d]", p.Country, j)
+			} else {
+				countries[p.Country] = i
+			}
+		case p.Country != "":
+			ps.add(path+".country", "only participants of kind %s name a country", crossroads.KindNationalBackend)
 		}
 		if p.Status != crossroads.StatusActive && p.Status != crossroads.StatusSuspended {
 			ps.add(path+".status", "%q is not a participant status (active, suspended)", p.Status)
@@ -593,4 +607,10 @@ func (ps *problems) current(n, current *crossroads.Network, after *world) {
 		path := fmt.Sprintf("current authorisation %q", a.ID)
 		newOnly(func(ps *problems, w *world) { ps.authorisation(path, a, w) })
 	}
+}
+
+// validCountry reports whether c is two upper-case ASCII letters (an ISO
+// 3166-1 alpha-2 code, as the federation gateway's origin field carries).
+func validCountry(c string) bool {
+	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
 }

@@ -67,6 +67,8 @@ type Target struct {
 	MaxHeapGrowth float64
 	// Impostor, if set, checks that the hub authenticates providers.
 	Impostor *Impostor
+	// EFGS, if set, attacks the federation gateway (efgs.go).
+	EFGS *EFGSTarget
 }
 
 // Result is one attack and how it was answered.
@@ -218,6 +220,9 @@ func Run(ctx context.Context, t Target) (*Report, error) {
 	}
 	if t.Impostor != nil {
 		r.impostor(ctx)
+	}
+	if t.EFGS != nil {
+		r.efgs(ctx)
 	}
 
 	// The hub is still up and answers a valid exchange.

@@ -131,6 +131,7 @@ type Config struct {
 	OIDCRootCAs string
 
 	Batch batch.Options // batch consultation: submission bounds, retention, concurrency (zero: defaults; batch.go)
+	EFGS  EFGSConfig    // the federation gateway (efgs.go); zero: on at /efgs with the reference's defaults
 }
 
 // Hub is an assembled hub.
@@ -159,6 +160,7 @@ type Hub struct {
 	renew     *certRenewal     // the current hub certificate (renew.go)
 	opened    []feature        // the features opened (features.go)
 	batch     *batch.Service   // batch consultation (batch.go)
+	EFGS      *efgsFeature     // the federation gateway (efgs.go); nil when disabled
 
 	// Upstream is the authenticated transport to providers.
 	Upstream *upstream.Transport

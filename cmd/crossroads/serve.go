@@ -36,6 +36,7 @@ func newLogger(level string) *slog.Logger {
 func runServe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	sf := addStoreFlags(fs)
+	efgsConfig := efgsServeFlags(fs) // the federation gateway's flags (efgs.go)
 	pf := addPassFlags(fs)
 	listen := fs.String("listen", "127.0.0.1:8443", "address to serve HTTPS on")
 	var hosts listFlag
@@ -100,6 +101,7 @@ func runServe(ctx context.Context, args []string) error {
 		OIDCEnterpriseClaim: *oidcEnterprise, SIEMAllowTLS12: *siemTLS12,
 	}
 	cfg.Batch = batchOptions()
+	efgsConfig(&cfg)
 	if err := keyProvider(&cfg); err != nil {
 		return err
 	}

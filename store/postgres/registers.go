@@ -75,10 +75,10 @@ func (s *Registers) Registers(ctx context.Context) (*crossroads.Network, error) 
 }
 
 func readParticipants(ctx context.Context, tx pgx.Tx) ([]crossroads.Participant, error) {
-	rows, _ := tx.Query(ctx, `SELECT id, name, kind, status, incident_contact, enterprise FROM participants ORDER BY id`)
+	rows, _ := tx.Query(ctx, `SELECT id, name, kind, status, incident_contact, enterprise, country FROM participants ORDER BY id`)
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (crossroads.Participant, error) {
 		var p crossroads.Participant
-		err := r.Scan(&p.ID, &p.Name, &p.Kind, &p.Status, &p.IncidentContact, &p.Enterprise)
+		err := r.Scan(&p.ID, &p.Name, &p.Kind, &p.Status, &p.IncidentContact, &p.Enterprise, &p.Country)
 		return p, err
 	})
 }
@@ -229,10 +229,10 @@ func decKind(k string) string {
 }
 
 func putParticipant(ctx context.Context, tx pgx.Tx, p crossroads.Participant) error {
-	_, err := tx.Exec(ctx, `INSERT INTO participants(id, name, kind, status, incident_contact, enterprise) VALUES ($1, $2, $3, $4, $5, $6)
+	_, err := tx.Exec(ctx, `INSERT INTO participants(id, name, kind, status, incident_contact, enterprise, country) VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind, status = excluded.status,
-		incident_contact = excluded.incident_contact, enterprise = excluded.enterprise`,
-		p.ID, p.Name, p.Kind, p.Status, p.IncidentContact, p.Enterprise)
+		incident_contact = excluded.incident_contact, enterprise = excluded.enterprise, country = excluded.country`,
+		p.ID, p.Name, p.Kind, p.Status, p.IncidentContact, p.Enterprise, p.Country)
 	return err
 }
 

@@ -152,7 +152,7 @@ func (s *Registers) Registers(ctx context.Context) (*crossroads.Network, error) 
 }
 
 func readParticipants(ctx context.Context, tx *sql.Tx) ([]crossroads.Participant, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, name, kind, status, incident_contact, enterprise FROM participants ORDER BY id`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, name, kind, status, incident_contact, enterprise, country FROM participants ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +160,7 @@ func readParticipants(ctx context.Context, tx *sql.Tx) ([]crossroads.Participant
 	var out []crossroads.Participant
 	for rows.Next() {
 		var p crossroads.Participant
-		if err := rows.Scan(&p.ID, &p.Name, &p.Kind, &p.Status, &p.IncidentContact, &p.Enterprise); err != nil {
+		if err := rows.Scan(&p.ID, &p.Name, &p.Kind, &p.Status, &p.IncidentContact, &p.Enterprise, &p.Country); err != nil {
 			return nil, err
 		}
 		out = append(out, p)
@@ -386,10 +386,10 @@ func decKind(k string) string {
 }
 
 func putParticipant(ctx context.Context, tx *sql.Tx, p crossroads.Participant) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO participants(id, name, kind, status, incident_contact, enterprise) VALUES (?, ?, ?, ?, ?, ?)
+	_, err := tx.ExecContext(ctx, `INSERT INTO participants(id, name, kind, status, incident_contact, enterprise, country) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind, status = excluded.status,
-		incident_contact = excluded.incident_contact, enterprise = excluded.enterprise`,
-		p.ID, p.Name, p.Kind, p.Status, p.IncidentContact, p.Enterprise)
+		incident_contact = excluded.incident_contact, enterprise = excluded.enterprise, country = excluded.country`,
+		p.ID, p.Name, p.Kind, p.Status, p.IncidentContact, p.Enterprise, p.Country)
 	return err
 }
 
