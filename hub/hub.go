@@ -128,6 +128,7 @@ type Config struct {
 	// OIDCRootCAs is a PEM file of the roots to trust for the issuer's
 	// discovery document and keys (default the system's).
 	OIDCRootCAs string
+	SPELimits   crossroads.Limits // each caller's rate in each secure-processing workspace (spe.go; zero: the defaults)
 }
 
 // Hub is an assembled hub.
@@ -155,6 +156,7 @@ type Hub struct {
 	sharedLog *mysqllog.Log    // nil: the log is this node's own (POSIX)
 	renew     *certRenewal     // the current hub certificate (renew.go)
 	opened    []feature        // the features opened (features.go)
+	spe       *speFeature      // secure processing (spe.go)
 
 	// Upstream is the authenticated transport to providers.
 	Upstream *upstream.Transport

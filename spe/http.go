@@ -53,7 +53,7 @@ func (s *Service) Routes() []Route {
 	return []Route{
 		{Method: http.MethodGet, Pattern: "/v1/spe/permits", Handler: http.HandlerFunc(s.listPermits)},
 		h(http.MethodGet, "/v1/spe/permits/{permit}", nil, s.getWorkspace),
-		h(http.MethodPost, "/v1/spe/permits/{permit}/uploads/{$}", holder, tus),
+		h(http.MethodPost, "/v1/spe/permits/{permit}/uploads/", holder, tus),
 		h(http.MethodHead, "/v1/spe/permits/{permit}/uploads/{id}", holder, tus),
 		h(http.MethodPatch, "/v1/spe/permits/{permit}/uploads/{id}", holder, tus),
 		h(http.MethodOptions, "/v1/spe/permits/{permit}/uploads/", holder, tus),

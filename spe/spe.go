@@ -83,6 +83,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultLimits bound each caller in each workspace unless configured:
+// enough for a tus client's chunks and a researcher's queries.
+var DefaultLimits = crossroads.Limits{RatePerSecond: 20, Burst: 40, MaxConcurrent: 8}
+
 // Service serves the workspaces.
 type Service struct {
 	cfg Config
@@ -104,6 +108,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = 1 << 30
+	}
+	if cfg.Limits == (crossroads.Limits{}) {
+		cfg.Limits = DefaultLimits
 	}
 	if cfg.QueryTimeout <= 0 {
 		cfg.QueryTimeout = 2 * time.Minute
