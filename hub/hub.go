@@ -128,7 +128,7 @@ type Config struct {
 	// OIDCRootCAs is a PEM file of the roots to trust for the issuer's
 	// discovery document and keys (default the system's).
 	OIDCRootCAs string
-	SPELimits   crossroads.Limits // each caller's rate in each secure-processing workspace (spe.go; zero: the defaults)
+	SPE         SPEOptions // secure processing: rate limits and federation peers (spe.go)
 }
 
 // Hub is an assembled hub.

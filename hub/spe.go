@@ -2,6 +2,10 @@ package hub
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/crossroads-hub/crossroads"
@@ -37,7 +41,7 @@ func openSPE(ctx context.Context, h *Hub) ([]httpapi.Route, error) {
 			}
 			return out
 		},
-		Limiter: h.Limiter, Limits: h.cfg.SPELimits,
+		Limiter: h.Limiter, Limits: h.cfg.SPE.Limits, Peers: h.cfg.SPE.clients(h.log),
 		CloseSessions: h.closeSessionsOf,
 		Hub:           HubID, Logger: h.log,
 	})
@@ -51,6 +55,38 @@ func openSPE(ctx context.Context, h *Hub) ([]httpapi.Route, error) {
 		routes = append(routes, httpapi.Route{Method: r.Method, Pattern: r.Pattern, Access: httpapi.Participant, Handler: r.Handler})
 	}
 	return routes, nil
+}
+
+// SPEOptions configure secure processing.
+type SPEOptions struct {
+	// Limits bound each caller in each workspace (zero: spe.DefaultLimits).
+	Limits crossroads.Limits
+	// Peers are the peer hubs federated queries may reach, by the id the
+	// permits give them (Permit.Peers[].Hub): only these, each explicitly
+	// (TIR-31).
+	Peers map[string]SPEPeer
+}
+
+// SPEPeer is how to reach one peer hub: its network CA (to verify its
+// server certificate) and the client certificate it issued to this hub.
+type SPEPeer struct {
+	Roots       *x509.CertPool
+	Certificate tls.Certificate
+}
+
+func (o SPEOptions) clients(log *slog.Logger) map[string]*http.Client {
+	out := map[string]*http.Client{}
+	for id, p := range o.Peers {
+		cert := p.Certificate
+		out[id] = &http.Client{
+			Timeout: 2 * time.Minute,
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: p.Roots,
+				Certificates: []tls.Certificate{cert}}},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		log.Info("spe: federation peer", "hub", id)
+	}
+	return out
 }
 
 type speFeature struct {

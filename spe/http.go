@@ -58,6 +58,12 @@ func (s *Service) Routes() []Route {
 		h(http.MethodPatch, "/v1/spe/permits/{permit}/uploads/{id}", holder, tus),
 		h(http.MethodOptions, "/v1/spe/permits/{permit}/uploads/", holder, tus),
 		h(http.MethodGet, "/v1/spe/permits/{permit}/uploads/{id}", nil, refuseDownload),
+		h(http.MethodPost, "/v1/spe/permits/{permit}/queries", []string{crossroads.RoleResearcher}, s.postQuery),
+		h(http.MethodGet, "/v1/spe/permits/{permit}/releases", []string{crossroads.RoleResearcher, crossroads.RoleReviewer, crossroads.RoleAccessBody}, s.listReleases),
+		h(http.MethodGet, "/v1/spe/permits/{permit}/releases/{release}", []string{crossroads.RoleResearcher, crossroads.RoleReviewer, crossroads.RoleAccessBody}, s.getRelease),
+		h(http.MethodGet, "/v1/spe/permits/{permit}/releases/{release}/result", []string{crossroads.RoleResearcher}, s.getResult),
+		h(http.MethodPost, "/v1/spe/permits/{permit}/releases/{release}/reviews", []string{crossroads.RoleReviewer}, s.postReview),
+		{Method: http.MethodPost, Pattern: "/v1/spe/federation/{permit}/partials", Handler: http.HandlerFunc(s.postPartial)},
 		h(http.MethodPost, "/v1/spe/permits/{permit}/halt", []string{crossroads.RoleOperator, crossroads.RoleAccessBody}, s.postHalt),
 		h(http.MethodPost, "/v1/spe/permits/{permit}/resume", []string{crossroads.RoleOperator, crossroads.RoleAccessBody}, s.postResume),
 	}

@@ -75,8 +75,11 @@ type Config struct {
 	MaxUploadBytes int64
 	// QueryTimeout bounds a query (default 2 minutes).
 	QueryTimeout time.Duration
-	// Peers reaches peer hubs for federated queries (nil: none).
-	Peers *http.Client
+	// Peers are the clients that reach peer hubs for federated queries, by
+	// the peer hub's id in the permits (Permit.Peers[].Hub): each with the
+	// peer's CA as roots and the certificate the peer issued to this hub
+	// (TIR-30, TIR-31). A permit's peer without a client is unreachable.
+	Peers map[string]*http.Client
 	// Hub is this hub's participant id (federated queries name it).
 	Hub    string
 	Now    func() time.Time
@@ -155,6 +158,8 @@ type space struct {
 	state Workspace
 	key   []byte // unwrapped on a member's first request
 	tus   http.Handler
+
+	queryMu sync.Mutex // one query or review at a time: history and budget move together
 }
 
 // space opens (creating on first use) the workspace of permit a.
