@@ -43,7 +43,7 @@ func openSPE(ctx context.Context, h *Hub) ([]httpapi.Route, error) {
 		},
 		Limiter: h.Limiter, Limits: h.cfg.SPE.Limits, Peers: h.cfg.SPE.clients(h.log),
 		CloseSessions: h.closeSessionsOf,
-		Hub:           HubID, Logger: h.log,
+		Progress:      h.cfg.SPE.Progress, Hub: HubID, Logger: h.log,
 	})
 	if err != nil {
 		st.Close()
@@ -65,6 +65,9 @@ type SPEOptions struct {
 	// permits give them (Permit.Peers[].Hub): only these, each explicitly
 	// (TIR-31).
 	Peers map[string]SPEPeer
+	// Progress observes transfers and queries segment by segment (see
+	// spe.Config.Progress); nil: none.
+	Progress func(permit, stage string, n int64)
 }
 
 // SPEPeer is how to reach one peer hub: its network CA (to verify its

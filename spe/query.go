@@ -150,7 +150,16 @@ func (s *Service) runLocal(ctx context.Context, sp *space, a *crossroads.Authori
 		return aggregate.Table{}, fmt.Errorf("spe: dataset %s: %w", dataset, err)
 	}
 	defer f.Close()
-	o, err := newOpener(f, key, sp.permit, up.ID, up.Size, s.live(sp))
+	live := s.live(sp)
+	var read int64
+	check := func() error {
+		if pr := s.cfg.Progress; pr != nil {
+			pr(sp.permit, "query", read)
+		}
+		read += SegmentSize
+		return live()
+	}
+	o, err := newOpener(f, key, sp.permit, up.ID, up.Size, check)
 	if err != nil {
 		return aggregate.Table{}, err
 	}
@@ -401,7 +410,7 @@ func (s *Service) query(ctx context.Context, m *member, req QueryRequest) (*Rele
 			return nil, err
 		}
 	}
-	return s.view(rel, sealed, nil, true), nil
+	return s.view(rel, sealed, nil, rel.Released()), nil
 }
 
 // noisy releases t with noise under the permit's budget (basic

@@ -80,6 +80,10 @@ type Config struct {
 	// peer's CA as roots and the certificate the peer issued to this hub
 	// (TIR-30, TIR-31). A permit's peer without a client is unreachable.
 	Peers map[string]*http.Client
+	// Progress, when set, is called before every segment a transfer
+	// writes or a query reads (stage "upload" or "query", with the bytes
+	// so far): for metrics, and for tests that act mid-way.
+	Progress func(permit, stage string, n int64)
 	// Hub is this hub's participant id (federated queries name it).
 	Hub    string
 	Now    func() time.Time

@@ -95,7 +95,7 @@ func (s *Service) newTus(sp *space) (http.Handler, error) {
 	composer.UseLocker(memorylocker.New())
 	h, err := tusd.NewUnroutedHandler(tusd.Config{
 		StoreComposer:           composer,
-		BasePath:                "/v1/spe/permits/" + sp.permit + "/uploads/",
+		BasePath:                "/v1/spe/permits/" + sp.permit + "/uploads/", // as the routes, so every id is of this workspace
 		MaxSize:                 s.cfg.MaxUploadBytes,
 		DisableDownload:         true, // EHDSR-12: raw data never leaves
 		DisableTermination:      true,
@@ -106,12 +106,14 @@ func (s *Service) newTus(sp *space) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spe: tus: %w", err)
 	}
+	// tusd's handlers read the upload id from the path without its base.
+	base := "/v1/spe/permits/" + sp.permit + "/uploads/"
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/spe/permits/{permit}/uploads/{$}", h.PostFile)
-	mux.HandleFunc("HEAD /v1/spe/permits/{permit}/uploads/{id}", h.HeadFile)
-	mux.HandleFunc("PATCH /v1/spe/permits/{permit}/uploads/{id}", h.PatchFile)
+	mux.HandleFunc("POST "+base+"{$}", h.PostFile)
+	mux.Handle("HEAD "+base+"{id}", http.StripPrefix(base, http.HandlerFunc(h.HeadFile)))
+	mux.Handle("PATCH "+base+"{id}", http.StripPrefix(base, http.HandlerFunc(h.PatchFile)))
 	mux.HandleFunc("OPTIONS /v1/spe/permits/{permit}/uploads/", func(w http.ResponseWriter, r *http.Request) {})
-	return h.Middleware(checksumExtension(mux)), nil
+	return checksumExtension(h.Middleware(mux)), nil
 }
 
 // checksumExtension announces the checksum extension and puts a PATCH's
@@ -119,10 +121,7 @@ func (s *Service) newTus(sp *space) (http.Handler, error) {
 func checksumExtension(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodOptions {
-			if v := w.Header().Get("Tus-Extension"); v != "" {
-				w.Header().Set("Tus-Extension", v+",checksum")
-			}
-			w.Header().Set("Tus-Checksum-Algorithm", "sha256,sha1")
+			w = &extWriter{ResponseWriter: w}
 		}
 		if v := r.Header.Get("Upload-Checksum"); v != "" && r.Method == http.MethodPatch {
 			c, err := parseChecksum(v)
@@ -135,6 +134,30 @@ func checksumExtension(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// extWriter adds the checksum extension to the headers tusd writes.
+type extWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *extWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.wrote = true
+		if v := w.Header().Get("Tus-Extension"); v != "" {
+			w.Header().Set("Tus-Extension", v+",checksum")
+			w.Header().Set("Tus-Checksum-Algorithm", "sha256,sha1")
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *extWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 type tusStore struct {
@@ -204,11 +227,13 @@ func (st *tusStore) GetUpload(ctx context.Context, id string) (tusd.Upload, erro
 		return nil, tusd.ErrNotFound
 	}
 	b, err := st.sp.root.ReadFile("uploads/" + id + ".info")
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, tusd.ErrNotFound
-	}
 	if err != nil {
-		return nil, fmt.Errorf("spe: upload %s: %w", id, err)
+		// Absent, or a path the workspace's root refuses (a link out of
+		// it): no such upload here.
+		if !errors.Is(err, os.ErrNotExist) {
+			st.s.cfg.Logger.Warn("spe: upload info unreadable", "permit", st.sp.permit, "upload", id, "err", err)
+		}
+		return nil, tusd.ErrNotFound
 	}
 	u := &tusUpload{st: st, id: id}
 	if err := json.Unmarshal(b, &u.info); err != nil {
@@ -298,6 +323,9 @@ func (u *tusUpload) WriteChunk(ctx context.Context, offset int64, src io.Reader)
 	for {
 		n, rerr := io.ReadFull(src, plain)
 		if n > 0 {
+			if pr := u.st.s.cfg.Progress; pr != nil {
+				pr(u.st.sp.permit, "upload", offset+written)
+			}
 			if err := live(); err != nil {
 				stopErr = errTusHalted
 				break
