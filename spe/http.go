@@ -141,8 +141,10 @@ func (s *Service) enter(roles []string, fn func(http.ResponseWriter, *http.Reque
 		}
 		rctx, cancel := context.WithCancelCause(r.Context())
 		defer cancel(nil)
-		stop := context.AfterFunc(ctx, func() { cancel(ErrHalted) })
-		defer stop()
+		if ctx.Err() == nil { // an open workspace: a halt ends the request
+			stop := context.AfterFunc(ctx, func() { cancel(ErrHalted) })
+			defer stop()
+		}
 		fn(w, r.WithContext(context.WithValue(rctx, memberKey{}, m)), m)
 	})
 }
@@ -250,6 +252,7 @@ func (s *Service) postResume(w http.ResponseWriter, r *http.Request, m *member) 
 		problem.Error(w, http.StatusConflict, crossroads.ReasonWorkspaceHalted, "only a halted workspace whose permit is in force can be resumed")
 		return
 	case err != nil:
+		s.cfg.Logger.Error("spe: resume", "permit", m.permit.ID, "err", err)
 		problem.Error(w, http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "the resumption could not be recorded")
 		return
 	}

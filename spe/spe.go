@@ -335,7 +335,9 @@ func (s *Service) stop(ctx context.Context, permit, state, actor, reason string)
 	var members []string
 	if a.Permit != nil {
 		for _, m := range a.Permit.Members {
-			members = append(members, m.Participant)
+			if m.Participant != actor { // whoever halts keeps the session that asked
+				members = append(members, m.Participant)
+			}
 		}
 	}
 	closed := 0
