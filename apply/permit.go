@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/outputcheck"
 )
 
 // permitRoles are the roles a permit may give its members.
@@ -94,11 +95,15 @@ func (ps *problems) permit(path string, a crossroads.Authorisation, w *world) {
 			ps.add(fmt.Sprintf("%s.statistics[%d]", path, j), "%q is not a statistic (%v)", s, permitStatistics)
 		}
 	}
-	for k, v := range p.Rules {
-		switch v.(type) {
-		case int, int64, float64, bool:
-		default:
-			ps.add(fmt.Sprintf("%s.rules.%s", path, k), "a rule's parameter is a number or a boolean")
+	if len(p.Rules) > 0 {
+		// The rules as the workspace will read them (outputcheck.ParseRules
+		// over the defaults: unknown keys and bad values refused).
+		b, err := json.Marshal(p.Rules)
+		if err == nil {
+			_, err = outputcheck.ParseRules(b)
+		}
+		if err != nil {
+			ps.add(path+".rules", "%v", err)
 		}
 	}
 	if b := p.Budget; b != nil {

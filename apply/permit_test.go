@@ -33,7 +33,7 @@ authorisations:
         - {participant: alice, role: researcher, name: Alice}
         - {participant: hosp-a, role: data-holder}
       statistics: [count, mean]
-      rules: {threshold: 10, dominanceN: 2, dominanceK: 0.9}
+      rules: {threshold: 10, dominance_n: 2, dominance_k: 0.9}
       budget: {epsilon: 1.0, delta: 0.000001}
       files: {types: [csv], maxBytes: 1048576}
       peers:
@@ -77,7 +77,8 @@ func TestValidatePermit(t *testing.T) {
 		{"epsilon", "positive number", func(a *crossroads.Authorisation) { a.Permit.Budget.Epsilon = 0 }},
 		{"delta", "in [0, 1)", func(a *crossroads.Authorisation) { a.Permit.Budget.Delta = 1 }},
 		{"file type", "not a file type", func(a *crossroads.Authorisation) { a.Permit.Files.Types = []string{"exe"} }},
-		{"rule value", "number or a boolean", func(a *crossroads.Authorisation) { a.Permit.Rules["threshold"] = "ten" }},
+		{"rule value", "rules", func(a *crossroads.Authorisation) { a.Permit.Rules["threshold"] = "ten" }},
+		{"unknown rule", "rules", func(a *crossroads.Authorisation) { a.Permit.Rules["thresold"] = 5 }},
 		{"peer url", "not an https://host:port", func(a *crossroads.Authorisation) { a.Permit.Peers[0].URL = "http://x" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
