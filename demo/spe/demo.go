@@ -148,11 +148,15 @@ func Scenario(ctx context.Context, ra, rb *demo.Running) ([]Step, *World) {
 		return v
 	}
 	query("count by region: the island's 3 rows fail the threshold", spe.QueryRequest{Query: Q(DatasetA, []string{"region"}, "count", "")},
-		spe.ReleaseFail, func(v *spe.ReleaseView) bool { return len(v.Cells) == 1 && slices.Contains(v.Cells[0].Fails, "threshold") })
+		spe.ReleaseFail, func(v *spe.ReleaseView) bool {
+			return len(v.Cells) == 1 && slices.Contains(v.Cells[0].Fails, "threshold")
+		})
 	query("count by region, island left out: passes", spe.QueryRequest{Query: Q(DatasetA, []string{"region"}, "count", "", notIsland)},
 		spe.ReleasePass, func(v *spe.ReleaseView) bool { return v.Result != nil && len(v.Result.Cells) == 3 })
 	query("cost by region: one stay dominates the West", spe.QueryRequest{Query: Q(DatasetA, []string{"region"}, "sum", "cost", notIsland)},
-		spe.ReleaseFail, func(v *spe.ReleaseView) bool { return len(v.Cells) == 1 && slices.Contains(v.Cells[0].Fails, "dominance") })
+		spe.ReleaseFail, func(v *spe.ReleaseView) bool {
+			return len(v.Cells) == 1 && slices.Contains(v.Cells[0].Fails, "dominance")
+		})
 	query("count by sex, island left out: passes", spe.QueryRequest{Query: Q(DatasetA, []string{"sex"}, "count", "", notIsland)}, spe.ReleasePass, nil)
 	query("count by sex of all: differencing refused", spe.QueryRequest{Query: Q(DatasetA, []string{"sex"}, "count", "")},
 		spe.ReleaseRefused, func(v *spe.ReleaseView) bool { return len(v.Differencing) > 0 && v.Result == nil })
