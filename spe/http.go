@@ -69,6 +69,14 @@ func (s *Service) Routes() []Route {
 	}
 }
 
+// supervision are the routes a halted workspace still serves (to
+// operators and the access body).
+var supervision = map[string]bool{
+	"GET /v1/spe/permits/{permit}":         true,
+	"POST /v1/spe/permits/{permit}/halt":   true,
+	"POST /v1/spe/permits/{permit}/resume": true,
+}
+
 // enter authenticates and authorises a workspace request: the caller must
 // be a member of the permit in one of roles (nil: any role), the permit in
 // force, the workspace open; within the caller's rate. The request runs
@@ -135,7 +143,10 @@ func (s *Service) enter(roles []string, fn func(http.ResponseWriter, *http.Reque
 			}
 		}
 		ctx := sp.done()
-		if ctx.Err() != nil && !operatorOnly && !slices.Contains(m.roles, crossroads.RoleAccessBody) {
+		// A halted or terminated workspace serves nothing but its
+		// supervision (state, halt, resume) to operators and the access body.
+		supervisor := operatorOnly || slices.Contains(m.roles, crossroads.RoleAccessBody)
+		if ctx.Err() != nil && !(supervisor && supervision[r.Pattern]) {
 			problem.Error(w, http.StatusForbidden, crossroads.ReasonWorkspaceHalted, "the workspace is halted or terminated")
 			return
 		}

@@ -95,6 +95,12 @@ func TestHaltStopsUploadAndQueryInProgress(t *testing.T) {
 			t.Fatalf("%s after the halt: %d %s", as, st, reason)
 		}
 	}
+	if st, _, _ := w.Call(ctx, spedemo.AccessBody, http.MethodGet, "/releases", nil, nil); st != 403 {
+		t.Fatalf("the access body reads releases of a halted workspace: %d", st)
+	}
+	if st, _, _ := w.Call(ctx, spedemo.AccessBody, http.MethodGet, "", nil, nil); st != 200 {
+		t.Fatalf("the access body's view of the halted workspace: %d", st)
+	}
 	if _, st, _ := w.Upload(ctx, spedemo.HolderA, spedemo.DatasetA, big); st != 403 {
 		t.Fatalf("a new upload after the halt: %d", st)
 	}
