@@ -117,6 +117,8 @@ const (
 	ReasonBudgetExhausted  Reason = "budget-exhausted"   // 403: the differential-privacy budget is spent
 	ReasonReviewConflict   Reason = "review-conflict"    // 409: a reviewer who requested the output, or decided it already
 	ReasonPeerRefused      Reason = "peer-refused"       // 502: a peer hub refused or failed its part of a federated query
+	ReasonNoSuchRelease    Reason = "no-such-release"    // 404: the workspace has no release with that id
+	ReasonSPEUnavailable   Reason = "spe-unavailable"    // 503: the workspace's store, files or key could not be reached
 )
 
 // Roles returns the roles participant holds in the permit.

@@ -117,7 +117,7 @@ func (s *Service) postPartial(w http.ResponseWriter, r *http.Request) {
 	}
 	sp, err := s.space(r.Context(), a)
 	if err != nil {
-		problem.Error(w, http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "the workspace could not be opened")
+		problem.Error(w, http.StatusServiceUnavailable, crossroads.ReasonSPEUnavailable, "the workspace could not be opened")
 		return
 	}
 	m := &member{id: caller.ID, permit: a, space: sp}

@@ -128,7 +128,7 @@ func (s *Service) enter(roles []string, fn func(http.ResponseWriter, *http.Reque
 		sp, err := s.space(r.Context(), a)
 		if err != nil {
 			s.cfg.Logger.Error("spe: open workspace", "permit", id, "err", err)
-			problem.Error(w, http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "the workspace could not be opened")
+			problem.Error(w, http.StatusServiceUnavailable, crossroads.ReasonSPEUnavailable, "the workspace could not be opened")
 			return
 		}
 		m.space = sp
@@ -219,12 +219,12 @@ type WorkspaceView struct {
 func (s *Service) getWorkspace(w http.ResponseWriter, r *http.Request, m *member) {
 	ups, err := s.cfg.Store.Uploads(r.Context(), m.permit.ID)
 	if err != nil {
-		problem.Error(w, http.StatusServiceUnavailable, "store-unavailable", "the workspace's records could not be read")
+		problem.Error(w, http.StatusServiceUnavailable, crossroads.ReasonSPEUnavailable, "the workspace's records could not be read")
 		return
 	}
 	spent, err := s.cfg.Store.Spent(r.Context(), m.permit.ID)
 	if err != nil {
-		problem.Error(w, http.StatusServiceUnavailable, "store-unavailable", "the workspace's records could not be read")
+		problem.Error(w, http.StatusServiceUnavailable, crossroads.ReasonSPEUnavailable, "the workspace's records could not be read")
 		return
 	}
 	m.space.mu.Lock()

@@ -284,7 +284,7 @@ func (s *Service) writeErr(w http.ResponseWriter, m *member, what string, err er
 		panic(http.ErrAbortHandler) // and the session goes with it
 	default:
 		s.cfg.Logger.Error("spe: "+what, "permit", m.permit.ID, "err", err)
-		problem.Error(w, http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "the "+what+" could not be completed or recorded")
+		problem.Error(w, http.StatusServiceUnavailable, crossroads.ReasonSPEUnavailable, "the "+what+" could not be completed or recorded")
 	}
 }
 
@@ -488,11 +488,11 @@ func (s *Service) view(rel Release, sealed sealedResult, reviews []Review, revea
 func (s *Service) release(ctx context.Context, m *member, id string) (Release, sealedResult, error) {
 	var sealed sealedResult
 	if !uploadID.MatchString(id) {
-		return Release{}, sealed, &queryError{http.StatusNotFound, "not-found", "no such release"}
+		return Release{}, sealed, &queryError{http.StatusNotFound, crossroads.ReasonNoSuchRelease, "no such release"}
 	}
 	rel, err := s.cfg.Store.Release(ctx, m.permit.ID, id)
 	if errors.Is(err, crossroads.ErrNotFound) {
-		return rel, sealed, &queryError{http.StatusNotFound, "not-found", "no such release"}
+		return rel, sealed, &queryError{http.StatusNotFound, crossroads.ReasonNoSuchRelease, "no such release"}
 	}
 	if err != nil {
 		return rel, sealed, err

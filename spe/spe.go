@@ -315,7 +315,11 @@ func (s *Service) Terminate(ctx context.Context, permit, reason string) error {
 func (s *Service) stop(ctx context.Context, permit, state, actor, reason string) error {
 	a, ok := s.cfg.Permit(permit)
 	if !ok || a.Kind != crossroads.KindDataPermit {
-		return fmt.Errorf("spe: permit %s: %w", permit, crossroads.ErrNotFound)
+		if state != StateTerminated {
+			return fmt.Errorf("spe: permit %s: %w", permit, crossroads.ErrNotFound)
+		}
+		// The permit is gone from the registers: its workspace ends all the same.
+		a = &crossroads.Authorisation{ID: permit, Kind: crossroads.KindDataPermit, Permit: &crossroads.Permit{}}
 	}
 	sp, err := s.space(ctx, a)
 	if err != nil {
