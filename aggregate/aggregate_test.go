@@ -3,6 +3,7 @@ package aggregate
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 const visits = `region,sex,age,cost
@@ -204,6 +206,27 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+func TestLineLimit(t *testing.T) {
+	q := Query{Dataset: "d", Index: []string{"k"}, Statistic: Count}
+	long := "k\n" + strings.Repeat("x", 1001) + "\ny\n"
+	for name, r := range map[string]io.Reader{
+		"one read":      strings.NewReader(long),
+		"byte by byte":  iotest.OneByteReader(strings.NewReader(long)),
+		"long header":   strings.NewReader(strings.Repeat("k", 2000) + "\nx\n"),
+		"quoted inside": strings.NewReader("k\n\"" + strings.Repeat("x", 1001) + "\"\n"),
+	} {
+		if _, err := Run(context.Background(), r, q, Limits{MaxLineBytes: 1000}); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%s: %v, want ErrTooLarge", name, err)
+		}
+	}
+	// Many lines of 1000 bytes, read in small pieces, are fine.
+	ok := "k\n" + strings.Repeat(strings.Repeat("x", 1000)+"\n", 50)
+	tab, err := Run(context.Background(), iotest.HalfReader(strings.NewReader(ok)), q, Limits{MaxLineBytes: 1000})
+	if err != nil || len(tab.Cells) != 1 || tab.Cells[0].N != 50 {
+		t.Errorf("lines at the limit: %v %+v", err, tab.Cells)
+	}
+}
+
 func TestMerge(t *testing.T) {
 	// Two holders: East 100, 200 | East 50, West 10. Sum 350 and 10, means
 	// 350/3 and 10, top of East 200, 100, 50.
@@ -298,5 +321,49 @@ func TestIsMissing(t *testing.T) {
 		if IsMissing(s) {
 			t.Errorf("%q missing", s)
 		}
+	}
+}
+
+func TestUnit(t *testing.T) {
+	// Visits: patient p1 has 3 visits in East (100, 200, 300), p2 one (50),
+	// p3 two (10, 20); one visit without a patient is dropped; p4 in East
+	// has a missing cost.
+	csv := "region,patient,cost\nEast,p1,100\nEast,p1,200\nEast,p2,50\nEast,p1,300\nEast,p3,10\nEast,p3,20\nEast,,999\nEast,p4,\n"
+	q := Query{Index: []string{"region"}, Unit: "patient", Value: "cost"}
+	// Per unit: p1 600, p2 50, p3 30 → n = 3 units, sum 680, mean per
+	// patient 680/3, median of {30, 50, 600} = 50, top 600, 50, 30.
+	q.Statistic = Sum
+	tab := mustRun(t, csv, q)
+	c := tab.Cells[0]
+	if c.N != 3 || c.Value != 680 || c.Missing != 1 || tab.Dropped != 1 || !reflect.DeepEqual(c.Top, []float64{600, 50, 30}) || tab.Unit != "patient" {
+		t.Errorf("sum per unit: %+v dropped %d", c, tab.Dropped)
+	}
+	q.Statistic = Mean
+	if v := mustRun(t, csv, q).Cells[0].Value; math.Abs(v-680.0/3) > 1e-9 {
+		t.Errorf("mean per unit %v", v)
+	}
+	q.Statistic = Median
+	if v := mustRun(t, csv, q).Cells[0].Value; v != 50 {
+		t.Errorf("median per unit %v", v)
+	}
+	// Count of units: with the value column p1, p2, p3 (p4's cost is
+	// missing); without it, p1..p4.
+	q.Statistic = Count
+	if c := mustRun(t, csv, q).Cells[0]; c.N != 3 || c.Value != 3 {
+		t.Errorf("count of units with a cost: %+v", c)
+	}
+	q.Value = ""
+	if c := mustRun(t, csv, q).Cells[0]; c.N != 4 || c.Value != 4 {
+		t.Errorf("count of units: %+v", c)
+	}
+	// The unit entries are bounded like values.
+	if _, err := Run(context.Background(), strings.NewReader(csv), Query{Dataset: "d", Index: []string{"region"}, Unit: "patient", Statistic: Count}, Limits{MaxValues: 3}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("units past the limit: %v", err)
+	}
+	if _, err := Merge(tab, tab); !errors.Is(err, ErrNotMergeable) {
+		t.Errorf("merging per-unit tables: %v", err)
+	}
+	if _, err := Run(context.Background(), strings.NewReader(csv), Query{Dataset: "d", Index: []string{"region"}, Unit: "person", Statistic: Count}, Limits{}); !errors.Is(err, ErrBadData) {
+		t.Errorf("no unit column: %v", err)
 	}
 }

@@ -37,6 +37,7 @@ func FuzzRun(f *testing.F) {
 	f.Add("a,b\n\"x,y\",1\n\"q\"\"\",2e3\n", "b", uint8(2))
 	f.Add("\ufeffa,b\r\nx,-1\r\n", "b", uint8(3))
 	f.Add("a,b\nx\n", "b", uint8(1))
+	f.Add("a,b\nx,1\nx,2\ny,\n", "b", uint8(0x81))
 	stats := []Statistic{Count, Sum, Mean, Median, Quantile}
 	f.Fuzz(func(t *testing.T, csv, value string, s uint8) {
 		q := Query{Dataset: "d", Index: []string{"a"}, Statistic: stats[int(s)%len(stats)], Value: "b"}
@@ -45,6 +46,9 @@ func FuzzRun(f *testing.F) {
 		}
 		if q.Statistic == Quantile {
 			q.Q = 0.3
+		}
+		if s&0x80 != 0 {
+			q.Unit = "a"
 		}
 		if q.Validate() != nil {
 			return

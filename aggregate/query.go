@@ -16,12 +16,18 @@
 // observed column tuple (as a cross-tabulation does: combinations that
 // never occur are cells with n = 0), in a deterministic order.
 //
+// With a unit column (Query.Unit), contributions are per unit — as
+// statistical agencies apply the threshold and dominance rules to
+// contributors, not records.
+//
 // Memory: count, sum and mean keep a fixed-size accumulator per cell
 // (TopContributions values and a few counters), so a query over any number
 // of rows uses O(cells) memory, bounded by Limits.MaxCells. Median and
 // quantile keep every contributing value: O(rows) memory, bounded by
-// Limits.MaxValues (8 bytes a value); a query past a limit fails with
-// ErrTooLarge rather than growing.
+// Limits.MaxValues (8 bytes a value); a unit column keeps one entry per
+// distinct unit in each cell, bounded by the same limit. One CSV line may not
+// exceed Limits.MaxLineBytes. A query past a limit fails with ErrTooLarge
+// rather than growing.
 package aggregate
 
 import (
@@ -99,6 +105,12 @@ type Query struct {
 	Value     string    `json:"value,omitempty" yaml:"value,omitempty"`
 	Q         float64   `json:"q,omitempty" yaml:"q,omitempty"`
 	Bounds    *Bounds   `json:"bounds,omitempty" yaml:"bounds,omitempty"`
+	// Unit optionally names the column identifying the contributor (a
+	// person, an enterprise). With it, the rows of one unit in a cell make
+	// one contribution (their values summed), n counts distinct units, and
+	// every statistic is over the units' contributions (count: units; mean:
+	// per unit). Rows without a unit are dropped.
+	Unit string `json:"unit,omitempty" yaml:"unit,omitempty"`
 }
 
 // ErrInvalidQuery is wrapped by every error of ParseQuery and Validate.
@@ -214,6 +226,9 @@ func (q Query) Validate() error {
 	default:
 		return bad("statistic %q: want count, sum, mean, median or quantile", q.Statistic)
 	}
+	if q.Unit != "" && !validName(q.Unit) {
+		return bad("unit: %q is not a column name", q.Unit)
+	}
 	if q.Value != "" && !validName(q.Value) {
 		return bad("value: %q is not a column name", q.Value)
 	}
@@ -323,6 +338,8 @@ func number(s string) (float64, bool) {
 	return n, true
 }
 
+var missingWords = [...]string{"na", "n/a", "nan", "null", "none"}
+
 // IsMissing reports whether a field is a missing value: empty (after
 // trimming spaces), or NA, N/A, NaN, NULL or None in any case.
 func IsMissing(s string) bool {
@@ -331,9 +348,10 @@ func IsMissing(s string) bool {
 	case 0:
 		return true
 	case 2, 3, 4:
-		switch strings.ToLower(s) {
-		case "na", "n/a", "nan", "null", "none":
-			return true
+		for _, m := range missingWords {
+			if strings.EqualFold(s, m) {
+				return true
+			}
 		}
 	}
 	return false

@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -19,8 +20,9 @@ const TopContributions = 10
 
 // Default limits (see Limits).
 const (
-	DefaultMaxCells  = 100_000
-	DefaultMaxValues = 10_000_000 // 80 MB of values for median and quantile
+	DefaultMaxCells     = 100_000
+	DefaultMaxValues    = 10_000_000 // 80 MB of values for median and quantile
+	DefaultMaxLineBytes = 1 << 20
 )
 
 // ErrTooLarge is returned when a query would pass a Limits bound.
@@ -32,8 +34,9 @@ var ErrBadData = errors.New("bad dataset")
 
 // Limits bound the memory a query may use; zero fields take the defaults.
 type Limits struct {
-	MaxCells  int   // cells of the table (index tuples × column tuples)
-	MaxValues int64 // values kept for median and quantile, all cells together
+	MaxCells     int   // cells of the table (index tuples × column tuples)
+	MaxValues    int64 // values kept for median and quantile, all cells together
+	MaxLineBytes int   // bytes between two newlines of the CSV (a record is read whole)
 }
 
 func (l Limits) withDefaults() Limits {
@@ -42,6 +45,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxValues <= 0 {
 		l.MaxValues = DefaultMaxValues
+	}
+	if l.MaxLineBytes <= 0 {
+		l.MaxLineBytes = DefaultMaxLineBytes
 	}
 	return l
 }
@@ -54,7 +60,7 @@ type Cell struct {
 	Value  float64  `json:"value"`  // the statistic; 0 when N is 0
 	// N is the number of rows contributing to the statistic: for count
 	// without a value column every row of the cell, otherwise the rows whose
-	// value is present.
+	// value is present; with a unit column, the distinct units among them.
 	N        int64     `json:"n"`
 	Missing  int64     `json:"missing,omitempty"`  // rows of the cell whose value is missing (not in N)
 	Negative int64     `json:"negative,omitempty"` // contributions below zero
@@ -77,6 +83,7 @@ type Table struct {
 	Bounds    *Bounds   `json:"bounds,omitempty"`
 	Index     []string  `json:"index"`             // index column names
 	Columns   []string  `json:"columns,omitempty"` // column column names
+	Unit      string    `json:"unit,omitempty"`    // unit column: contributions are per unit
 	Cells     []Cell    `json:"cells"`             // index tuples (sorted) × column tuples (sorted), row-major
 	// Dropped counts rows left out because a group-by label was missing.
 	Dropped int64 `json:"dropped,omitempty"`
@@ -102,6 +109,22 @@ type acc struct {
 	sum, abs             float64
 	top                  []float64
 	values               []float64
+	units                map[string]int // unit → index in unitSums (first-seen order, for deterministic sums)
+	unitSums             []float64
+}
+
+// unit adds x to unit u's contribution; it reports whether u is new.
+func (a *acc) unit(u string, x float64) bool {
+	if a.units == nil {
+		a.units = map[string]int{}
+	}
+	if i, ok := a.units[u]; ok {
+		a.unitSums[i] += x
+		return false
+	}
+	a.units[strings.Clone(u)] = len(a.unitSums)
+	a.unitSums = append(a.unitSums, x)
+	return true
 }
 
 func (a *acc) add(x float64, keepValues bool) {
@@ -191,11 +214,14 @@ func Run(ctx context.Context, r io.Reader, q Query, lim Limits) (Table, error) {
 		return Table{}, err
 	}
 	lim = lim.withDefaults()
-	cr := csv.NewReader(r)
+	cr := csv.NewReader(&lineLimit{r: r, max: lim.MaxLineBytes})
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err == io.EOF {
 		return Table{}, fmt.Errorf("%w: no header row", ErrBadData)
+	}
+	if errors.Is(err, ErrTooLarge) {
+		return Table{}, err
 	}
 	if err != nil {
 		return Table{}, fmt.Errorf("%w: header: %v", ErrBadData, err)
@@ -224,6 +250,12 @@ func Run(ctx context.Context, r io.Reader, q Query, lim Limits) (Table, error) {
 	cols := make([]int, len(q.Columns))
 	for i, c := range q.Columns {
 		if cols[i], err = lookup(c); err != nil {
+			return Table{}, err
+		}
+	}
+	unitCol := -1
+	if q.Unit != "" {
+		if unitCol, err = lookup(q.Unit); err != nil {
 			return Table{}, err
 		}
 	}
@@ -258,6 +290,9 @@ func Run(ctx context.Context, r io.Reader, q Query, lim Limits) (Table, error) {
 		if err == io.EOF {
 			break
 		}
+		if errors.Is(err, ErrTooLarge) {
+			return Table{}, err
+		}
 		if err != nil {
 			return Table{}, fmt.Errorf("%w: %v", ErrBadData, err)
 		}
@@ -285,6 +320,11 @@ func Run(ctx context.Context, r io.Reader, q Query, lim Limits) (Table, error) {
 			colFields[i] = strings.TrimSpace(rec[c])
 			missingLabel = missingLabel || IsMissing(colFields[i])
 		}
+		var unit string
+		if unitCol >= 0 {
+			unit = strings.TrimSpace(rec[unitCol])
+			missingLabel = missingLabel || IsMissing(unit)
+		}
 		if missingLabel {
 			dropped++
 			continue
@@ -302,15 +342,26 @@ func Run(ctx context.Context, r io.Reader, q Query, lim Limits) (Table, error) {
 			a = &acc{}
 			accs[k] = a
 		}
-		if valCol < 0 {
+		if valCol < 0 && unitCol < 0 {
 			a.n++
 			a.sum++
 			a.abs++
 			continue
 		}
-		field := rec[valCol]
-		if IsMissing(field) {
+		var field string
+		if valCol >= 0 {
+			field = rec[valCol]
+		}
+		if valCol >= 0 && IsMissing(field) {
 			a.missing++
+			continue
+		}
+		if valCol < 0 {
+			if a.unit(unit, 0) {
+				if kept++; kept > lim.MaxValues {
+					return Table{}, fmt.Errorf("%w: more than %d units", ErrTooLarge, lim.MaxValues)
+				}
+			}
 			continue
 		}
 		x, ok := number(field)
@@ -319,6 +370,14 @@ func Run(ctx context.Context, r io.Reader, q Query, lim Limits) (Table, error) {
 		}
 		if q.Bounds != nil {
 			x = math.Min(math.Max(x, q.Bounds.Lower), q.Bounds.Upper)
+		}
+		if unitCol >= 0 {
+			if a.unit(unit, x) {
+				if kept++; kept > lim.MaxValues {
+					return Table{}, fmt.Errorf("%w: more than %d units", ErrTooLarge, lim.MaxValues)
+				}
+			}
+			continue
 		}
 		if keepValues {
 			if kept++; kept > lim.MaxValues {
@@ -336,9 +395,23 @@ func Run(ctx context.Context, r io.Reader, q Query, lim Limits) (Table, error) {
 		}
 		a.add(x, keepValues)
 	}
+	if unitCol >= 0 {
+		for _, a := range accs {
+			for _, v := range a.unitSums {
+				if q.Statistic == Count {
+					a.n++
+					a.sum++
+					a.abs++
+					continue
+				}
+				a.add(v, keepValues)
+			}
+			a.units, a.unitSums = nil, nil
+		}
+	}
 	t := Table{
 		Dataset: q.Dataset, Statistic: q.Statistic, Value: q.Value, Q: q.Q, Bounds: q.Bounds,
-		Index: append([]string{}, q.Index...), Columns: append([]string{}, q.Columns...), Dropped: dropped,
+		Index: append([]string{}, q.Index...), Columns: append([]string{}, q.Columns...), Unit: q.Unit, Dropped: dropped,
 	}
 	if q.Statistic == Median {
 		t.Q = 0.5
@@ -364,6 +437,36 @@ func Run(ctx context.Context, r io.Reader, q Query, lim Limits) (Table, error) {
 		}
 	}
 	return t, nil
+}
+
+// lineLimit fails a read once more than max bytes pass without a newline,
+// so that one endless line cannot make the CSV reader buffer it all.
+type lineLimit struct {
+	r   io.Reader
+	max int
+	run int // bytes since the last newline
+}
+
+var errLongLine = errors.New("line too long")
+
+func (l *lineLimit) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for chunk := p[:n]; ; {
+		i := bytes.IndexByte(chunk, '\n')
+		if i < 0 {
+			l.run += len(chunk)
+			break
+		}
+		if l.run+i > l.max {
+			l.run += i
+			break
+		}
+		l.run, chunk = 0, chunk[i+1:]
+	}
+	if l.run > l.max {
+		return 0, fmt.Errorf("%w: %w (more than %d bytes)", ErrTooLarge, errLongLine, l.max)
+	}
+	return n, err
 }
 
 // appendKey encodes labels unambiguously (length-prefixed).
@@ -449,12 +552,18 @@ var ErrNotMergeable = errors.New("tables cannot be merged")
 // counts and sums add, means are recomputed from sums and counts, the
 // largest contributions of the union are the largest of the parts' (exact,
 // as each part keeps its TopContributions largest). Median and quantile are
-// not mergeable from partial tables (ErrNotMergeable).
+// not mergeable from partial tables, nor are per-unit tables (a unit may
+// appear in several parts): ErrNotMergeable.
 func Merge(parts ...Table) (Table, error) {
 	if len(parts) == 0 {
 		return Table{}, fmt.Errorf("%w: no tables", ErrNotMergeable)
 	}
 	first := parts[0]
+	for _, p := range parts {
+		if p.Unit != "" {
+			return Table{}, fmt.Errorf("%w: per-unit tables (a unit may contribute to several parts)", ErrNotMergeable)
+		}
+	}
 	switch first.Statistic {
 	case Count, Sum, Mean:
 	default:

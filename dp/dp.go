@@ -200,6 +200,9 @@ func Sum(b *Budget, label string, at time.Time, t aggregate.Table, p Params) (Re
 }
 
 func release(b *Budget, label string, at time.Time, t aggregate.Table, p Params) (Release, error) {
+	if t.Unit != "" {
+		return Release{}, fmt.Errorf("%w: per-unit tables are not supported (a unit's contribution is unbounded); use max_contributions", ErrInvalid)
+	}
 	nz, m, err := p.check()
 	if err != nil {
 		return Release{}, err

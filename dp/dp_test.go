@@ -134,6 +134,10 @@ func TestInvalid(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+	perUnit := table(t, "g,u\nx,1\n", aggregate.Query{Index: []string{"g"}, Unit: "u", Statistic: aggregate.Count})
+	if err := try(Count, perUnit, Params{Mechanism: Laplace, Epsilon: 0.1}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("per-unit table: %v", err)
+	}
 	if b.SpentEpsilon != 0 {
 		t.Errorf("invalid requests spent %v", b.SpentEpsilon)
 	}

@@ -56,12 +56,16 @@ func Check(r Rules, t aggregate.Table) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Status: Pass, Cells: make([]CellResult, 0, len(t.Cells))}
+	actions := make(map[Rule]Action, len(AllRules))
+	for _, rule := range AllRules {
+		actions[rule] = r.Action(rule)
+	}
 	anySuppress := false
 	for _, c := range t.Cells {
 		cr := CellResult{Index: c.Index, Column: c.Column, Value: c.Value, N: c.N, Fails: []Rule{}}
 		review := false
 		flag := func(rule Rule, breached, undecidable bool) {
-			a := r.Action(rule)
+			a := actions[rule]
 			if a == Ignore || !(breached || undecidable) {
 				return
 			}

@@ -2,6 +2,7 @@ package outputcheck
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -312,4 +313,52 @@ func TestParseRules(t *testing.T) {
 	if _, err := Check(Rules{}, aggregate.Table{}); !errors.Is(err, ErrInvalidRules) {
 		t.Errorf("zero Rules accepted: %v", err)
 	}
+}
+
+func TestReleasedCarriesNoContributions(t *testing.T) {
+	// Sum of 10 rows: 1234.5 and nine 100s. The released table shows the
+	// sum (2134.5) but neither 1234.5 nor any list of contributions.
+	r := newRows("g,v").values("x", 1234.5, 100, 100, 100, 100, 100, 100, 100, 100, 100)
+	tab := run(t, r.b.String(), aggregate.Query{Index: []string{"g"}, Statistic: aggregate.Sum, Value: "v"})
+	rules := DefaultRules()
+	rules.Actions = map[Rule]Action{Dominance: Ignore, PRatio: Ignore}
+	res := check(t, rules, tab)
+	b, err := json.Marshal(res.Released(tab))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "2134.5") || strings.Contains(string(b), "1234.5") || strings.Contains(string(b), "top") {
+		t.Errorf("released JSON: %s", b)
+	}
+	if b, _ := json.Marshal(res); strings.Contains(string(b), "1234.5") {
+		t.Errorf("result JSON carries a contribution: %s", b)
+	}
+}
+
+func TestUnitContributions(t *testing.T) {
+	// Turnover by sector, one row per establishment; firm F1 owns three.
+	// Per row: 300, 300, 300 and nine firms of 10 → X = 990, top two 600:
+	// 0.61, dominance passes; 12 rows pass the threshold.
+	// Per firm (unit): F1 = 900 and nine of 10 → top two 910/990 = 0.919 >
+	// 0.9: dominance fails; p-ratio 990 − 910 = 80 < 90 fails; and 10 firms
+	// still pass the threshold.
+	r := newRows("sector,firm,turnover").add(3, "A,F1,300")
+	for i := 2; i <= 10; i++ {
+		r.add(1, fmt.Sprintf("A,F%d,10", i))
+	}
+	q := aggregate.Query{Index: []string{"sector"}, Statistic: aggregate.Sum, Value: "turnover"}
+	wantFails(t, check(t, DefaultRules(), run(t, r.b.String(), q)), nil, "A")
+	q.Unit = "firm"
+	wantFails(t, check(t, DefaultRules(), run(t, r.b.String(), q)), []Rule{Dominance, PRatio}, "A")
+	// Threshold on units: 10 firms pass, but drop F10 (one row) and 9 firms
+	// in 11 rows fail.
+	r2 := newRows("sector,firm,turnover").add(3, "A,F1,10")
+	for i := 2; i <= 9; i++ {
+		r2.add(1, fmt.Sprintf("A,F%d,10", i))
+	}
+	q.Statistic = aggregate.Count
+	q.Value = ""
+	wantFails(t, check(t, DefaultRules(), run(t, r2.b.String(), q)), []Rule{Threshold}, "A")
+	q.Unit = ""
+	wantFails(t, check(t, DefaultRules(), run(t, r2.b.String(), q)), nil, "A")
 }

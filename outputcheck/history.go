@@ -42,8 +42,9 @@ type ReleasedCell struct {
 // Finding is a disclosure by differencing.
 type Finding struct {
 	Release string `json:"release"` // the earlier release it combines with
-	// Kind is "filter" (same grouping, populations nested by one condition)
-	// or "margin" (a total and its sub-totals).
+	// Kind is "filter" (same grouping, populations nested by one condition),
+	// "margin" (a total and its sub-totals) or "repeat" (the same query,
+	// answered differently: the dataset changed in between).
 	Kind   string   `json:"kind"`
 	Group  []string `json:"group"`  // the grouping of the cell below
 	Labels []string `json:"labels"` // the cell (for margin, the total's cell)
@@ -109,12 +110,19 @@ func canonicalFilters(fs []aggregate.Filter) []aggregate.Filter {
 //     released in both, d = rows(wider) − rows(narrower); a finding when
 //     0 < d < Threshold, or d = 0 while the zero rule is on (everyone in
 //     the cell meets the condition).
+//
 //   - margin: same filters, and one grouping a strict subset of the other
 //     (a total and its sub-totals). For each released cell of the coarser
 //     table, with k sub-total cells suppressed and S the rows of those
 //     released: a finding when k = 1 (the margin gives the suppressed cell
 //     exactly, count and, for the same statistic, value) or when k > 1 and
 //     the residual total − S is below Threshold.
+//
+//   - repeat: the same filters and grouping, asked again after the dataset
+//     changed (rows added or removed): for each cell released both times, a
+//     finding when 0 < |d| < Threshold (the rows that came or went).
+//
+// At most MaxFindings findings are returned: one is enough to refuse.
 //
 // It does not catch combinations of three or more releases, populations
 // differing by more than one condition or overlapping without nesting,
@@ -124,12 +132,17 @@ func canonicalFilters(fs []aggregate.Filter) []aggregate.Filter {
 func (h History) Check(r Rules, cand Release) []Finding {
 	var out []Finding
 	for _, old := range h.Releases {
+		if len(out) >= MaxFindings {
+			return out[:MaxFindings]
+		}
 		if old.Dataset != cand.Dataset {
 			continue
 		}
 		sameGroup := equalStrings(old.Group, cand.Group)
 		sameFilters := equalFilters(old.Filters, cand.Filters)
 		switch {
+		case sameGroup && sameFilters:
+			out = append(out, repeatFindings(r, old.ID, old, cand)...)
 		case sameGroup && !sameFilters:
 			if cond, ok := narrower(cand.Filters, old.Filters); ok {
 				out = append(out, filterFindings(r, old.ID, old, cand, cond)...)
@@ -141,6 +154,38 @@ func (h History) Check(r Rules, cand Release) []Finding {
 				out = append(out, marginFindings(r, old.ID, old, cand)...)
 			} else if subset(cand.Group, old.Group) {
 				out = append(out, marginFindings(r, old.ID, cand, old)...)
+			}
+		}
+	}
+	if len(out) > MaxFindings {
+		out = out[:MaxFindings]
+	}
+	return out
+}
+
+// MaxFindings bounds the findings History.Check returns.
+const MaxFindings = 100
+
+func repeatFindings(r Rules, id string, old, cand Release) []Finding {
+	rows := map[string]ReleasedCell{}
+	for _, c := range cand.Cells {
+		rows[labelKey(c.Labels)] = c
+	}
+	var out []Finding
+	for _, o := range old.Cells {
+		n, ok := rows[labelKey(o.Labels)]
+		if !ok || o.Suppressed || n.Suppressed {
+			continue
+		}
+		d := n.Rows - o.Rows
+		if d < 0 {
+			d = -d
+		}
+		if d > 0 && d < r.Threshold {
+			out = append(out, Finding{Release: id, Kind: "repeat", Group: old.Group, Labels: o.Labels, Difference: d,
+				Detail: fmt.Sprintf("cell %q had %d rows, now %d: the dataset changed by %d rows there", o.Labels, o.Rows, n.Rows, d)})
+			if len(out) >= MaxFindings {
+				break
 			}
 		}
 	}
@@ -162,6 +207,9 @@ func filterFindings(r Rules, id string, wide, narrow Release, cond string) []Fin
 		if (d > 0 && d < r.Threshold) || (d == 0 && w.Rows > 0 && r.Action(Zero) != Ignore) {
 			out = append(out, Finding{Release: id, Kind: "filter", Group: wide.Group, Labels: w.Labels, Difference: d,
 				Detail: fmt.Sprintf("%d of %d rows in cell %q do not meet %s", d, w.Rows, w.Labels, cond)})
+			if len(out) >= MaxFindings {
+				break
+			}
 		}
 	}
 	return out
@@ -205,6 +253,9 @@ func marginFindings(r Rules, id string, coarse, fine Release) []Finding {
 			out = append(out, Finding{Release: id, Kind: "margin", Group: coarse.Group, Labels: c.Labels, Difference: d,
 				Detail: fmt.Sprintf("total %d of cell %q less its released sub-totals by %s leaves %d rows in %d suppressed cell(s)",
 					c.Rows, c.Labels, strings.Join(fine.Group, ","), d, s.suppressed)})
+			if len(out) >= MaxFindings {
+				break
+			}
 		}
 	}
 	return out
@@ -320,11 +371,17 @@ func num(s string) (float64, bool) {
 }
 
 func labelKey(l []string) string {
-	var b strings.Builder
+	n := 0
 	for _, s := range l {
-		fmt.Fprintf(&b, "%d:%s", len(s), s)
+		n += len(s) + 4
 	}
-	return b.String()
+	b := make([]byte, 0, n)
+	for _, s := range l {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	return string(b)
 }
 
 func equalStrings(a, b []string) bool {

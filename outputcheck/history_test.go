@@ -216,3 +216,44 @@ func TestHistoryJSON(t *testing.T) {
 		t.Errorf("after JSON round trip: %+v", res)
 	}
 }
+
+func TestDifferencingRepeatAfterDatasetChange(t *testing.T) {
+	// Count by region (East 31, West 30), then the dataset gains two East
+	// rows and the same query is asked again: East 33 − 31 = 2 < 10 isolates
+	// the newcomers. The same query on unchanged data is no finding.
+	var h History
+	release(t, &h, "r1", byRegion)
+	if res := release(t, &h, "r2", byRegion); res.Refused {
+		t.Fatalf("same query, same data: refused %+v", res)
+	}
+	q := byRegion
+	q.Dataset = "people.csv"
+	tab := run(t, people()+"East,F,30\nEast,M,41\n", q)
+	res, err := CheckRelease(DefaultRules(), h, q, tab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Refused || len(res.Differencing) != 2 || res.Differencing[0].Kind != "repeat" || res.Differencing[0].Difference != 2 {
+		t.Errorf("changed dataset: %+v", res)
+	}
+	// Twelve new rows are not a small group.
+	tab = run(t, people()+newRows("").add(12, "East,F,30").b.String()[1:], q)
+	if res, _ := CheckRelease(DefaultRules(), h, q, tab); res.Refused {
+		t.Errorf("12 new rows: refused %+v", res)
+	}
+}
+
+func TestFindingsBounded(t *testing.T) {
+	// 300 cells each differing by one row: MaxFindings findings, not 300.
+	old := Release{ID: "r1", Dataset: "d", Group: []string{"g"}}
+	cand := Release{Dataset: "d", Group: []string{"g"}, Filters: []aggregate.Filter{{Column: "x", Op: aggregate.Eq, Value: "1"}}}
+	for i := 0; i < 300; i++ {
+		l := []string{string(rune('a'+i%26)) + string(rune('a'+i/26))}
+		old.Cells = append(old.Cells, ReleasedCell{Labels: l, Rows: 20})
+		cand.Cells = append(cand.Cells, ReleasedCell{Labels: l, Rows: 19})
+	}
+	h := History{Releases: []Release{old, old}}
+	if f := h.Check(DefaultRules(), cand); len(f) != MaxFindings {
+		t.Errorf("%d findings, want %d", len(f), MaxFindings)
+	}
+}

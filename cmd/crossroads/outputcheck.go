@@ -38,10 +38,11 @@ func runOutputcheck(ctx context.Context, args []string) error {
 	columns := fs.String("columns", "", "group-by column of the table's columns (optional)")
 	values := fs.String("values", "", "value column (optional; without it the statistic is count)")
 	agg := fs.String("agg", "", "statistic of the value column: count, sum, mean or median (default count)")
+	unit := fs.String("unit", "", "column identifying the contributor (person, firm): contributions and n per unit (optional)")
 	rulesFile := fs.String("rules", "", "disclosure-control rules, YAML (optional; defaults: threshold 10, dominance 2/0.9, p-ratio 0.1)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `usage: crossroads outputcheck --data FILE.csv --index a[,b] [--columns c]
-       [--values x --agg count|sum|mean|median] [--rules FILE.yaml]
+       [--values x --agg count|sum|mean|median] [--unit u] [--rules FILE.yaml]
 
 Builds the table a secure-processing workspace would (the same packages:
 aggregate and outputcheck) and checks it with the output rules: threshold,
@@ -50,7 +51,8 @@ dominance, p-ratio, zero, negative, missing. Prints one JSON document:
   {"status":"pass|fail|review","cells":[{"index":["East"],"column":["F"],
     "value":229,"n":229,"fails":["threshold"]}]}
 
-Rows with a missing label are dropped. Exit status 0 whatever the verdict;
+Rows with a missing label are dropped. With --unit, the rows of one
+contributor in a cell make one contribution and n counts contributors. Exit status 0 whatever the verdict;
 non-zero only on bad input. The rules file (see docs/outputcheck.md):
 
   threshold: 10
@@ -77,7 +79,7 @@ non-zero only on bad input. The rules file (see docs/outputcheck.md):
 		return errUsage
 	}
 	q := aggregate.Query{Dataset: filepath.Base(*data), Index: splitList(*index), Columns: splitList(*columns),
-		Statistic: aggregate.Count, Value: *values}
+		Statistic: aggregate.Count, Value: *values, Unit: *unit}
 	if *agg != "" {
 		q.Statistic = aggregate.Statistic(*agg)
 		switch q.Statistic {

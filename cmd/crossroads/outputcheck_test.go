@@ -14,6 +14,8 @@ import (
 // people.csv: East F 12 rows, East M 9, West F 15, no West M, one row
 // without a region and one with sex NA (both dropped).
 // firms.csv (turnover): A = 950 and 9 × 10; B = 10 × 100; C = −20 and 9 × 100.
+// establishments.csv: sector A has firm F1's three establishments of 300
+// and nine firms of 10; B twelve firms of 100.
 func TestOutputcheckGolden(t *testing.T) {
 	dir, err := filepath.Abs("testdata/outputcheck")
 	if err != nil {
@@ -40,6 +42,8 @@ func TestOutputcheckGolden(t *testing.T) {
 			"medians: A (10+10)/2 = 10, B 100, C 100"},
 		{"sum-sector-review.json", []string{"--data", "firms.csv", "--index", "sector", "--values", "turnover", "--agg", "sum", "--rules", "rules-review.yaml"},
 			"dominance and p-ratio ignored: only C's negative value remains → review"},
+		{"sum-sector-unit.json", []string{"--data", "establishments.csv", "--index", "sector", "--values", "turnover", "--agg", "sum", "--unit", "firm"},
+			"per firm A: F1 = 900 of 990, (900+10)/990 = 0.92 > 0.9 dominance, 990 − 910 = 80 < 90 p-ratio, n = 10 firms (per row it would pass)"},
 	} {
 		t.Run(c.golden, func(t *testing.T) {
 			r := cli(t, dir, nil, append([]string{"outputcheck"}, c.args...)...)
@@ -89,6 +93,7 @@ func TestOutputcheckBadInput(t *testing.T) {
 		{[]string{"--data", bad, "--index", "sector", "--values", "turnover", "--agg", "sum"}, `"lots" is not a number`},
 		{[]string{"--data", "firms.csv", "--index", "a,b,c"}, "index"},
 		{[]string{"--data", "firms.csv", "--index", "sector", "extra"}, "unexpected argument"},
+		{[]string{"--data", "firms.csv", "--index", "sector", "--unit", "owner"}, `no column "owner"`},
 	} {
 		r := cli(t, dir, nil, append([]string{"outputcheck"}, c.args...)...)
 		if r.code == 0 || r.stdout != "" || !strings.Contains(r.stderr, c.want) {
