@@ -134,7 +134,7 @@ func (s *Service) enter(roles []string, fn func(http.ResponseWriter, *http.Reque
 		m.space = sp
 		operatorOnly := !slices.ContainsFunc(m.roles, func(r string) bool { return r != crossroads.RoleOperator })
 		if !crossroads.PermitActiveAt(a, s.cfg.Now()) {
-			if err := s.Terminate(r.Context(), id, "the permit is no longer in force"); err != nil {
+			if err := s.Terminate(context.WithoutCancel(r.Context()), id, "the permit is no longer in force"); err != nil {
 				s.cfg.Logger.Error("spe: terminate workspace", "permit", id, "err", err)
 			}
 			if !operatorOnly {
