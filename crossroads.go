@@ -148,6 +148,8 @@ type Authorisation struct {
 	ValidTo    time.Time           `json:"validTo" yaml:"validTo"` // exclusive; zero means open-ended
 	Status     string              `json:"status" yaml:"status"`
 	Limits     *Limits             `json:"limits,omitempty" yaml:"limits,omitempty"`
+	Kind       string              `json:"kind,omitempty" yaml:"kind,omitempty"`     // "" (a deliberation) or KindDataPermit (permit.go)
+	Permit     *Permit             `json:"permit,omitempty" yaml:"permit,omitempty"` // the terms of a data permit
 }
 
 // Limits bound the traffic a participant or authorisation may send.

@@ -270,6 +270,10 @@ func diffAuthorisation(old, new crossroads.Authorisation) []FieldChange {
 	if (old.Limits == nil) != (new.Limits == nil) || old.Limits != nil && *old.Limits != *new.Limits {
 		d = append(d, FieldChange{"limits", fmtLimits(old.Limits), fmtLimits(new.Limits)})
 	}
+	d.str("kind", old.Kind, new.Kind)
+	if o, n := fmtPermit(old.Permit), fmtPermit(new.Permit); o != n {
+		d = append(d, FieldChange{"permit", o, n}) // permit.go
+	}
 	return d
 }
 

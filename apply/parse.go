@@ -36,6 +36,8 @@ type authorisation struct {
 	ValidTo    stamp                 `yaml:"validTo"`
 	Status     string                `yaml:"status"`
 	Limits     *crossroads.Limits    `yaml:"limits"`
+	Kind       string                `yaml:"kind"`
+	Permit     *crossroads.Permit    `yaml:"permit"`
 }
 
 type integration struct {
@@ -108,7 +110,7 @@ func Parse(r io.Reader) (n *crossroads.Network, err error) {
 		n.Authorisations = append(n.Authorisations, crossroads.Authorisation{
 			ID: a.ID, Reference: a.Reference, Grantee: a.Grantee, Services: a.Services, Purposes: a.Purposes,
 			Fields: a.Fields, Capacities: a.Capacities, Operations: a.Operations, ValidFrom: a.ValidFrom.t, ValidTo: a.ValidTo.t,
-			Status: a.Status, Limits: a.Limits,
+			Status: a.Status, Limits: a.Limits, Kind: a.Kind, Permit: a.Permit,
 		})
 	}
 	for _, in := range f.Integrations {

@@ -377,9 +377,10 @@ func (ps *problems) authorisation(path string, a crossroads.Authorisation, w *wo
 	default:
 		ps.add(path+".status", "%q is not an authorisation status (active, suspended, revoked)", a.Status)
 	}
-	if len(a.Services) == 0 {
+	if len(a.Services) == 0 && a.Kind != crossroads.KindDataPermit {
 		ps.add(path+".services", "at least one service is required")
 	}
+	ps.permit(path, a, w) // kind and terms of a data permit (permit.go)
 	for j, s := range a.Services {
 		p := fmt.Sprintf("%s.services[%d]", path, j)
 		if _, ok := w.services[s]; !ok {

@@ -214,6 +214,7 @@ func Run(ctx context.Context, t Target) (*Report, error) {
 	r.certificates(ctx)
 	r.integrations(ctx)
 	r.crossSite(ctx)
+	r.spe(ctx) // spe.go
 	r.slowloris(ctx)
 	if t.Provider != "" {
 		r.provider(ctx)

@@ -132,6 +132,7 @@ type Config struct {
 
 	Batch batch.Options // batch consultation: submission bounds, retention, concurrency (zero: defaults; batch.go)
 	EFGS  EFGSConfig    // the federation gateway (efgs.go); zero: on at /efgs with the reference's defaults
+	SPE   SPEOptions    // secure processing: rate limits and federation peers (spe.go)
 }
 
 // Hub is an assembled hub.
@@ -161,6 +162,7 @@ type Hub struct {
 	opened    []feature        // the features opened (features.go)
 	batch     *batch.Service   // batch consultation (batch.go)
 	EFGS      *efgsFeature     // the federation gateway (efgs.go); nil when disabled
+	spe       *speFeature      // secure processing (spe.go)
 
 	// Upstream is the authenticated transport to providers.
 	Upstream *upstream.Transport

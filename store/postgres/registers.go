@@ -66,6 +66,9 @@ func (s *Registers) Registers(ctx context.Context) (*crossroads.Network, error) 
 		if n.Authorisations, err = readAuthorisations(ctx, tx); err != nil {
 			return fmt.Errorf("authorisations: %w", err)
 		}
+		if err := readPermits(ctx, tx, n.Authorisations); err != nil {
+			return err
+		}
 		return nil
 	})
 	if err != nil {
@@ -175,6 +178,9 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 			if err := putAuthorisation(ctx, tx, a); err != nil {
 				return fmt.Errorf("authorisation %q: %w", a.ID, classify(err))
 			}
+		}
+		if err := putPermits(ctx, tx, n.Authorisations); err != nil {
+			return err
 		}
 		if err := putIntegrations(ctx, tx, n.Integrations); err != nil {
 			return fmt.Errorf("integrations: %w", classify(err))

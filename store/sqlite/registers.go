@@ -148,6 +148,9 @@ func (s *Registers) Registers(ctx context.Context) (*crossroads.Network, error) 
 	if n.Authorisations, err = readAuthorisations(ctx, tx); err != nil {
 		return nil, fmt.Errorf("registers: authorisations: %w", err)
 	}
+	if err := readPermits(ctx, tx, n.Authorisations); err != nil {
+		return nil, fmt.Errorf("registers: %w", err)
+	}
 	return n, nil
 }
 
@@ -285,6 +288,9 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 		if err := putAuthorisation(ctx, tx, a); err != nil {
 			return fmt.Errorf("apply: authorisation %q: %w", a.ID, constraintErr(err))
 		}
+	}
+	if err := putPermits(ctx, tx, n.Authorisations); err != nil {
+		return fmt.Errorf("apply: %w", err)
 	}
 	if len(n.Integrations) > 0 {
 		st, err := tx.PrepareContext(ctx, putIntegrationSQL)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/spe"
 	"github.com/crossroads-hub/crossroads/store/sqlite"
 	"github.com/crossroads-hub/crossroads/store/storetest"
 )
@@ -103,4 +104,15 @@ func TestOpenRegistersOddPath(t *testing.T) {
 	if st, err := os.Stat(file); err != nil || st.Size() == 0 {
 		t.Errorf("database not at %s: %v", file, err)
 	}
+}
+
+func TestSPEStore(t *testing.T) {
+	storetest.TestSPEStore(t, func(t *testing.T) spe.Store {
+		s, err := sqlite.OpenSPE(context.Background(), filepath.Join(t.TempDir(), "spe.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }

@@ -74,6 +74,7 @@ func TestRegisterStore(t *testing.T, open func(t *testing.T) interface {
 		{"RevocationCursor", testRevocationCursor},
 		{"Durability", testDurability},
 		{"Concurrent", testConcurrent},
+		{"Permits", testPermits},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
