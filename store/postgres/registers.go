@@ -66,6 +66,9 @@ func (s *Registers) Registers(ctx context.Context) (*crossroads.Network, error) 
 		if n.Authorisations, err = readAuthorisations(ctx, tx); err != nil {
 			return fmt.Errorf("authorisations: %w", err)
 		}
+		if n.Subscriptions, err = readSubscriptions(ctx, tx); err != nil { // subscriptions.go
+			return err
+		}
 		return nil
 	})
 	if err != nil {
@@ -158,7 +161,7 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 		return nil
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := checkVersion(ctx, tx, n.Version, len(n.Participants)+len(n.Services)+len(n.Authorisations) > 0); err != nil {
+		if err := checkVersion(ctx, tx, n.Version, len(n.Participants)+len(n.Services)+len(n.Authorisations)+len(n.Subscriptions) > 0); err != nil {
 			return err
 		}
 		for _, p := range n.Participants {
@@ -175,6 +178,9 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 			if err := putAuthorisation(ctx, tx, a); err != nil {
 				return fmt.Errorf("authorisation %q: %w", a.ID, classify(err))
 			}
+		}
+		if err := putSubscriptions(ctx, tx, n.Subscriptions); err != nil { // subscriptions.go
+			return err
 		}
 		if err := putIntegrations(ctx, tx, n.Integrations); err != nil {
 			return fmt.Errorf("integrations: %w", classify(err))

@@ -148,6 +148,9 @@ func (s *Registers) Registers(ctx context.Context) (*crossroads.Network, error) 
 	if n.Authorisations, err = readAuthorisations(ctx, tx); err != nil {
 		return nil, fmt.Errorf("registers: authorisations: %w", err)
 	}
+	if n.Subscriptions, err = readSubscriptions(ctx, tx); err != nil { // subscriptions.go
+		return nil, fmt.Errorf("registers: %w", err)
+	}
 	return n, nil
 }
 
@@ -268,7 +271,7 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 		return fmt.Errorf("apply: %w", err)
 	}
 	defer tx.Rollback()
-	if err := checkVersion(ctx, tx, n.Version, len(n.Participants)+len(n.Services)+len(n.Authorisations) > 0); err != nil {
+	if err := checkVersion(ctx, tx, n.Version, len(n.Participants)+len(n.Services)+len(n.Authorisations)+len(n.Subscriptions) > 0); err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
 	for _, p := range n.Participants {
@@ -285,6 +288,9 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 		if err := putAuthorisation(ctx, tx, a); err != nil {
 			return fmt.Errorf("apply: authorisation %q: %w", a.ID, constraintErr(err))
 		}
+	}
+	if err := putSubscriptions(ctx, tx, n.Subscriptions); err != nil { // subscriptions.go
+		return fmt.Errorf("apply: %w", err)
 	}
 	if len(n.Integrations) > 0 {
 		st, err := tx.PrepareContext(ctx, putIntegrationSQL)
