@@ -128,6 +128,8 @@ type Config struct {
 	// OIDCRootCAs is a PEM file of the roots to trust for the issuer's
 	// discovery document and keys (default the system's).
 	OIDCRootCAs string
+
+	Push PushOptions // mutation push (push.go)
 }
 
 // Hub is an assembled hub.
@@ -155,6 +157,7 @@ type Hub struct {
 	sharedLog *mysqllog.Log    // nil: the log is this node's own (POSIX)
 	renew     *certRenewal     // the current hub certificate (renew.go)
 	opened    []feature        // the features opened (features.go)
+	Push      *Mutations       // mutation push (push.go)
 
 	// Upstream is the authenticated transport to providers.
 	Upstream *upstream.Transport
