@@ -505,3 +505,16 @@ func TestPush(t *testing.T) {
 		}
 	})
 }
+
+// TestPushScenario runs the demo's push scenario.
+func TestPushScenario(t *testing.T) {
+	r := demotest.Start(t, demo.Options{People: 12, Configure: func(c *hub.Config) {
+		c.Push = hub.PushOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: 300 * time.Millisecond}
+	}})
+	results := r.Clients.Run(context.Background(), r.PushScenario())
+	var out bytes.Buffer
+	if !demo.Print(&out, results) {
+		t.Fatalf("push scenario failed:\n%s", out.String())
+	}
+	t.Log("\n" + out.String())
+}

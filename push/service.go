@@ -195,3 +195,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return m
 }
+
+// Store returns the outbox.
+func (p *Push) Store() Store { return p.cfg.Store }
