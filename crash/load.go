@@ -50,6 +50,7 @@ type workers struct {
 	// network applies, in order: apply k creates authorisation k (version
 	// 1) and sets authorisation k-1 to version 2, in one file.
 	applies []change
+	push    pushLoad // mutations (push.go)
 }
 
 func newWorkers(h *harness) *workers {
@@ -62,6 +63,7 @@ func (w *workers) start(ctx context.Context, wg *sync.WaitGroup) {
 	}
 	wg.Go(func() { w.integrations(ctx) })
 	wg.Go(func() { w.authorisations(ctx) })
+	wg.Go(func() { w.mutations(ctx) }) // push.go
 }
 
 // pause backs off after a failed request (the hub is down).
@@ -278,6 +280,7 @@ func (w *workers) tally(r *Report) {
 			r.IntegrationAcked++
 		}
 	}
+	w.tallyPush(r) // push.go
 	for _, c := range w.applies {
 		r.AuthOps++
 		if c.acked {

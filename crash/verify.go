@@ -83,6 +83,9 @@ func (h *harness) verify(ctx context.Context, w *workers) error {
 	if err := h.verifyAudit(ctx, w); err != nil {
 		return err
 	}
+	if err := h.verifyPush(ctx, w); err != nil { // push.go
+		return err
+	}
 	return h.verifyRegisters(ctx, w)
 }
 

@@ -44,7 +44,7 @@ type delivery struct {
 	Peer   string // the client certificate's participant
 }
 
-func newSubscriber(t *testing.T, r *demo.Running, participant string) *subscriber {
+func newSubscriber(t testing.TB, r *demo.Running, participant string) *subscriber {
 	t.Helper()
 	certPEM, keyPEM, rec, err := r.Hub.CA.Issue(pki.IssueRequest{Participant: participant, Server: true, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}})
 	if err != nil {
@@ -114,7 +114,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 type net_ struct {
 	r *demo.Running
-	t *testing.T
+	t testing.TB
 }
 
 func (n net_) do(as, method, path string, body any) (int, []byte) {
@@ -517,4 +517,58 @@ func TestPushScenario(t *testing.T) {
 		t.Fatalf("push scenario failed:\n%s", out.String())
 	}
 	t.Log("\n" + out.String())
+}
+
+// BenchmarkDeliveries: mutations published over the API (4 publishers)
+// and pushed over mTLS to a real subscriber endpoint, each sealed,
+// recorded and acknowledged; deliveries/s from the first publication to
+// the last acknowledgement.
+func BenchmarkDeliveries(b *testing.B) {
+	r := demotest.Start(b, demo.Options{People: 300})
+	n := net_{r: r, t: b}
+	s := newSubscriber(b, r, demo.OCMW)
+	sub := crossroads.Subscription{Service: demo.ServiceMutations, Operation: demo.OpAddressChanged, Purpose: "social-aid",
+		Capacities: []crossroads.Capacity{demo.CapSocialAid}, Delivery: crossroads.DeliveryPush, Endpoint: s.URL}
+	if st, body := n.do(demo.OCMW, "PUT", "/v1/subscriptions/"+demo.SubscriptionOCMW, sub); st != 200 {
+		b.Fatalf("subscribe: %d %s", st, body)
+	}
+	people := r.People[:len(r.People)-1]
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				body := fmt.Sprintf(`{"subject":%q,"effectiveDate":%q,"idempotencyKey":"bench-%d","payload":%s}`, people[int(i)%len(people)].INSZ, today(), i, addr)
+				req, _ := http.NewRequest("POST", r.Base+"/v1/mutations/"+demo.ServiceMutations+"/"+demo.OpAddressChanged, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := r.Clients.Client(demo.PopulationRegister).Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 202 {
+					b.Errorf("publish: %d", resp.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	published := b.Elapsed()
+	for deadline := time.Now().Add(5 * time.Minute); len(s.accepted()) < b.N; {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d delivered", len(s.accepted()), b.N)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.ReportMetric(float64(b.N)/published.Seconds(), "publications/s")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 }
