@@ -93,6 +93,7 @@ func (p *Push) Deliver(ctx context.Context, e Entry) {
 		p.finish(ctx, e, StateDropped, "the subscription is no longer covered")
 		return
 	}
+	fresh := false
 	if e.Sealed.Seal == "" {
 		s, err := p.seal(ctx, e, sub, svc, op, a, now)
 		if err != nil {
@@ -100,20 +101,20 @@ func (p *Push) Deliver(ctx context.Context, e Entry) {
 			p.retryLater(ctx, e, e.Attempts, "not recorded")
 			return
 		}
-		state := StatePending
-		if e.Delivery == crossroads.DeliveryPull {
-			state = StateAvailable
-		}
-		if err := p.cfg.Store.Seal(ctx, e.Seq, p.cfg.Node, s, state); err != nil {
-			p.cfg.Logger.Warn("push: store sealed entry", "entry", e.Seq, "err", err)
-			return // the lease runs out; sealed again (and recorded again) later
-		}
 		p.metrics.deliveries.WithLabelValues("sealed").Inc()
 		e.Sealed = s
-		if state == StateAvailable {
+		if e.Delivery == crossroads.DeliveryPull {
+			if err := p.cfg.Store.Seal(ctx, e.Seq, p.cfg.Node, s, StateAvailable); err != nil {
+				p.cfg.Logger.Warn("push: store sealed entry", "entry", e.Seq, "err", err)
+				return // the lease runs out; sealed again (and recorded again) later
+			}
 			p.fed()
 			return
 		}
+		// push: the sealed form is stored only if the first attempt fails
+		// (one write less on the happy path); a kill before the outcome is
+		// stored seals, records and sends again, with the same event id.
+		fresh = true
 	} else if e.Delivery == crossroads.DeliveryPull {
 		if err := p.cfg.Store.Seal(ctx, e.Seq, p.cfg.Node, e.Sealed, StateAvailable); err == nil {
 			p.fed()
@@ -121,9 +122,15 @@ func (p *Push) Deliver(ctx context.Context, e Entry) {
 		return
 	}
 
-	// push: send, the same sealed bytes on every attempt
+	// push: send, the same sealed bytes on every retry
 	err := p.send(ctx, e, sub)
 	now = p.cfg.Now()
+	if err != nil && fresh {
+		if serr := p.cfg.Store.Seal(ctx, e.Seq, p.cfg.Node, e.Sealed, StatePending); serr != nil {
+			p.cfg.Logger.Warn("push: store sealed entry", "entry", e.Seq, "err", serr)
+			return // the lease runs out; sealed again (and recorded again) later
+		}
+	}
 	if err == nil {
 		p.finish(ctx, e, StateDelivered, "")
 		p.metrics.latency.Observe(now.Sub(e.Publication.Time).Seconds())

@@ -34,7 +34,6 @@ type subscriber struct {
 	status atomic.Int32 // answered status (default 200)
 	mu     sync.Mutex
 	got    []delivery // every attempt
-	seen   chan struct{}
 }
 
 type delivery struct {
@@ -57,7 +56,7 @@ func newSubscriber(t testing.TB, r *demo.Running, participant string) *subscribe
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &subscriber{seen: make(chan struct{}, 1000)}
+	s := &subscriber{}
 	s.status.Store(200)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -76,7 +75,6 @@ func newSubscriber(t testing.TB, r *demo.Running, participant string) *subscribe
 		s.got = append(s.got, delivery{Header: req.Header.Clone(), Body: body, Status: st, Peer: peer})
 		s.mu.Unlock()
 		w.WriteHeader(st)
-		s.seen <- struct{}{}
 	}), TLSConfig: cfg, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(tls.NewListener(ln, cfg))
 	t.Cleanup(func() { srv.Close() })
