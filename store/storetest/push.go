@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,6 +147,73 @@ func TestPushStore(t *testing.T, open func(t *testing.T) outbox.Store) {
 		counts, err := s.Counts(ctx)
 		if err != nil || counts[outbox.StateDelivered] != 2 || counts[outbox.StateAvailable] != 1 {
 			t.Fatalf("counts %v, %v", counts, err)
+		}
+	})
+
+	t.Run("concurrent claims never share a queue", func(t *testing.T) {
+		s := open(t)
+		const queues, per = 4, 6
+		for i := range queues * per {
+			subj := "Q" + string(rune('a'+i%queues))
+			if err := s.Publish(ctx, pub(fmt.Sprintf("p%d", i), fmt.Sprintf("k%d", i), subj), []outbox.Entry{entry("s1", "ocmw", subj, "push")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		holder := map[string]string{}
+		last := map[string]int64{}
+		done := 0
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for w := range 4 {
+			owner := fmt.Sprintf("node-%d", w)
+			wg.Go(func() {
+				for range 2000 {
+					mu.Lock()
+					finished := done == queues*per
+					mu.Unlock()
+					if finished {
+						return
+					}
+					es, err := s.Claim(ctx, owner, t0, time.Minute, 2)
+					if err != nil {
+						errs <- err
+						return
+					}
+					for _, e := range es {
+						mu.Lock()
+						if h, busy := holder[e.Queue]; busy {
+							mu.Unlock()
+							errs <- fmt.Errorf("queue %s claimed by %s while %s holds it", e.Queue, owner, h)
+							return
+						}
+						if e.Seq <= last[e.Queue] {
+							mu.Unlock()
+							errs <- fmt.Errorf("queue %s: entry %d after %d", e.Queue, e.Seq, last[e.Queue])
+							return
+						}
+						holder[e.Queue], last[e.Queue] = owner, e.Seq
+						mu.Unlock()
+						time.Sleep(time.Millisecond)
+						mu.Lock()
+						delete(holder, e.Queue)
+						done++
+						mu.Unlock()
+						if err := s.Finish(ctx, e.Seq, owner, outbox.StateDelivered, t0, ""); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if done != queues*per {
+			t.Fatalf("%d of %d delivered", done, queues*per)
 		}
 	})
 
