@@ -280,7 +280,12 @@ func TestPush(t *testing.T) {
 		if _, a, _ := n.publish(demo.OpAddressChanged, people[2].INSZ, "e-inperiod", now.AddDate(0, 0, -45).Format(time.DateOnly), addr); a.Routed != 2 {
 			t.Fatalf("effective within the file's period: routed %d, want 2", a.Routed)
 		}
-		// no (active) authorisation: the ONEM's suspended
+		// no (active) authorisation: the ONEM's suspended — once what was
+		// routed to it is sealed (a delivery no longer covered is dropped)
+		waitFor(t, "the ONEM's entries sealed", func() bool {
+			_, b := n.do(demo.Operator, "GET", "/v1/admin/subscriptions/"+demo.SubscriptionONEM+"/entries?state=pending", nil)
+			return strings.Contains(string(b), `"entries":[]`)
+		})
 		a, _ := r.Hub.Directory.Authorisation("onem-mutations")
 		susp := *a
 		susp.Status = crossroads.StatusSuspended
@@ -500,6 +505,28 @@ func TestPush(t *testing.T) {
 			}
 		case <-time.After(12 * time.Second):
 			t.Fatal("long poll did not return")
+		}
+	})
+	t.Run("dropped when no longer covered", func(t *testing.T) {
+		s.status.Store(503)
+		n.publish(demo.OpAddressChanged, people[7].INSZ, "drop-1", today(), addr)
+		waitFor(t, "a failed attempt", func() bool {
+			for _, d := range s.deliveries() {
+				if d.Header.Get("ce-id") == "drop-1" {
+					return true
+				}
+			}
+			return false
+		})
+		if st, b := n.do(demo.OCMW, "DELETE", "/v1/subscriptions/"+demo.SubscriptionOCMW, nil); st != 200 {
+			t.Fatalf("unsubscribe: %d %s", st, b)
+		}
+		waitFor(t, "drop-1 dropped", func() bool {
+			_, b := n.do(demo.Operator, "GET", "/v1/admin/subscriptions/"+demo.SubscriptionOCMW+"/entries?state=dropped", nil)
+			return strings.Contains(string(b), "no longer covered")
+		})
+		if _, a, _ := n.publish(demo.OpAddressChanged, people[7].INSZ, "drop-2", today(), addr); a.Routed != 0 {
+			t.Fatalf("routed to a suspended subscription: %d", a.Routed)
 		}
 	})
 }
