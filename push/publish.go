@@ -190,11 +190,10 @@ func (p *Push) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	subs, auths := p.Route(svc, op, kind, subject, m.Effective, now)
+	subs, _ := p.Route(svc, op, kind, subject, m.Effective, now)
 	pub.ID, pub.Routed = newID(), len(subs)
 	entries := make([]Entry, len(subs))
 	for i, s := range subs {
-		_ = auths[i]
 		entries[i] = Entry{Subscription: s.ID, Subscriber: s.Subscriber, Queue: s.Subscriber + " " + crossroads.SubjectKey(kind, subject),
 			Delivery: s.Delivery, State: StatePending, NextAt: now, Since: now}
 	}
