@@ -512,6 +512,21 @@ func TestPush(t *testing.T) {
 			t.Fatal("long poll did not return")
 		}
 	})
+	t.Run("metrics", func(t *testing.T) {
+		st, b := n.do(demo.Operator, "GET", "/metrics", nil)
+		if st != 200 {
+			t.Fatalf("metrics: %d", st)
+		}
+		for _, want := range []string{`crossroads_push_publications_total{outcome="accepted"}`, `crossroads_push_publications_total{outcome="duplicate"}`,
+			`crossroads_push_deliveries_total{outcome="delivered"}`, `crossroads_push_deliveries_total{outcome="dead"}`,
+			`crossroads_push_deliveries_total{outcome="retry"}`, `crossroads_push_deliveries_total{outcome="acknowledged"}`,
+			"crossroads_push_redelivered_total 1", "crossroads_push_backlog", "crossroads_push_delivery_seconds_count"} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+	})
+
 	t.Run("dropped when no longer covered", func(t *testing.T) {
 		s.status.Store(503)
 		n.publish(demo.OpAddressChanged, people[7].INSZ, "drop-1", today(), addr)
