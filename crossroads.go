@@ -115,6 +115,8 @@ type Operation struct {
 	// Body is the media type of the request body the operation accepts
 	// (e.g. application/json); empty: the operation takes no body.
 	Body string `json:"body,omitempty" yaml:"body,omitempty"`
+	// Kind is OperationCall ("") or OperationMutation (subscription.go).
+	Kind string `json:"kind,omitempty" yaml:"kind,omitempty"`
 }
 
 // Capacity is the role in which a participant holds a file on a person,
@@ -343,6 +345,7 @@ type Network struct {
 	Services       []Service       `json:"services,omitempty" yaml:"services,omitempty"`
 	Authorisations []Authorisation `json:"authorisations,omitempty" yaml:"authorisations,omitempty"`
 	Integrations   []Integration   `json:"integrations,omitempty" yaml:"integrations,omitempty"`
+	Subscriptions  []Subscription  `json:"subscriptions,omitempty" yaml:"subscriptions,omitempty"` // subscription.go
 	// Version is the version of the registers (participants, services,
 	// authorisations) that a snapshot was read at (RegisterStore.Registers).
 	// Given to Apply, non-zero, it is a precondition: the apply fails with

@@ -114,7 +114,7 @@ func run(ctx context.Context, store crossroads.RegisterStore, desired *crossroad
 	if err := store.Apply(ctx, w); err != nil {
 		return plan, fmt.Errorf("apply: write: %w", err)
 	}
-	if len(w.Participants)+len(w.Services)+len(w.Authorisations) > 0 {
+	if len(w.Participants)+len(w.Services)+len(w.Authorisations)+len(w.Subscriptions) > 0 {
 		plan.Version++ // the store bumps the version by one (storetest)
 	}
 	return plan, nil

@@ -135,6 +135,7 @@ func Diff(current, desired *crossroads.Network, currentIntegrations []crossroads
 			plan.write.Authorisations = append(plan.write.Authorisations, a)
 		}
 	}
+	diffSubscriptions(&plan, add, current, desired) // subscriptions.go
 	ints := index(currentIntegrations, integrationKey)
 	for _, in := range desired.Integrations {
 		old, ok := ints[integrationKey(in)]
@@ -237,6 +238,9 @@ func diffService(old, new crossroads.Service) []FieldChange {
 // `GET /persons/{subject} query ["lang"] fields ["/name"] body "application/json"`.
 func fmtOperation(o *crossroads.Operation) string {
 	s := o.Method + " " + o.Path
+	if o.Kind != "" {
+		s = o.Kind
+	}
 	if len(o.Query) > 0 {
 		s += " query " + fmtList(o.Query)
 	}

@@ -17,10 +17,11 @@ const MaxSize = 8 << 20
 
 // file mirrors crossroads.Network with strict time fields.
 type file struct {
-	Participants   []crossroads.Participant `yaml:"participants"`
-	Services       []crossroads.Service     `yaml:"services"`
-	Authorisations []authorisation          `yaml:"authorisations"`
-	Integrations   []integration            `yaml:"integrations"`
+	Participants   []crossroads.Participant  `yaml:"participants"`
+	Services       []crossroads.Service      `yaml:"services"`
+	Authorisations []authorisation           `yaml:"authorisations"`
+	Integrations   []integration             `yaml:"integrations"`
+	Subscriptions  []crossroads.Subscription `yaml:"subscriptions"`
 }
 
 type authorisation struct {
@@ -105,7 +106,7 @@ func Parse(r io.Reader) (n *crossroads.Network, err error) {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return nil, errors.New("parse network file: more than one YAML document")
 	}
-	n = &crossroads.Network{Participants: f.Participants, Services: f.Services}
+	n = &crossroads.Network{Participants: f.Participants, Services: f.Services, Subscriptions: f.Subscriptions}
 	for _, a := range f.Authorisations {
 		n.Authorisations = append(n.Authorisations, crossroads.Authorisation{
 			ID: a.ID, Reference: a.Reference, Grantee: a.Grantee, Services: a.Services, Purposes: a.Purposes,

@@ -219,6 +219,7 @@ func Check(n *crossroads.Network, current *crossroads.Network, kinds personid.Ki
 		ps.authorisation(path, a, w)
 	}
 	ps.integrations(n.Integrations, w)
+	ps.subscriptions(n, current, w) // subscriptions.go
 	ps.current(n, current, w)
 	if current != nil && activeOperators(current.Participants) > 0 && w.activeOperators() == 0 {
 		ps.add("participants", "this change would leave no active operator: the hub could then only be managed from its host (keep at least one operator participant active)")

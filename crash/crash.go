@@ -142,6 +142,8 @@ type Report struct {
 	IntegrationAcked int
 	AuthOps          int // network applies sent
 	AuthAcked        int
+	MutationsSent    int // publications sent, retries included (push.go)
+	MutationsAcked   int // distinct mutations acknowledged (202)
 
 	Batches BatchReport // batch submissions (batch.go)
 
@@ -181,6 +183,7 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "  changes        integrations %d sent / %d acknowledged; network applies %d sent / %d acknowledged\n",
 		r.IntegrationOps, r.IntegrationAcked, r.AuthOps, r.AuthAcked)
 	b.WriteString(r.Batches.String())
+	fmt.Fprintf(&b, "  mutations      %d sent (retries with the same key included) / %d acknowledged, all stored whole, none routed twice\n", r.MutationsSent, r.MutationsAcked)
 	fmt.Fprintf(&b, "  audit          %d records, %d in the log, log size %d; %d served checkpoints consistent\n",
 		r.Records, r.Integrated, r.LogSize, r.Checkpoints)
 	fmt.Fprintf(&b, "  verdict        %s\n", verdict)

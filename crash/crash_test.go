@@ -42,7 +42,7 @@ func TestCrashSmoke(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("the crash harness found %d problems", len(rep.Problems))
 	}
-	if rep.Kills != 3 || rep.Records == 0 || rep.Receipts == 0 || rep.IntegrationAcked == 0 || rep.AuthAcked == 0 || rep.Batches.Items == 0 {
+	if rep.Kills != 3 || rep.Records == 0 || rep.Receipts == 0 || rep.IntegrationAcked == 0 || rep.AuthAcked == 0 || rep.Batches.Items == 0 || rep.MutationsAcked == 0 {
 		t.Fatalf("the run did too little: %+v", rep)
 	}
 }

@@ -52,6 +52,7 @@ type workers struct {
 	applies []change
 
 	batch batchLoad // batch submissions (batch.go)
+	push  pushLoad  // mutations (push.go)
 }
 
 func newWorkers(h *harness) *workers {
@@ -65,6 +66,7 @@ func (w *workers) start(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { w.integrations(ctx) })
 	wg.Go(func() { w.authorisations(ctx) })
 	wg.Go(func() { w.batches(ctx) })
+	wg.Go(func() { w.mutations(ctx) }) // push.go
 }
 
 // pause backs off after a failed request (the hub is down).
@@ -281,6 +283,7 @@ func (w *workers) tally(r *Report) {
 			r.IntegrationAcked++
 		}
 	}
+	w.tallyPush(r) // push.go
 	for _, c := range w.applies {
 		r.AuthOps++
 		if c.acked {

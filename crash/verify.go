@@ -86,6 +86,9 @@ func (h *harness) verify(ctx context.Context, w *workers) error {
 	if err := h.verifyBatches(ctx, w); err != nil { // batch.go
 		return err
 	}
+	if err := h.verifyPush(ctx, w); err != nil { // push.go
+		return err
+	}
 	return h.verifyRegisters(ctx, w)
 }
 

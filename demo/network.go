@@ -153,5 +153,6 @@ func Network(u URLs, people []Person, now time.Time) *crossroads.Network {
 			n.Integrations = append(n.Integrations, crossroads.Integration{Person: p.INSZ, Participant: Suspended, Sector: CapSocialAid.Sector, Capacity: CapSocialAid.Code, From: from})
 		}
 	}
+	pushNetwork(n, u, start, end) // push.go
 	return n
 }

@@ -295,7 +295,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer r.Close()
 	fmt.Fprintf(opts.Out, "Crossroads demo network: hub on %s, data in %s\n\n", r.Base, r.Dir)
-	results := r.Clients.Run(ctx, Scenario(r.People, r.Revoke, r.Hub.CA.Pool()))
+	results := r.Clients.Run(ctx, append(r.PushScenario(), Scenario(r.People, r.Revoke, r.Hub.CA.Pool())...)) // scenario_push.go
 	allOK := Print(opts.Out, results)
 	fmt.Fprintln(opts.Out)
 	if !allOK {

@@ -415,7 +415,7 @@ func (w writeThrough) Apply(ctx context.Context, n *crossroads.Network) error {
 	for _, in := range n.Integrations {
 		d.put(in)
 	}
-	if len(n.Participants)+len(n.Services)+len(n.Authorisations) > 0 {
+	if len(n.Participants)+len(n.Services)+len(n.Authorisations)+len(n.Subscriptions) > 0 {
 		return d.reloadRegisters(ctx)
 	}
 	return nil

@@ -213,6 +213,7 @@ func Run(ctx context.Context, t Target) (*Report, error) {
 	r.operations(ctx)
 	r.certificates(ctx)
 	r.integrations(ctx)
+	r.push(ctx) // push.go
 	r.crossSite(ctx)
 	r.spe(ctx) // spe.go
 	r.slowloris(ctx)

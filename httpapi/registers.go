@@ -72,6 +72,7 @@ func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
 		Path   string   `json:"path"` // template, relative to the service
 		Query  []string `json:"query,omitempty"`
 		Body   string   `json:"body,omitempty"`
+		Kind   string   `json:"kind,omitempty"` // mutation: published by the provider, subscribed to (docs/push.md)
 	}
 	type publicService struct {
 		ID             string            `json:"id"`
@@ -88,7 +89,7 @@ func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
 	for _, s := range n.Services {
 		ops := make([]publicOperation, 0, len(s.Operations))
 		for _, o := range s.Operations {
-			ops = append(ops, publicOperation{o.ID, o.Method, o.Path, o.Query, o.Body})
+			ops = append(ops, publicOperation{o.ID, o.Method, o.Path, o.Query, o.Body, o.Kind})
 		}
 		out = append(out, publicService{s.ID, s.Provider, s.Description, s.Classification, s.Fields,
 			s.SubjectKind() == crossroads.SubjectPerson, s.SubjectKind(), ops})

@@ -133,6 +133,7 @@ type Config struct {
 	Batch batch.Options // batch consultation: submission bounds, retention, concurrency (zero: defaults; batch.go)
 	EFGS  EFGSConfig    // the federation gateway (efgs.go); zero: on at /efgs with the reference's defaults
 	SPE   SPEOptions    // secure processing: rate limits and federation peers (spe.go)
+	Push  PushOptions   // mutation push (push.go)
 }
 
 // Hub is an assembled hub.
@@ -163,6 +164,7 @@ type Hub struct {
 	batch     *batch.Service   // batch consultation (batch.go)
 	EFGS      *efgsFeature     // the federation gateway (efgs.go); nil when disabled
 	spe       *speFeature      // secure processing (spe.go)
+	Push      *Mutations       // mutation push (push.go)
 
 	// Upstream is the authenticated transport to providers.
 	Upstream *upstream.Transport

@@ -45,11 +45,15 @@ func CheckService(svc crossroads.Service) []error {
 			bad(op, "id repeated")
 		}
 		ids[op.ID] = true
-		if methodBit(op.Method) == 0 {
+		if op.Kind != crossroads.OperationCall {
+			checkMutation(op, bad)
+		} else if methodBit(op.Method) == 0 {
 			bad(op, "method %q: want GET, POST, PUT, PATCH or DELETE", trunc(op.Method))
 		}
 		t, err := Parse(op.Path)
-		if err != nil {
+		if op.Kind != crossroads.OperationCall {
+			// a mutation has no path (checkMutation)
+		} else if err != nil {
 			bad(op, "path: %v", err)
 		} else {
 			templates[i] = t

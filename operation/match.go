@@ -81,15 +81,18 @@ func Compile(svc *crossroads.Service) (*Matcher, error) {
 	if errs := CheckService(*svc); len(errs) > 0 {
 		return nil, fmt.Errorf("service %s: %w", svc.ID, errors.Join(errs...))
 	}
-	m := &Matcher{svc: svc, ops: make([]compiled, len(svc.Operations))}
+	m := &Matcher{svc: svc, ops: make([]compiled, 0, len(svc.Operations))}
 	for i := range svc.Operations {
 		op := &svc.Operations[i]
+		if op.Kind == crossroads.OperationMutation {
+			continue // published by the provider, never called (mutation.go)
+		}
 		t, _ := Parse(op.Path) // checked above
 		c := compiled{op: op, t: t, bit: methodBit(op.Method), query: op.Query}
 		if op.Body != "" {
 			c.body, _, _ = mime.ParseMediaType(op.Body)
 		}
-		m.ops[i] = c
+		m.ops = append(m.ops, c)
 	}
 	return m, nil
 }

@@ -69,6 +69,9 @@ func (s *Registers) Registers(ctx context.Context) (*crossroads.Network, error) 
 		if err := readPermits(ctx, tx, n.Authorisations); err != nil {
 			return err
 		}
+		if n.Subscriptions, err = readSubscriptions(ctx, tx); err != nil { // subscriptions.go
+			return err
+		}
 		return nil
 	})
 	if err != nil {
@@ -161,7 +164,7 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 		return nil
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := checkVersion(ctx, tx, n.Version, len(n.Participants)+len(n.Services)+len(n.Authorisations) > 0); err != nil {
+		if err := checkVersion(ctx, tx, n.Version, len(n.Participants)+len(n.Services)+len(n.Authorisations)+len(n.Subscriptions) > 0); err != nil {
 			return err
 		}
 		for _, p := range n.Participants {
@@ -180,6 +183,9 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 			}
 		}
 		if err := putPermits(ctx, tx, n.Authorisations); err != nil {
+			return err
+		}
+		if err := putSubscriptions(ctx, tx, n.Subscriptions); err != nil { // subscriptions.go
 			return err
 		}
 		if err := putIntegrations(ctx, tx, n.Integrations); err != nil {

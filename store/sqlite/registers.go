@@ -151,6 +151,9 @@ func (s *Registers) Registers(ctx context.Context) (*crossroads.Network, error) 
 	if err := readPermits(ctx, tx, n.Authorisations); err != nil {
 		return nil, fmt.Errorf("registers: %w", err)
 	}
+	if n.Subscriptions, err = readSubscriptions(ctx, tx); err != nil { // subscriptions.go
+		return nil, fmt.Errorf("registers: %w", err)
+	}
 	return n, nil
 }
 
@@ -271,7 +274,7 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 		return fmt.Errorf("apply: %w", err)
 	}
 	defer tx.Rollback()
-	if err := checkVersion(ctx, tx, n.Version, len(n.Participants)+len(n.Services)+len(n.Authorisations) > 0); err != nil {
+	if err := checkVersion(ctx, tx, n.Version, len(n.Participants)+len(n.Services)+len(n.Authorisations)+len(n.Subscriptions) > 0); err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
 	for _, p := range n.Participants {
@@ -290,6 +293,9 @@ func (s *Registers) Apply(ctx context.Context, n *crossroads.Network) error {
 		}
 	}
 	if err := putPermits(ctx, tx, n.Authorisations); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	if err := putSubscriptions(ctx, tx, n.Subscriptions); err != nil { // subscriptions.go
 		return fmt.Errorf("apply: %w", err)
 	}
 	if len(n.Integrations) > 0 {
