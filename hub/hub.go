@@ -35,6 +35,7 @@ import (
 	"github.com/crossroads-hub/crossroads/atomicfile"
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/citizen"
+	"github.com/crossroads-hub/crossroads/console"
 	"github.com/crossroads-hub/crossroads/directory"
 	"github.com/crossroads-hub/crossroads/exchange"
 	"github.com/crossroads-hub/crossroads/httpapi"
@@ -128,6 +129,7 @@ type Config struct {
 	// OIDCRootCAs is a PEM file of the roots to trust for the issuer's
 	// discovery document and keys (default the system's).
 	OIDCRootCAs string
+	Console     console.Settings // the browser console at /console/ (console.go)
 }
 
 // Hub is an assembled hub.
@@ -155,6 +157,7 @@ type Hub struct {
 	sharedLog *mysqllog.Log    // nil: the log is this node's own (POSIX)
 	renew     *certRenewal     // the current hub certificate (renew.go)
 	opened    []feature        // the features opened (features.go)
+	console   *console.Console // the browser console (console.go)
 
 	// Upstream is the authenticated transport to providers.
 	Upstream *upstream.Transport
