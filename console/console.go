@@ -74,6 +74,11 @@ type Settings struct {
 	// auditor participant the holder acts for (default
 	// "crossroads_participant"). A token without it logs a citizen in.
 	ParticipantClaim string
+	// Hostnames are the console's own host names, on which the hub does
+	// not ask for a client certificate (browsers would show a certificate
+	// picker to citizens); default: the host of URL when it is a DNS name.
+	// Certificate logins use the hub's other names.
+	Hostnames []string
 	// IdleTimeout ends a session unused that long (default 15 minutes);
 	// MaxAge ends any session (default 8 hours).
 	IdleTimeout, MaxAge time.Duration
@@ -187,9 +192,8 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin") // not no-referrer: browsers would then send "Origin: null" with the forms
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
 	if !strings.HasPrefix(r.URL.Path, "/console/static/") {

@@ -292,7 +292,7 @@ func TestAuditorAndGDPR(t *testing.T) {
 // no caching of pages.
 func TestSecurityHeaders(t *testing.T) {
 	n := consoletest.Start(t)
-	resp, err := n.Browser(t, "").Client.Get(n.Base + "/console/")
+	resp, err := n.Browser(t, "").Client.Get(n.ConsoleURL + "/console/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,4 +316,12 @@ func TestTemplatesHaveNoInlineScriptOrStyle(t *testing.T) {
 			t.Errorf("%s has inline script or style", f.Name())
 		}
 	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }

@@ -55,7 +55,9 @@ type Running struct {
 	Certs   map[string]tls.Certificate
 	closers []func()
 
-	Companies []Company // the enterprise register's companies
+	// ConsoleURL is the console's base URL (https://localhost:port).
+	ConsoleURL string
+	Companies  []Company // the enterprise register's companies
 	// IdentityProvider logs the demo's people in (the hub's OIDC issuer).
 	IdentityProvider *IdentityProvider
 	Sources          map[string]*Source // the authentic sources, by participant id
@@ -129,7 +131,12 @@ func Start(ctx context.Context, opts Options, ln net.Listener) (*Running, <-chan
 	}
 	// The citizens' login: the hub trusts the demo identity provider's ID
 	// tokens (and its self-signed certificate, idp.crt).
-	base := "https://" + ln.Addr().String()
+	// The console is reached by name (localhost): on that name the hub asks
+	// for no client certificate (hub/console.go), so a citizen's browser
+	// shows no certificate picker.
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	base := "https://localhost:" + port
+	r.ConsoleURL = base
 	idp, err := StartIdentityProvider(r.People, opts.Logger, base+"/console/callback")
 	if err != nil {
 		return nil, nil, err
@@ -329,9 +336,10 @@ The network file is %[1]s/network.yaml. Citizens log in at the demo identity pro
 
 The console (your browser will warn about the demo's own certificates):
 
-  citizen:   %[3]s/console/login?login_hint=%[2]s
-  operator:  %[3]s/console/login?login_hint=alice.operator
-  auditor:   %[3]s/console/login?login_hint=bob.auditor
-`, r.Dir, p.INSZ, r.Base, r.IdentityProvider.Issuer)
+  citizen:   %[5]s/console/login?login_hint=%[2]s
+  operator:  %[5]s/console/login?login_hint=alice.operator
+  auditor:   %[5]s/console/login?login_hint=bob.auditor
+  operator with the certificate %[1]s/certs/ops.crt in the browser: %[3]s/console/login/certificate
+`, r.Dir, p.INSZ, r.Base, r.IdentityProvider.Issuer, r.ConsoleURL)
 	return <-errc
 }

@@ -2,7 +2,11 @@ package hub
 
 import (
 	"context"
+	"crypto/tls"
+	"net"
 	"net/http"
+	"net/url"
+	"slices"
 
 	"github.com/crossroads-hub/crossroads/console"
 	"github.com/crossroads-hub/crossroads/httpapi"
@@ -39,4 +43,30 @@ func init() {
 		},
 		run: func(ctx context.Context, h *Hub) { h.console.Run(ctx) },
 	})
+}
+
+// consoleTLS stops asking for a client certificate on the console's own
+// host names (Settings.Hostnames, by default the host of Settings.URL when
+// it is a DNS name): a browser asked for one shows a certificate picker
+// (and a headless one waits forever), which citizens must never meet. The
+// listener, the server certificate and everything else stay the same;
+// operators log in with their certificate on the hub's other names, where
+// it is asked for as before.
+func (h *Hub) consoleTLS() {
+	names := h.cfg.Console.Hostnames
+	if u, err := url.Parse(h.cfg.Console.URL); len(names) == 0 && err == nil && u.Hostname() != "" && net.ParseIP(u.Hostname()) == nil {
+		names = []string{u.Hostname()}
+	}
+	if len(names) == 0 {
+		return
+	}
+	base := h.Server.TLSConfig
+	noCert := base.Clone()
+	noCert.ClientAuth = tls.NoClientCert
+	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if slices.Contains(names, hello.ServerName) {
+			return noCert, nil
+		}
+		return nil, nil
+	}
 }

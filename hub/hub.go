@@ -337,6 +337,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		ErrorLog:          connErrorLog(cfg.Logger, h.Registry),
 	}
 	h.renewable(transport)
+	h.consoleTLS() // console.go
 	return h, nil
 }
 

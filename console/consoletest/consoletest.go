@@ -75,8 +75,12 @@ func (n *Net) Browser(t testing.TB, certificate string) *Browser {
 		tc.Certificates = []tls.Certificate{c}
 	}
 	tr := &http.Transport{TLSClientConfig: tc}
+	base := n.ConsoleURL // by the console's name: no certificate asked
+	if certificate != "" {
+		base = n.Base // the hub's name, where certificates are asked for
+	}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &Browser{Client: &http.Client{Jar: jar, Transport: tr, Timeout: 20 * time.Second}, Base: n.Base, issuer: n.IdentityProvider.Issuer, t: t}
+	return &Browser{Client: &http.Client{Jar: jar, Transport: tr, Timeout: 20 * time.Second}, Base: base, issuer: n.IdentityProvider.Issuer, t: t}
 }
 
 // Get fetches a page and returns its status and body.

@@ -54,7 +54,10 @@
   // checkSignature verifies the checkpoint with the log's note verifier
   // key (name+hash+base64(0x01||key)); null when the browser lacks Ed25519.
   async function checkSignature(note, vkey) {
-    const [name, hash, key] = vkey.split("+");
+    // name+hash+key, where the base64 key may itself contain "+".
+    const i = vkey.indexOf("+"), j = vkey.indexOf("+", i + 1);
+    if (i < 0 || j < 0) throw new Error("malformed log key");
+    const name = vkey.slice(0, i), hash = vkey.slice(i + 1, j), key = vkey.slice(j + 1);
     const raw = b64(key);
     if (raw[0] !== 1 || raw.length !== 33) throw new Error("not an Ed25519 key");
     if (note.origin !== name) throw new Error("checkpoint of another log");
