@@ -174,13 +174,6 @@ func (s *sessions) takeFlow(id string) *flow {
 	return f
 }
 
-// count is the number of live sessions (for tests and metrics).
-func (s *sessions) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.all)
-}
-
 // setCookie writes a Secure, HttpOnly cookie for path /.
 func setCookie(w http.ResponseWriter, name, value string, maxAge int, sameSite http.SameSite) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
