@@ -1,6 +1,13 @@
 package console_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"net/http"
 	"net/url"
 	"os"
@@ -324,4 +331,83 @@ func mustURL(s string) *url.URL {
 		panic(err)
 	}
 	return u
+}
+
+// TestOperatorCertificates: issuing from a CSR and revoking through the
+// console are the API's acts (certificate issue and revoke records of the
+// operator), and a revoked certificate's participant is refused.
+func TestOperatorCertificates(t *testing.T) {
+	n := consoletest.Start(t)
+	b := n.Browser(t, "")
+	if st, _ := b.Login("alice.operator"); st != http.StatusOK {
+		t.Fatalf("login: %d", st)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: demo.ONEM}}, key)
+	csr := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	_, ops := b.Get("/console/ops")
+	st, crt := b.Post("/console/ops/certificates", url.Values{"csrf": {consoletest.CSRF(ops)}, "participant": {demo.ONEM}, "csr": {csr}, "validityDays": {"30"}}, nil)
+	if st != http.StatusOK || !strings.Contains(crt, "BEGIN CERTIFICATE") {
+		t.Fatalf("issue: %d %s", st, crt)
+	}
+	blk, _ := pem.Decode([]byte(crt))
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := cert.SerialNumber.Text(16)
+	st, page := b.Post("/console/ops/certificates/"+serial+"/revoke", url.Values{"csrf": {consoletest.CSRF(ops)}, "reason": {"test"}}, nil)
+	if st != http.StatusOK || !strings.Contains(page, "revoked") {
+		t.Fatalf("revoke: %d", st)
+	}
+	recs, err := n.Hub.Trail.Search(t.Context(), audit.Query{Kinds: []string{crossroads.RecordCertificate}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := map[string]bool{}
+	for _, r := range recs.Records {
+		if r.Requester == demo.Operator && r.User == "alice.operator" {
+			acts[r.Action] = true
+		}
+	}
+	if !acts["issue"] || !acts["revoke"] {
+		t.Fatalf("certificate acts recorded as the operator's: %v", acts)
+	}
+	// A bad CSR is the API's refusal, shown on the page.
+	if st, _ := b.Post("/console/ops/certificates", url.Values{"csrf": {consoletest.CSRF(ops)}, "participant": {demo.ONEM}, "csr": {"junk"}}, nil); st != http.StatusUnprocessableEntity && st != http.StatusBadRequest {
+		t.Fatalf("bad CSR: %d", st)
+	}
+	// The logout is recorded too.
+	b.Post("/console/logout", url.Values{"csrf": {consoletest.CSRF(ops)}}, nil)
+	recs, _ = n.Hub.Trail.Search(t.Context(), audit.Query{Kinds: []string{crossroads.RecordConsole}})
+	if len(recs.Records) == 0 || recs.Records[0].Action != crossroads.ConsoleLogout {
+		t.Fatal("logout not recorded")
+	}
+}
+
+// TestNoCertificateRequestOnConsoleName: on the console's name the hub
+// asks for no client certificate (a browser would show a picker); on its
+// other names it still does.
+func TestNoCertificateRequestOnConsoleName(t *testing.T) {
+	n := consoletest.Start(t)
+	asked := func(base string) bool {
+		u := mustURL(base)
+		requested := false
+		conn, err := tls.Dial("tcp", "127.0.0.1:"+u.Port(), &tls.Config{ServerName: u.Hostname(), RootCAs: n.Roots, MinVersion: tls.VersionTLS13,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				requested = true
+				return &tls.Certificate{}, nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		return requested
+	}
+	if asked(n.ConsoleURL) {
+		t.Error("a client certificate is asked for on the console's name")
+	}
+	if !asked(n.Base) {
+		t.Error("no client certificate asked for on the hub's address")
+	}
 }
