@@ -138,6 +138,10 @@ func New(cfg Config) (*Handler, error) {
 	}, nil
 }
 
+// HTTPClient is the client that reaches the issuer (for another relying
+// party of the same issuer, e.g. the console's login).
+func (h *Handler) HTTPClient() *http.Client { return h.cfg.HTTPClient }
+
 // idVerifier returns the ID token verifier, discovering the issuer first.
 func (h *Handler) idVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 	h.mu.Lock()

@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -15,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"math/big"
@@ -22,55 +22,49 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/text/language"
 )
 
-// The demo's citizen login: an OpenID Connect provider (authorisation code
-// flow with PKCE, ES256 ID tokens) standing in for the national eID login,
-// and the citizen app registered with it.
+// The demo's login: an OpenID Connect provider standing in for the
+// national eID login — the OP of github.com/zitadel/oidc (discovery, JWKS,
+// authorisation code flow with PKCE S256 required, ES256 ID tokens) over
+// HTTPS with a self-signed certificate, on an in-memory storage of the
+// demo's synthetic people and staff. Where a real eID login reads the
+// person's card, the demo's login page asks for the national number.
 const (
 	CitizenClientID = "crossroads-demo-citizen"
 	// CitizenRedirect is the citizen app's loopback redirect (RFC 8252).
 	CitizenRedirect = "http://127.0.0.1/callback"
+	// ConsoleClientID is the hub console's registration (a public client
+	// with PKCE; its redirect is the console's /console/callback).
+	ConsoleClientID = "crossroads-demo-console"
+	// ParticipantClaim names, in the ID tokens of the demo's staff, the
+	// participant they act for (the console's Settings.ParticipantClaim).
+	ParticipantClaim = "crossroads_participant"
 )
 
-// IdentityProvider is a small but real OpenID Connect provider: discovery,
-// JWKS, an authorisation endpoint and a token endpoint, over HTTPS with a
-// self-signed certificate, signing ID tokens with a P-256 key it generates.
-// It authenticates the demo's synthetic people only: where a real eID login
-// reads the person's card, the demo person is named by login_hint.
+// Staff are the demo's operators and auditors who log in to the console
+// with the identity provider: login name → participant acted for.
+var Staff = map[string]string{"alice.operator": Operator, "bob.auditor": Auditor}
+
+// IdentityProvider is the demo's OpenID Connect provider.
 type IdentityProvider struct {
 	Issuer  string // https://127.0.0.1:port
 	CertPEM []byte // its self-signed certificate: the root to trust
 
-	key    *ecdsa.PrivateKey
-	kid    string
-	people map[string]bool
-	srv    *http.Server
-	roots  *x509.CertPool
-
-	mu    sync.Mutex
-	codes map[string]grant
+	srv   *http.Server
+	roots *x509.CertPool
+	store *opStorage
 }
-
-// grant is an issued authorisation code.
-type grant struct {
-	subject, nonce, challenge string
-	expires                   time.Time
-}
-
-// codeLifetime bounds an authorisation code; tokenLifetime an ID token.
-const (
-	codeLifetime  = time.Minute
-	tokenLifetime = 10 * time.Minute
-)
 
 // StartIdentityProvider serves the provider on a loopback port for the
-// given people until Close.
-func StartIdentityProvider(people []Person, logger *slog.Logger) (*IdentityProvider, error) {
+// given people until Close. consoleRedirects are the console redirect URIs
+// registered for ConsoleClientID.
+func StartIdentityProvider(people []Person, logger *slog.Logger, consoleRedirects ...string) (*IdentityProvider, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("identity provider key: %w", err)
@@ -96,22 +90,29 @@ func StartIdentityProvider(people []Person, logger *slog.Logger) (*IdentityProvi
 	if err != nil {
 		return nil, fmt.Errorf("identity provider: %w", err)
 	}
-	thumb := sha256.Sum256(elliptic.MarshalCompressed(elliptic.P256(), key.X, key.Y))
 	p := &IdentityProvider{
 		Issuer:  "https://" + ln.Addr().String(),
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		key:     key, kid: base64.RawURLEncoding.EncodeToString(thumb[:8]),
-		people: map[string]bool{}, roots: x509.NewCertPool(), codes: map[string]grant{},
+		roots:   x509.NewCertPool(),
 	}
 	p.roots.AddCert(cert)
-	for _, person := range people {
-		p.people[person.INSZ] = true
+	thumb := sha256.Sum256(elliptic.MarshalCompressed(elliptic.P256(), key.X, key.Y))
+	p.store = newOPStorage(key, base64.RawURLEncoding.EncodeToString(thumb[:8]), people, consoleRedirects)
+	var cryptoKey [32]byte
+	rand.Read(cryptoKey[:])
+	provider, err := op.NewProvider(&op.Config{
+		CryptoKey: cryptoKey, CodeMethodS256: true,
+		SupportedUILocales: []language.Tag{language.English, language.Dutch, language.French},
+	}, p.store, op.StaticIssuer(p.Issuer), op.WithLogger(logger))
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("identity provider: %w", err)
 	}
+	p.store.callback = op.AuthCallbackURL(provider)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", p.discovery)
-	mux.HandleFunc("GET /jwks", p.jwks)
-	mux.HandleFunc("GET /authorize", p.authorize)
-	mux.HandleFunc("POST /token", p.token)
+	mux.HandleFunc("GET /login", p.store.loginPage)
+	mux.Handle("POST /login", op.NewIssuerInterceptor(provider.IssuerFromRequest).HandlerFunc(p.store.loginSubmit))
+	mux.Handle("/", provider)
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: tlsKey, Leaf: cert}}}
 	p.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
 	go p.srv.Serve(tls.NewListener(ln, cfg))
@@ -121,143 +122,11 @@ func StartIdentityProvider(people []Person, logger *slog.Logger) (*IdentityProvi
 // Close stops the provider.
 func (p *IdentityProvider) Close() { p.srv.Close() }
 
-func (p *IdentityProvider) discovery(w http.ResponseWriter, _ *http.Request) {
-	writeJSONNoStore(w, http.StatusOK, map[string]any{
-		"issuer":                                p.Issuer,
-		"authorization_endpoint":                p.Issuer + "/authorize",
-		"token_endpoint":                        p.Issuer + "/token",
-		"jwks_uri":                              p.Issuer + "/jwks",
-		"response_types_supported":              []string{"code"},
-		"grant_types_supported":                 []string{"authorization_code"},
-		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": []string{string(jose.ES256)},
-		"code_challenge_methods_supported":      []string{"S256"},
-		"token_endpoint_auth_methods_supported": []string{"none"},
-		"scopes_supported":                      []string{"openid"},
-	})
-}
-
-func (p *IdentityProvider) jwks(w http.ResponseWriter, _ *http.Request) {
-	writeJSONNoStore(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
-		{Key: &p.key.PublicKey, KeyID: p.kid, Algorithm: string(jose.ES256), Use: "sig"},
-	}})
-}
-
-// authorize is the authorisation endpoint (OpenID Connect Core 3.1.2):
-// response_type=code, scope with openid, the registered client and
-// redirect URI, a PKCE S256 challenge, and the person in login_hint.
-func (p *IdentityProvider) authorize(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	// An unknown client or redirect URI is never redirected to (3.1.2.6).
-	if q.Get("client_id") != CitizenClientID || q.Get("redirect_uri") != CitizenRedirect {
-		http.Error(w, "unknown client or redirect_uri", http.StatusBadRequest)
-		return
-	}
-	fail := func(code, desc string) {
-		v := url.Values{"error": {code}, "error_description": {desc}}
-		if s := q.Get("state"); s != "" {
-			v.Set("state", s)
-		}
-		http.Redirect(w, r, CitizenRedirect+"?"+v.Encode(), http.StatusFound)
-	}
-	switch {
-	case q.Get("response_type") != "code":
-		fail("unsupported_response_type", "only the authorisation code flow")
-		return
-	case !strings.Contains(" "+q.Get("scope")+" ", " openid "):
-		fail("invalid_scope", "scope must include openid")
-		return
-	case q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43:
-		fail("invalid_request", "a PKCE S256 code_challenge is required")
-		return
-	case !p.people[q.Get("login_hint")]:
-		fail("access_denied", "no such person")
-		return
-	}
-	code := randomToken()
-	p.mu.Lock()
-	now := time.Now()
-	for c, g := range p.codes { // forget expired codes
-		if now.After(g.expires) {
-			delete(p.codes, c)
-		}
-	}
-	p.codes[code] = grant{subject: q.Get("login_hint"), nonce: q.Get("nonce"), challenge: q.Get("code_challenge"), expires: now.Add(codeLifetime)}
-	p.mu.Unlock()
-	v := url.Values{"code": {code}}
-	if s := q.Get("state"); s != "" {
-		v.Set("state", s)
-	}
-	http.Redirect(w, r, CitizenRedirect+"?"+v.Encode(), http.StatusFound)
-}
-
-// token is the token endpoint (OpenID Connect Core 3.1.3): a code is good
-// once, for its client, redirect URI and PKCE verifier.
-func (p *IdentityProvider) token(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
-	if err := r.ParseForm(); err != nil {
-		tokenError(w, "invalid_request", "unreadable form")
-		return
-	}
-	f := r.PostForm
-	if f.Get("grant_type") != "authorization_code" {
-		tokenError(w, "unsupported_grant_type", "only authorization_code")
-		return
-	}
-	if f.Get("client_id") != CitizenClientID || f.Get("redirect_uri") != CitizenRedirect {
-		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
-		writeJSONNoStore(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "unknown client or redirect_uri"})
-		return
-	}
-	p.mu.Lock()
-	g, ok := p.codes[f.Get("code")]
-	delete(p.codes, f.Get("code"))
-	p.mu.Unlock()
-	sum := sha256.Sum256([]byte(f.Get("code_verifier")))
-	switch {
-	case !ok || time.Now().After(g.expires):
-		tokenError(w, "invalid_grant", "unknown, used or expired code")
-		return
-	case subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(g.challenge)) != 1:
-		tokenError(w, "invalid_grant", "code_verifier does not match the challenge")
-		return
-	}
-	now := time.Now()
-	claims := map[string]any{"iss": p.Issuer, "aud": CitizenClientID, "sub": g.subject,
-		"iat": now.Unix(), "exp": now.Add(tokenLifetime).Unix(), "auth_time": now.Unix()}
-	if g.nonce != "" {
-		claims["nonce"] = g.nonce
-	}
-	idToken, err := p.sign(claims)
-	if err != nil {
-		http.Error(w, "cannot sign", http.StatusInternalServerError)
-		return
-	}
-	writeJSONNoStore(w, http.StatusOK, map[string]any{"access_token": randomToken(), "token_type": "Bearer",
-		"expires_in": int(tokenLifetime.Seconds()), "id_token": idToken})
-}
-
-func (p *IdentityProvider) sign(claims map[string]any) (string, error) {
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: p.key, KeyID: p.kid}},
-		(&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		return "", err
-	}
-	b, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	jws, err := s.Sign(b)
-	if err != nil {
-		return "", err
-	}
-	return jws.CompactSerialize()
-}
-
 // Login logs the person in as the citizen app does: the authorisation
-// request (state, nonce, PKCE), the code from the redirect, the token
-// request. It returns the ID token, checked for the nonce (it comes
-// straight from the token endpoint over TLS, OpenID Connect Core 3.1.3.7).
+// request (state, nonce, PKCE), the provider's login page, the code from
+// the redirect, the token request. It returns the ID token, checked for
+// the nonce (it comes straight from the token endpoint over TLS, OpenID
+// Connect Core 3.1.3.7).
 func (p *IdentityProvider) Login(ctx context.Context, person string) (string, error) {
 	cl := &http.Client{Timeout: 10 * time.Second,
 		Transport:     &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: p.roots}},
@@ -268,27 +137,35 @@ func (p *IdentityProvider) Login(ctx context.Context, person string) (string, er
 	q := url.Values{"response_type": {"code"}, "client_id": {CitizenClientID}, "redirect_uri": {CitizenRedirect},
 		"scope": {"openid"}, "state": {state}, "nonce": {nonce}, "login_hint": {person},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.Issuer+"/authorize?"+q.Encode(), nil)
-	resp, err := cl.Do(req)
+	loc, err := p.follow(ctx, cl, http.MethodGet, p.Issuer+"/authorize?"+q.Encode(), nil)
 	if err != nil {
-		return "", fmt.Errorf("login: %w", err)
+		return "", err
 	}
-	resp.Body.Close()
-	back, err := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusFound || err != nil || !strings.HasPrefix(back.String(), CitizenRedirect+"?") {
-		return "", fmt.Errorf("login: authorisation answered %d", resp.StatusCode)
+	// The provider's login page: the person says who they are.
+	id := loc.Query().Get("authRequestID")
+	if id == "" {
+		return "", fmt.Errorf("login: the provider sent no login page (%s)", loc.Redacted())
 	}
-	if e := back.Query().Get("error"); e != "" {
-		return "", fmt.Errorf("login: %s: %s", e, back.Query().Get("error_description"))
+	if loc, err = p.follow(ctx, cl, http.MethodPost, p.Issuer+"/login", url.Values{"authRequestID": {id}, "username": {person}}); err != nil {
+		return "", err
 	}
-	if back.Query().Get("state") != state {
+	for !strings.HasPrefix(loc.String(), CitizenRedirect) { // the provider's own callback, then the app's
+		if loc, err = p.follow(ctx, cl, http.MethodGet, loc.String(), nil); err != nil {
+			return "", err
+		}
+	}
+	if e := loc.Query().Get("error"); e != "" {
+		return "", fmt.Errorf("login: %s: %s", e, loc.Query().Get("error_description"))
+	}
+	if loc.Query().Get("state") != state {
 		return "", errors.New("login: state does not match")
 	}
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")},
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
 		"client_id": {CitizenClientID}, "redirect_uri": {CitizenRedirect}, "code_verifier": {verifier}}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, p.Issuer+"/token", strings.NewReader(form.Encode()))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.Issuer+"/oauth/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if resp, err = cl.Do(req); err != nil {
+	resp, err := cl.Do(req)
+	if err != nil {
 		return "", fmt.Errorf("login: token: %w", err)
 	}
 	defer resp.Body.Close()
@@ -310,19 +187,92 @@ func (p *IdentityProvider) Login(ctx context.Context, person string) (string, er
 	return tok.IDToken, nil
 }
 
-func tokenError(w http.ResponseWriter, code, desc string) {
-	writeJSONNoStore(w, http.StatusBadRequest, map[string]string{"error": code, "error_description": desc})
-}
-
-func writeJSONNoStore(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+// follow makes one request and returns the redirect's location.
+func (p *IdentityProvider) follow(ctx context.Context, cl *http.Client, method, target string, form url.Values) (*url.URL, error) {
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
+		return nil, fmt.Errorf("login: %s %s answered %d: %s", method, target, resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	return loc, nil
 }
 
 func randomToken() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// loginTemplate is the provider's login page (the demo's stand-in for
+// reading an eID card).
+var loginTemplate = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Demo eID login</title></head>
+<body><main><h1>Demo eID login</h1>
+<p>This demo identity provider stands in for the national eID login. Give the national number of a demo person, or a staff login ({{.Staff}}).</p>
+{{if .Error}}<p role="alert">{{.Error}}</p>{{end}}
+<form method="post" action="/login"><input type="hidden" name="authRequestID" value="{{.ID}}">
+<label for="username">National number or staff login</label> <input id="username" name="username" value="{{.Hint}}" required autofocus>
+<button type="submit" id="submit">Sign in</button></form></main></body></html>`))
+
+func (s *opStorage) loginPage(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("authRequestID")
+	s.mu.Lock()
+	ar, ok := s.requests[id]
+	s.mu.Unlock()
+	if !ok {
+		http.Error(w, "unknown login request", http.StatusBadRequest)
+		return
+	}
+	s.renderLogin(w, id, ar.LoginHint, "")
+}
+
+func (s *opStorage) renderLogin(w http.ResponseWriter, id, hint, msg string) {
+	staff := make([]string, 0, len(Staff))
+	for k := range Staff {
+		staff = append(staff, k)
+	}
+	// No form-action: the login's redirects lead to the client, which
+	// form-action would block.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	loginTemplate.Execute(w, map[string]string{"ID": id, "Hint": hint, "Error": msg, "Staff": strings.Join(staff, ", ")})
+}
+
+func (s *opStorage) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	id, user := r.PostFormValue("authRequestID"), strings.TrimSpace(r.PostFormValue("username"))
+	s.mu.Lock()
+	ar, ok := s.requests[id]
+	known := s.users[user]
+	if ok && known {
+		ar.subject, ar.done, ar.authTime = user, true, time.Now()
+	}
+	s.mu.Unlock()
+	switch {
+	case !ok:
+		http.Error(w, "unknown login request", http.StatusBadRequest)
+	case !known:
+		s.renderLogin(w, id, user, "No such person or staff member in this demo.")
+	default:
+		http.Redirect(w, r, s.callback(r.Context(), id), http.StatusFound)
+	}
 }

@@ -9,6 +9,7 @@ import (
 // Participant ids of the demo network.
 const (
 	Operator           = "ops"
+	Auditor            = "audit-office"        // an auditor (the DPO's office): reads the trail, keeps the GDPR records
 	OCMW               = "ocmw-gent"           // public centre for social welfare: a client institution
 	ONEM               = "onem"                // national employment office: a client institution
 	Suspended          = "old-mutuality"       // a suspended client institution
@@ -67,6 +68,7 @@ func Network(u URLs, people []Person, now time.Time) *crossroads.Network {
 	n := &crossroads.Network{
 		Participants: []crossroads.Participant{
 			{ID: Operator, Name: "Crossroads operations", Kind: crossroads.KindOperator, Status: crossroads.StatusActive, IncidentContact: "soc@crossroads.example"},
+			{ID: Auditor, Name: "Audit office (DPO)", Kind: crossroads.KindAuditor, Status: crossroads.StatusActive, IncidentContact: "dpo@crossroads.example"},
 			{ID: OCMW, Name: "OCMW Gent", Kind: crossroads.KindInstitution, Status: crossroads.StatusActive, IncidentContact: "dpo@ocmw-gent.example"},
 			{ID: ONEM, Name: "Office national de l'emploi", Kind: crossroads.KindInstitution, Status: crossroads.StatusActive, IncidentContact: "security@onem.example"},
 			{ID: Suspended, Name: "Former mutuality (merged)", Kind: crossroads.KindInstitution, Status: crossroads.StatusSuspended},

@@ -22,6 +22,7 @@ import (
 
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/apply"
+	"github.com/crossroads-hub/crossroads/console"
 	"github.com/crossroads-hub/crossroads/hub"
 	"github.com/crossroads-hub/crossroads/pki"
 )
@@ -54,7 +55,9 @@ type Running struct {
 	Certs   map[string]tls.Certificate
 	closers []func()
 
-	Companies []Company // the enterprise register's companies
+	// ConsoleURL is the console's base URL (https://localhost:port).
+	ConsoleURL string
+	Companies  []Company // the enterprise register's companies
 	// IdentityProvider logs the demo's people in (the hub's OIDC issuer).
 	IdentityProvider *IdentityProvider
 	Sources          map[string]*Source // the authentic sources, by participant id
@@ -128,7 +131,13 @@ func Start(ctx context.Context, opts Options, ln net.Listener) (*Running, <-chan
 	}
 	// The citizens' login: the hub trusts the demo identity provider's ID
 	// tokens (and its self-signed certificate, idp.crt).
-	idp, err := StartIdentityProvider(r.People, opts.Logger)
+	// The console is reached by name (localhost): on that name the hub asks
+	// for no client certificate (hub/console.go), so a citizen's browser
+	// shows no certificate picker.
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	base := "https://localhost:" + port
+	r.ConsoleURL = base
+	idp, err := StartIdentityProvider(r.People, opts.Logger, base+"/console/callback")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -139,7 +148,8 @@ func Start(ctx context.Context, opts Options, ln net.Listener) (*Running, <-chan
 		return nil, nil, fmt.Errorf("write idp.crt: %w", err)
 	}
 	cfg := hub.Config{DataDir: dataDir, DatabaseURL: opts.DatabaseURL, Passphrase: pass, Logger: opts.Logger, MaxMergeDelay: time.Second, ProviderTimeout: opts.ProviderTimeout,
-		OIDCIssuer: idp.Issuer, OIDCClientID: CitizenClientID, OIDCRootCAs: idpCert}
+		OIDCIssuer: idp.Issuer, OIDCClientID: CitizenClientID, OIDCRootCAs: idpCert,
+		Console: console.Settings{URL: base, ClientID: ConsoleClientID, ParticipantClaim: ParticipantClaim}}
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
@@ -323,6 +333,13 @@ The hub stays up until Ctrl-C. Try it (as the OCMW Gent):
 The network file is %[1]s/network.yaml. Citizens log in at the demo identity provider
 %[4]s (OpenID Connect, certificate %[1]s/idp.crt) and read /v1/me/exchanges and
 /v1/me/files with the ID token.
-`, r.Dir, p.INSZ, r.Base, r.IdentityProvider.Issuer)
+
+The console (your browser will warn about the demo's own certificates):
+
+  citizen:   %[5]s/console/login?login_hint=%[2]s
+  operator:  %[5]s/console/login?login_hint=alice.operator
+  auditor:   %[5]s/console/login?login_hint=bob.auditor
+  operator with the certificate %[1]s/certs/ops.crt in the browser: %[3]s/console/login/certificate
+`, r.Dir, p.INSZ, r.Base, r.IdentityProvider.Issuer, r.ConsoleURL)
 	return <-errc
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/batch"
 	"github.com/crossroads-hub/crossroads/citizen"
+	"github.com/crossroads-hub/crossroads/console"
 	"github.com/crossroads-hub/crossroads/directory"
 	"github.com/crossroads-hub/crossroads/exchange"
 	"github.com/crossroads-hub/crossroads/httpapi"
@@ -130,10 +131,11 @@ type Config struct {
 	// discovery document and keys (default the system's).
 	OIDCRootCAs string
 
-	Batch batch.Options // batch consultation: submission bounds, retention, concurrency (zero: defaults; batch.go)
-	EFGS  EFGSConfig    // the federation gateway (efgs.go); zero: on at /efgs with the reference's defaults
-	SPE   SPEOptions    // secure processing: rate limits and federation peers (spe.go)
-	Push  PushOptions   // mutation push (push.go)
+	Batch   batch.Options    // batch consultation: submission bounds, retention, concurrency (zero: defaults; batch.go)
+	EFGS    EFGSConfig       // the federation gateway (efgs.go); zero: on at /efgs with the reference's defaults
+	SPE     SPEOptions       // secure processing: rate limits and federation peers (spe.go)
+	Push    PushOptions      // mutation push (push.go)
+	Console console.Settings // the browser console at /console/ (console.go)
 }
 
 // Hub is an assembled hub.
@@ -165,6 +167,7 @@ type Hub struct {
 	EFGS      *efgsFeature     // the federation gateway (efgs.go); nil when disabled
 	spe       *speFeature      // secure processing (spe.go)
 	Push      *Mutations       // mutation push (push.go)
+	console   *console.Console // the browser console (console.go)
 
 	// Upstream is the authenticated transport to providers.
 	Upstream *upstream.Transport
@@ -344,6 +347,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		ErrorLog:          connErrorLog(cfg.Logger, h.Registry),
 	}
 	h.renewable(transport)
+	h.consoleTLS() // console.go
 	return h, nil
 }
 
