@@ -136,16 +136,21 @@ func (t *table) find(in *slot, canon []uint16) int {
 	return -1
 }
 
-// put adds in, replacing the slot of the same identity.
+// put adds in, replacing the slot of the same identity: one pass along
+// the run from in's home, to that slot or the first empty one.
 func (t *table) put(in slot, canon []uint16) {
-	if i := t.find(&in, canon); i >= 0 {
-		t.slots[i] = in
-		return
-	}
 	if float64(t.n+1) > maxLoad*float64(len(t.slots)) {
 		t.resize(max(minSlots, len(t.slots)*3/2, int(float64(t.n+1)/fitLoad)))
 	}
-	t.place(in)
+	k := in.key()
+	i := t.start(home(k, in.part))
+	for ; t.slots[i].part != 0; i = t.next(i) {
+		if s := &t.slots[i]; s.part == in.part && s.key() == k && s.from == in.from && canon[s.capacity] == canon[in.capacity] {
+			*s = in
+			return
+		}
+	}
+	t.slots[i] = in
 	t.n++
 }
 
@@ -284,6 +289,43 @@ func (n *interner) indexes(in *crossroads.Integration) (part, capacity uint16, o
 	}
 	n.cur.Store(&next)
 	return part, capacity, true
+}
+
+// lastIndexes remembers the last participant and capacity interned, for a
+// bulk load (rows come sorted by subject: capacities repeat, participants
+// often).
+type lastIndexes struct {
+	part     string
+	partIdx  uint16
+	capacity capacityName
+	capIdx   uint16
+	ok       bool
+}
+
+// compactCached is compact with a one-entry cache of indexes.
+func (n *interner) compactCached(in *crossroads.Integration, c *lastIndexes) (slot, uint64, bool) {
+	if !c.ok || c.part != in.Participant || c.capacity != (capacityName{in.Kind, in.Sector, in.Capacity}) {
+		s, k, ok := n.compact(in)
+		if ok {
+			*c = lastIndexes{in.Participant, s.part, capacityName{in.Kind, in.Sector, in.Capacity}, s.capacity, true}
+		}
+		return s, k, ok
+	}
+	k, ok := compactKey(subjectOf(*in))
+	if !ok {
+		return slot{}, 0, false
+	}
+	from, ok := day(in.From)
+	if !ok {
+		return slot{}, k, false
+	}
+	to := uint16(openEnded)
+	if !in.To.IsZero() {
+		if to, ok = day(in.To); !ok {
+			return slot{}, k, false
+		}
+	}
+	return slot{lo: uint32(k), hi: uint32(k >> 32), part: c.partIdx, capacity: c.capIdx, from: from, to: to}, k, true
 }
 
 // compact returns in as a slot when it has a compact form.

@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -156,5 +157,46 @@ func TestCompactKey(t *testing.T) {
 		if d, ok := day(c.t); ok != c.ok || (ok && !dayTime(d).Equal(c.t)) {
 			t.Errorf("day(%v) = %d, %v", c.t, d, ok)
 		}
+	}
+}
+
+// eachStore is a store that only streams integrations.
+type eachStore struct {
+	crossroads.RegisterStore
+	list []crossroads.Integration
+}
+
+func (s eachStore) EachIntegration(_ context.Context, fn func(crossroads.Integration) error) error {
+	for _, in := range s.list {
+		if err := fn(in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestLoadMatchesExact: the bulk load (staged, built per shard) holds what
+// put by put would.
+func TestLoadMatchesExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	m := model{}
+	for range 5000 {
+		m.put(randomIntegration(r))
+	}
+	var list []crossroads.Integration
+	for _, v := range m {
+		list = append(list, v...)
+	}
+	d := newDirectory(nil)
+	if err := d.load(context.Background(), eachStore{list: list}); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range m {
+		if got := d.Integrations(k.person, k.participant); !reflect.DeepEqual(sortIntegrations(got), sortIntegrations(want)) {
+			t.Fatalf("%v:\n got %v\nwant %v", k, got, want)
+		}
+	}
+	if got := d.Integrations(personOf(1), "p0"); len(got) != 0 {
+		t.Fatalf("unknown subject: %v", got)
 	}
 }

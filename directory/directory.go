@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"reflect"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -92,15 +93,59 @@ func Open(ctx context.Context, store crossroads.RegisterStore) (*Directory, erro
 		return nil, fmt.Errorf("load integrations: %w", err)
 	}
 	d.changes = last
-	err = store.EachIntegration(ctx, func(in crossroads.Integration) error {
+	if err := d.load(ctx, store); err != nil {
+		return nil, fmt.Errorf("load integrations: %w", err)
+	}
+	return d, nil
+}
+
+// load reads every integration of store into d, which holds none yet: the
+// compact ones are staged by shard, then each shard's table is built once,
+// at its final size, the shards in parallel.
+func (d *Directory) load(ctx context.Context, store crossroads.RegisterStore) error {
+	stage := make([][]slot, shardCount)
+	var cache lastIndexes
+	err := store.EachIntegration(ctx, func(in crossroads.Integration) error {
+		if c, k, ok := d.names.compactCached(&in, &cache); ok {
+			i := shardOf(k)
+			stage[i] = append(stage[i], c)
+			return nil
+		}
 		d.put(in)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load integrations: %w", err)
+		return err
 	}
-	d.fit()
-	return d, nil
+	canon := d.names.cur.Load().canonOf
+	work := make(chan int, shardCount)
+	for i := range stage {
+		work <- i
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), 8)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				s := &d.shards[i]
+				s.mu.Lock()
+				if want := int(float64(s.t.n+len(stage[i]))/fitLoad) + 1; len(s.t.slots) < want {
+					s.t.resize(max(minSlots, want))
+				}
+				// No exact integration shares an identity with a compact
+				// one: the store holds one row per identity.
+				for _, c := range stage[i] {
+					s.t.put(c, canon)
+				}
+				stage[i] = nil
+				s.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
 }
 
 func newDirectory(store crossroads.RegisterStore) *Directory {
@@ -370,14 +415,9 @@ func (d *Directory) ReloadIntegrations(ctx context.Context) error {
 	fresh := newDirectory(nil)
 	fresh.names = d.names
 	fresh.seed = d.seed
-	err = d.store.EachIntegration(ctx, func(in crossroads.Integration) error {
-		fresh.put(in)
-		return nil
-	})
-	if err != nil {
+	if err := fresh.load(ctx, d.store); err != nil {
 		return fmt.Errorf("reload integrations: %w", err)
 	}
-	fresh.fit()
 	for i := range d.shards {
 		d.shards[i].mu.Lock()
 		d.shards[i].t = fresh.shards[i].t
