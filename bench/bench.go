@@ -156,7 +156,7 @@ type setup struct {
 	clientTLS *tls.Config
 	signer    *pki.Signer
 	people    []demo.Person
-	cleanups  []func() // run in reverse by stop
+	cleanups  []func()  // run in reverse by stop
 	child     *hubChild // separate mode: the hub process
 	pinned    Pinning
 }

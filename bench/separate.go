@@ -40,16 +40,16 @@ import (
 type childHello struct {
 	HubURL     string        `json:"hub_url"`
 	RootsPEM   string        `json:"roots_pem"`
-	ClientPEM  string        `json:"client_pem"`  // ocmw-gent: certificate chain and key
+	ClientPEM  string        `json:"client_pem"`   // ocmw-gent: certificate chain and key
 	ProviderPE string        `json:"provider_pem"` // the population register's
 	People     []demo.Person `json:"people"`
 }
 
 type childCommand struct {
-	Op      string        `json:"op"`                // provider, baseline, stats
-	URL     string        `json:"url,omitempty"`     // provider: its base URL
-	Direct  bool          `json:"direct,omitempty"`  // baseline: for the provider itself
-	Window  time.Duration `json:"window,omitempty"`  // baseline: warm-up + duration
+	Op      string         `json:"op"`                 // provider, baseline, stats
+	URL     string         `json:"url,omitempty"`      // provider: its base URL
+	Direct  bool           `json:"direct,omitempty"`   // baseline: for the provider itself
+	Window  time.Duration  `json:"window,omitempty"`   // baseline: warm-up + duration
 	Request []load.Request `json:"requests,omitempty"` // baseline: the hub mix to adapt
 }
 
