@@ -18,6 +18,9 @@ import (
 // integrateBatch bounds the rows added to the log in one pass.
 const integrateBatch = 4096
 
+// markChunk bounds the log indexes recorded in one store transaction.
+const markChunk = 64
+
 // kickAfter is how many newly durable records start an integration pass
 // before the next tick. Between ticks (a quarter of the merge delay)
 // records accumulate, so that each pass, with its fsyncs in the log and in
@@ -360,10 +363,17 @@ func (l *merkleLog) integrate(ctx context.Context) error {
 				return errCrash
 			}
 		}
-		if len(marks) > 0 {
-			if err := l.t.store.MarkIntegrated(ctx, marks); err != nil {
+		// Marked a chunk per store transaction: the store has one writer,
+		// and a group commit waiting behind a pass's 4,096 marks would
+		// hold its exchanges for tens of milliseconds (issue 13). Between
+		// chunks the writer gets its turn; a crash between chunks leaves
+		// rows unmarked, which reconcile recovers from the log.
+		for rest := marks; len(rest) > 0; {
+			n := min(markChunk, len(rest))
+			if err := l.t.store.MarkIntegrated(ctx, rest[:n]); err != nil {
 				return fmt.Errorf("record indexes: %w", err)
 			}
+			rest = rest[n:]
 		}
 		if ferr != nil {
 			return fmt.Errorf("add to log: %w", ferr)

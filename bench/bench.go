@@ -70,6 +70,13 @@ type Options struct {
 	CPUProfile string
 	// SkipOpen skips the open-loop runs; SkipClosed the closed-loop ones.
 	SkipOpen, SkipClosed bool
+	// Separate runs the hub (and the bare proxy) as a process of its own,
+	// pinned to core 0, the generator and provider in this process on the
+	// other cores (taskset, when available): see separate.go.
+	Separate bool
+	// HubCommand starts the hub process in separate mode (default: this
+	// executable's "bench"); "--hub-child --people N" is appended.
+	HubCommand []string
 	// Command is the command line shown under the tables.
 	Command string
 	// Progress receives one line per run (nil: discarded).
@@ -131,7 +138,13 @@ type Result struct {
 	// provider for "direct", plus the proxy or the hub for the others. It
 	// is less sensitive to other load on the machine than throughput.
 	CPUPerRequest map[load.Mode]map[string]time.Duration
-	Options       Options
+	// HubCPUPerRequest is, in separate mode, the CPU time of the hub
+	// process alone (the hub, or the bare proxy in its runs) per response.
+	HubCPUPerRequest map[load.Mode]map[string]time.Duration
+	// Pinned is the cores given to the hub process and to this one in
+	// separate mode (empty when not pinned).
+	Pinned  Pinning
+	Options Options
 }
 
 // setup is the running network and its targets.
@@ -143,7 +156,40 @@ type setup struct {
 	clientTLS *tls.Config
 	signer    *pki.Signer
 	people    []demo.Person
-	stop      func()
+	cleanups  []func()  // run in reverse by stop
+	child     *hubChild // separate mode: the hub process
+	pinned    Pinning
+}
+
+func (s *setup) onStop(f func()) { s.cleanups = append(s.cleanups, f) }
+
+// stop runs the cleanups, last first.
+func (s *setup) stop() {
+	for i := len(s.cleanups) - 1; i >= 0; i-- {
+		s.cleanups[i]()
+	}
+	s.cleanups = nil
+}
+
+// auditStats returns the hub's group-commit counters and, in separate
+// mode, the hub process's CPU time.
+func (s *setup) auditStats() (records, batches int64, cpu time.Duration, err error) {
+	if s.child != nil {
+		a, err := s.child.call(childCommand{Op: "stats"})
+		return a.Records, a.Batches, a.CPU, err
+	}
+	st := s.run.Hub.Trail.Stats()
+	return st.Records, st.Batches, 0, nil
+}
+
+// baseline is baselineMix, done by the hub process in separate mode (it
+// holds the hub's signing key).
+func (s *setup) baseline(reqs []load.Request, direct bool, window time.Duration) ([]load.Request, error) {
+	if s.child != nil {
+		a, err := s.child.call(childCommand{Op: "baseline", Request: reqs, Direct: direct, Window: window})
+		return a.Requests, err
+	}
+	return s.baselineMix(reqs, direct, window)
 }
 
 // Run starts the network, runs the benchmark and stops everything.
@@ -151,26 +197,32 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	res := &Result{LoadBefore: loadAvg(), Options: opts, CPUPerRequest: map[load.Mode]map[string]time.Duration{}}
+	res := &Result{LoadBefore: loadAvg(), Options: opts, CPUPerRequest: map[load.Mode]map[string]time.Duration{},
+		HubCPUPerRequest: map[load.Mode]map[string]time.Duration{}}
+	start := start
+	if opts.Separate {
+		start = startSeparate
+	}
 	s, err := start(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer s.stop()
+	res.Pinned = s.pinned
 
 	mix, denied := s.hubMix(opts.Subjects, opts.Denied)
 	fmt.Fprintf(opts.Progress, "bench: %d people, %d subjects, mix of %d allowed and %d denied request templates, load average %s\n",
 		len(s.people), opts.Subjects, len(mix)-denied, denied, res.LoadBefore)
 
 	if !opts.SkipClosed {
-		c, err := s.compare(ctx, opts, load.ModeClosed, mix, res.CPUPerRequest)
+		c, err := s.compare(ctx, opts, load.ModeClosed, mix, res)
 		if err != nil {
 			return nil, err
 		}
 		res.Closed = c
 	}
 	if !opts.SkipOpen {
-		c, err := s.compare(ctx, opts, load.ModeOpen, mix, res.CPUPerRequest)
+		c, err := s.compare(ctx, opts, load.ModeOpen, mix, res)
 		if err != nil {
 			return nil, err
 		}
@@ -183,23 +235,45 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 // start brings up the demo network (hub and providers) in this process and
 // the bare proxy in front of the population register.
 func start(ctx context.Context, opts Options) (_ *setup, err error) {
+	s, err := startNetwork(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	// The benchmark's population register, and the hub's person-identity
+	// service pointed at it (through apply, as an operator would).
+	pool := s.run.Hub.CA.Pool()
+	purl, stopProvider, err := serveProvider(newProvider(pool, s.people), pool, s.run.Certs[demo.PopulationRegister])
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	s.onStop(stopProvider)
+	if err := s.useProvider(ctx, purl); err != nil {
+		s.stop()
+		return nil, err
+	}
+	cert, ok := s.run.Certs[demo.OCMW]
+	if !ok {
+		s.stop()
+		return nil, errors.New("bench: no ocmw-gent certificate in the demo network")
+	}
+	s.clientTLS = pki.ClientTLSConfig(pool, cert)
+	return s, nil
+}
+
+// startNetwork starts the demo network (hub and the demo's providers).
+func startNetwork(ctx context.Context, opts Options) (_ *setup, err error) {
 	dir, err := os.MkdirTemp("", "crossroads-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("bench: temp dir: %w", err)
 	}
-	var cleanups []func()
 	s := &setup{}
-	s.stop = func() {
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			cleanups[i]()
-		}
-	}
 	defer func() {
 		if err != nil {
 			s.stop()
 		}
 	}()
-	cleanups = append(cleanups, func() { os.RemoveAll(dir) })
+	s.onStop(func() { os.RemoveAll(dir) })
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -212,34 +286,34 @@ func start(ctx context.Context, opts Options) (_ *setup, err error) {
 		ln.Close()
 		return nil, fmt.Errorf("bench: start demo network: %w", err)
 	}
-	cleanups = append(cleanups, func() {
+	s.onStop(func() {
 		cancel()
 		<-errc
 		r.Close()
 	})
 	s.run, s.hubURL, s.people, s.signer = r, r.Base, r.People, r.Hub.Signer
+	return s, nil
+}
 
-	// The benchmark's population register, and the hub's person-identity
-	// service pointed at it (through apply, as an operator would).
+// useProvider points the hub's person-identity service at the benchmark's
+// population register at purl (through apply, as an operator would) and
+// starts the bare proxy in front of it.
+func (s *setup) useProvider(ctx context.Context, purl string) error {
+	r := s.run
 	pool := r.Hub.CA.Pool()
-	purl, stopProvider, err := serveProvider(newProvider(pool, r.People), pool, r.Certs[demo.PopulationRegister])
-	if err != nil {
-		return nil, err
-	}
-	cleanups = append(cleanups, stopProvider)
 	svc, ok := r.Hub.Directory.Service(demo.ServicePerson)
 	if !ok {
-		return nil, errors.New("bench: the demo network has no person-identity service")
+		return errors.New("bench: the demo network has no person-identity service")
 	}
 	moved := *svc
 	moved.BaseURL = purl
 	if _, err := apply.Apply(ctx, r.Hub.Directory.Store(), &crossroads.Network{Services: []crossroads.Service{moved}}, r.Hub.Scheme, false); err != nil {
-		return nil, fmt.Errorf("bench: point the hub at the benchmark provider: %w", err)
+		return fmt.Errorf("bench: point the hub at the benchmark provider: %w", err)
 	}
 	s.directURL = purl
 	upstream, err := url.Parse(s.directURL)
 	if err != nil {
-		return nil, fmt.Errorf("bench: provider URL: %w", err)
+		return fmt.Errorf("bench: provider URL: %w", err)
 	}
 	// The bare proxy presents the hub's certificate, verifies clients
 	// against the network CA and calls the provider with the hub's
@@ -247,22 +321,16 @@ func start(ctx context.Context, opts Options) (_ *setup, err error) {
 	serverTLS := &tls.Config{Certificates: []tls.Certificate{r.Hub.Cert}, ClientCAs: pool}
 	srv, pln, err := load.BareProxy("127.0.0.1:0", upstream, serverTLS, pki.ClientTLSConfig(pool, r.Hub.Cert))
 	if err != nil {
-		return nil, fmt.Errorf("bench: bare proxy: %w", err)
+		return fmt.Errorf("bench: bare proxy: %w", err)
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_ = srv.Serve(pln) // ends with ErrServerClosed
 	}()
-	cleanups = append(cleanups, func() { srv.Close(); <-done })
+	s.onStop(func() { srv.Close(); <-done })
 	s.bareURL = "https://" + pln.Addr().String()
-
-	cert, ok := r.Certs[demo.OCMW]
-	if !ok {
-		return nil, errors.New("bench: no ocmw-gent certificate in the demo network")
-	}
-	s.clientTLS = pki.ClientTLSConfig(pool, cert)
-	return s, nil
+	return nil
 }
 
 // hubMix is the hub's request mix: ocmw-gent reading person-identity for
@@ -341,9 +409,11 @@ func (s *setup) baselineMix(reqs []load.Request, direct bool, window time.Durati
 }
 
 // compare runs the three targets in one mode and returns the comparison.
-func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix []load.Request, cpuPer map[load.Mode]map[string]time.Duration) (*load.Comparison, error) {
+func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix []load.Request, res *Result) (*load.Comparison, error) {
 	cmp := &load.Comparison{Results: map[string]*load.Report{}, Command: opts.Command}
+	cpuPer := res.CPUPerRequest
 	cpuPer[mode] = map[string]time.Duration{}
+	res.HubCPUPerRequest[mode] = map[string]time.Duration{}
 	for _, target := range []string{load.TargetHub, load.TargetBare, load.TargetDirect} {
 		cfg := load.Config{
 			TLS:         s.clientTLS,
@@ -363,7 +433,7 @@ func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix [
 			if target == load.TargetDirect {
 				cfg.Target = s.directURL
 			}
-			cfg.Requests, err = s.baselineMix(mix, target == load.TargetDirect, opts.Warmup+opts.Duration)
+			cfg.Requests, err = s.baseline(mix, target == load.TargetDirect, opts.Warmup+opts.Duration)
 		}
 		if err != nil {
 			return nil, err
@@ -376,10 +446,27 @@ func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix [
 		}
 		la := loadAvg()
 		cpu := measureCPU(opts.Warmup)
-		audit0 := s.run.Hub.Trail.Stats()
+		// The hub process's counters are read at the start of the measured
+		// window (after the warm-up) and at its end.
+		var records0, batches0 int64
+		var hubCPU0 time.Duration
+		var statsErr error
+		var statsMu sync.Mutex
+		statsTimer := time.AfterFunc(opts.Warmup, func() {
+			r, b, c, err := s.auditStats()
+			statsMu.Lock()
+			records0, batches0, hubCPU0, statsErr = r, b, c, err
+			statsMu.Unlock()
+		})
 		rep, err := load.Run(ctx, cfg)
 		cpuUsed := cpu()
-		audit1 := s.run.Hub.Trail.Stats()
+		statsTimer.Stop()
+		records1, batches1, hubCPU1, err1 := s.auditStats()
+		statsMu.Lock()
+		if err == nil {
+			err = errors.Join(statsErr, err1)
+		}
+		statsMu.Unlock()
 		if stopProfile != nil {
 			if perr := stopProfile(); perr != nil && err == nil {
 				err = perr
@@ -390,13 +477,19 @@ func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix [
 		}
 		if rep.Responses > 0 {
 			cpuPer[mode][target] = cpuUsed / time.Duration(rep.Responses)
+			if s.child != nil && hubCPU0 > 0 {
+				res.HubCPUPerRequest[mode][target] = (hubCPU1 - hubCPU0) / time.Duration(rep.Responses)
+			}
 		}
 		fmt.Fprintf(opts.Progress, "bench: %-6s %-10s %8.0f req/s (%.0f allowed/s)  p50 %s  p99 %s  unexpected %d  failures %d  CPU %s/req  load average before %s\n",
 			mode, target, rep.Throughput, Allowed(rep), rep.Latency.P50.Round(time.Microsecond), rep.Latency.P99.Round(time.Microsecond),
 			rep.Unexpected, rep.Failures(), cpuPer[mode][target].Round(time.Microsecond), la)
-		if commits := audit1.Batches - audit0.Batches; target == load.TargetHub && commits > 0 {
+		if d := res.HubCPUPerRequest[mode][target]; d > 0 {
+			fmt.Fprintf(opts.Progress, "bench: %-6s %-10s CPU of the hub process: %s/req\n", mode, target, d.Round(time.Microsecond))
+		}
+		if commits := batches1 - batches0; target == load.TargetHub && commits > 0 {
 			fmt.Fprintf(opts.Progress, "bench: %-6s %-10s audit: %d records in %d group commits (%.1f per commit)\n",
-				mode, target, audit1.Records-audit0.Records, commits, float64(audit1.Records-audit0.Records)/float64(commits))
+				mode, target, records1-records0, commits, float64(records1-records0)/float64(commits))
 		}
 		if rep.Unexpected > 0 {
 			fmt.Fprintf(opts.Progress, "bench: %s %s: unexpected answers; status %v, reasons %v\n", mode, target, rep.Status, rep.Reasons)
@@ -470,7 +563,14 @@ func (r *Result) Markdown() string {
 			fmt.Fprintf(&b, "\nHub-added latency at %.0f/s: p99 %s (hub p99 − direct provider p99).\n", o.Rate, d.Round(10*time.Microsecond))
 		}
 	}
-	if c := r.CPUPerRequest[load.ModeClosed]; len(c) > 0 {
+	if c := r.CPUPerRequest[load.ModeClosed]; len(c) > 0 && o.Separate {
+		b.WriteString("\n### CPU per request of the generator and provider process (closed loop)\n\n| target | CPU per request |\n|---|---:|\n")
+		for _, t := range []string{load.TargetHub, load.TargetBare, load.TargetDirect} {
+			if d := c[t]; d > 0 {
+				fmt.Fprintf(&b, "| %s | %s |\n", t, d.Round(time.Microsecond))
+			}
+		}
+	} else if len(c) > 0 {
 		b.WriteString("\n### CPU per request (closed loop, whole process)\n\n| target | CPU per request | ceiling on all cores |\n|---|---:|---:|\n")
 		cores := runtime.NumCPU()
 		for _, t := range []string{load.TargetHub, load.TargetBare, load.TargetDirect} {
@@ -484,7 +584,26 @@ func (r *Result) Markdown() string {
 				"alone on these %d cores the hub would top out near %.0f exchanges/s.\n", own.Round(time.Microsecond), cores, float64(cores)*float64(time.Second)/float64(own))
 		}
 	}
+	if c := r.HubCPUPerRequest[load.ModeClosed]; len(c) > 0 {
+		b.WriteString("\n### CPU of the hub process alone per request (closed loop)\n\n| target | CPU per request | ceiling on one core |\n|---|---:|---:|\n")
+		for _, t := range []string{load.TargetHub, load.TargetBare} {
+			if d := c[t]; d > 0 {
+				fmt.Fprintf(&b, "| %s | %s | %.0f req/s |\n", t, d.Round(time.Microsecond), float64(time.Second)/float64(d))
+			}
+		}
+	}
 	fmt.Fprintf(&b, "\nLoad average (1, 5, 15 min): %s before, %s after.\n", r.LoadBefore, r.LoadAfter)
+	if o.Separate {
+		pin := "not pinned (no taskset, or one core)"
+		if r.Pinned.Hub != "" {
+			pin = fmt.Sprintf("pinned with taskset: hub process on core %s, generator and provider on core(s) %s", r.Pinned.Hub, r.Pinned.Rest)
+		}
+		fmt.Fprintf(&b, "\nSetup (--separate): the hub — the demo network, and the bare proxy for its runs — is a process of its own, %s. "+
+			"This process runs the load generator and the population register (the same work as behind the hub: mutual TLS, verify the hub's signature, look up, answer). "+
+			"%d synthetic people; ocmw-gent reads person-identity about %d of them, %.0f %% of the mix asks for an uncovered purpose (denied, audited). "+
+			"The hub process's CPU is read from the process itself at the start and end of each measured window.\n", pin, o.People, o.Subjects, 100*o.Denied)
+		return b.String()
+	}
 	fmt.Fprintf(&b, "\nSetup: one process runs the load generator, the hub (durable audit: SQLite group commit, Tessera log), "+
 		"the bare proxy and the demo provider, all sharing the machine's cores; the hub's figures are therefore a lower bound. "+
 		"%d synthetic people; ocmw-gent reads person-identity about %d of them (subjects it has a file on), %.0f %% of the mix asks for an uncovered purpose (denied, audited). "+

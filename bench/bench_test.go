@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crossroads-hub/crossroads/internal/testbin"
 )
 
 // TestBenchSmoke runs a very short benchmark (the CI smoke of the load
@@ -49,5 +51,38 @@ func TestOptionsRejectNonsense(t *testing.T) {
 		if err := o.defaults(); err == nil {
 			t.Errorf("options %+v accepted", o)
 		}
+	}
+}
+
+// TestBenchSeparateSmoke runs the hub as a process of its own (the
+// crossroads binary's bench --hub-child): the three targets answer, the
+// hub's answers are the expected ones, and the hub process's CPU is
+// reported. It asserts counts, never speed.
+func TestBenchSeparateSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the crossroads binary")
+	}
+	res, err := Run(context.Background(), Options{
+		Duration: 700 * time.Millisecond, Warmup: 300 * time.Millisecond,
+		Concurrency: 4, People: 50, Subjects: 20, SkipOpen: true,
+		Separate: true, HubCommand: []string{testbin.Build(t), "bench"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := res.Closed.Results["hub"]
+	if hub == nil || hub.Requests == 0 || hub.Unexpected != 0 || hub.ErrorCount() != 0 || Allowed(hub) == 0 {
+		t.Fatalf("hub: %+v", hub)
+	}
+	for _, target := range []string{"bare-proxy", "direct"} {
+		if r := res.Closed.Results[target]; r == nil || r.Requests == 0 || r.Unexpected != 0 {
+			t.Fatalf("%s: %+v", target, r)
+		}
+	}
+	if res.HubCPUPerRequest["closed"]["hub"] <= 0 {
+		t.Errorf("no CPU figure for the hub process: %v", res.HubCPUPerRequest)
+	}
+	if md := res.Markdown(); !strings.Contains(md, "--separate") || !strings.Contains(md, "CPU of the hub process alone") {
+		t.Errorf("markdown does not describe the separate setup:\n%s", md)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"reflect"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -30,6 +31,7 @@ type Directory struct {
 	writeMu sync.Mutex // serialises writes so memory follows the store's order
 	changes int64      // the store's integration change feed, applied up to here
 	seed    maphash.Seed
+	names   *interner // participants and capacities of compact integrations
 	shards  [shardCount]shard
 }
 
@@ -39,7 +41,8 @@ type key struct{ person, participant string }
 
 type shard struct {
 	mu sync.RWMutex
-	m  map[key][]crossroads.Integration // slices are replaced, never modified in place
+	t  table                            // compact integrations (compact.go)
+	m  map[key][]crossroads.Integration // the rest; slices are replaced, never modified in place
 }
 
 // Registers is an immutable snapshot of participants, services and
@@ -90,22 +93,77 @@ func Open(ctx context.Context, store crossroads.RegisterStore) (*Directory, erro
 		return nil, fmt.Errorf("load integrations: %w", err)
 	}
 	d.changes = last
-	err = store.EachIntegration(ctx, func(in crossroads.Integration) error {
-		d.put(in)
-		return nil
-	})
-	if err != nil {
+	if err := d.load(ctx, store); err != nil {
 		return nil, fmt.Errorf("load integrations: %w", err)
 	}
 	return d, nil
 }
 
+// load reads every integration of store into d, which holds none yet: the
+// compact ones are staged by shard, then each shard's table is built once,
+// at its final size, the shards in parallel.
+func (d *Directory) load(ctx context.Context, store crossroads.RegisterStore) error {
+	stage := make([][]slot, shardCount)
+	var cache lastIndexes
+	err := store.EachIntegration(ctx, func(in crossroads.Integration) error {
+		if c, k, ok := d.names.compactCached(&in, &cache); ok {
+			i := shardOf(k)
+			stage[i] = append(stage[i], c)
+			return nil
+		}
+		d.put(in)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	canon := d.names.cur.Load().canonOf
+	work := make(chan int, shardCount)
+	for i := range stage {
+		work <- i
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), 8)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				s := &d.shards[i]
+				s.mu.Lock()
+				if want := int(float64(s.t.n+len(stage[i]))/fitLoad) + 1; len(s.t.slots) < want {
+					s.t.resize(max(minSlots, want))
+				}
+				// No exact integration shares an identity with a compact
+				// one: the store holds one row per identity.
+				for _, c := range stage[i] {
+					s.t.put(c, canon)
+				}
+				stage[i] = nil
+				s.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
 func newDirectory(store crossroads.RegisterStore) *Directory {
-	d := &Directory{store: store, seed: maphash.MakeSeed()}
+	d := &Directory{store: store, seed: maphash.MakeSeed(), names: newInterner()}
 	for i := range d.shards {
 		d.shards[i].m = make(map[key][]crossroads.Integration)
 	}
 	return d
+}
+
+// fit shrinks every shard's table to its load after a bulk load.
+func (d *Directory) fit() {
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.Lock()
+		s.t.fit()
+		s.mu.Unlock()
+	}
 }
 
 func (d *Directory) reloadRegisters(ctx context.Context) error {
@@ -154,9 +212,16 @@ func index(n *crossroads.Network) *Registers {
 	return r
 }
 
+// shard returns subject's shard: by its number when it has one (a compact
+// key), by a hash of its spelling otherwise.
 func (d *Directory) shard(subject string) *shard {
+	if k, ok := compactKey(subject); ok {
+		return &d.shards[shardOf(k)]
+	}
 	return &d.shards[maphash.String(d.seed, subject)%shardCount]
 }
+
+func shardOf(k uint64) uint64 { return mix(k) >> 56 % shardCount }
 
 // subjectOf is the key under which the directory holds in: its subject
 // kind and id (crossroads.SubjectKey).
@@ -165,9 +230,28 @@ func subjectOf(in crossroads.Integration) string { return crossroads.SubjectKey(
 // put adds or replaces in in memory (same identity: person, participant,
 // sector, capacity, from).
 func (d *Directory) put(in crossroads.Integration) {
-	s := d.shard(subjectOf(in))
-	k := key{subjectOf(in), in.Participant}
+	c, n, compact := d.names.compact(&in)
+	subject := subjectOf(in)
+	s := d.shard(subject)
+	k := key{subject, in.Participant}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if compact {
+		canon := d.names.cur.Load().canonOf
+		s.t.put(c, canon)
+		// An integration of the same identity may be held exactly (its
+		// former period had a time of day).
+		if len(s.m) > 0 {
+			s.removeExact(k, in)
+		}
+		return
+	}
+	if n != 0 {
+		// The same identity may be held compactly.
+		if c, ok := d.compactIdentity(&in, n); ok {
+			s.t.remove(c, d.names.cur.Load().canonOf)
+		}
+	}
 	old := s.m[k]
 	next := make([]crossroads.Integration, 0, len(old)+1)
 	for _, o := range old {
@@ -176,14 +260,42 @@ func (d *Directory) put(in crossroads.Integration) {
 		}
 	}
 	s.m[k] = append(next, in)
-	s.mu.Unlock()
 }
 
-func (d *Directory) remove(in crossroads.Integration) {
-	s := d.shard(subjectOf(in))
-	k := key{subjectOf(in), in.Participant}
-	s.mu.Lock()
-	old := s.m[k]
+// compactIdentity returns the slot that would hold an integration of in's
+// identity (subject k): its period's start is whole days, its participant
+// and capacity interned. The end of the period is not part of identity.
+func (d *Directory) compactIdentity(in *crossroads.Integration, k uint64) (slot, bool) {
+	from, ok := day(in.From)
+	if !ok {
+		return slot{}, false
+	}
+	t := d.names.cur.Load()
+	part, okp := t.parts[in.Participant]
+	capacity, okc := t.caps[capacityName{in.Kind, in.Sector, in.Capacity}]
+	if !okp || !okc {
+		// A capacity spelled with the other person kind ("" / "person")
+		// has the same identity.
+		if okp && kindOf(in.Kind) == crossroads.SubjectPerson {
+			alt := ""
+			if in.Kind == "" {
+				alt = crossroads.SubjectPerson
+			}
+			capacity, okc = t.caps[capacityName{alt, in.Sector, in.Capacity}]
+		}
+		if !okp || !okc {
+			return slot{}, false
+		}
+	}
+	return slot{lo: uint32(k), hi: uint32(k >> 32), part: part, capacity: capacity, from: from}, true
+}
+
+// removeExact drops in's identity from the exact representation; s is locked.
+func (s *shard) removeExact(k key, in crossroads.Integration) {
+	old, ok := s.m[k]
+	if !ok {
+		return
+	}
 	next := make([]crossroads.Integration, 0, len(old))
 	for _, o := range old {
 		if !sameIntegration(o, in) {
@@ -195,7 +307,19 @@ func (d *Directory) remove(in crossroads.Integration) {
 	} else {
 		s.m[k] = next
 	}
-	s.mu.Unlock()
+}
+
+func (d *Directory) remove(in crossroads.Integration) {
+	subject := subjectOf(in)
+	s := d.shard(subject)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k, ok := compactKey(subject); ok {
+		if c, ok := d.compactIdentity(&in, k); ok {
+			s.t.remove(c, d.names.cur.Load().canonOf)
+		}
+	}
+	s.removeExact(key{subject, in.Participant}, in)
 }
 
 // identity is what names an integration in the store.
@@ -288,22 +412,16 @@ func (d *Directory) ReloadIntegrations(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reload integrations: %w", err)
 	}
-	fresh := make([]map[key][]crossroads.Integration, shardCount)
-	for i := range fresh {
-		fresh[i] = make(map[key][]crossroads.Integration)
-	}
-	err = d.store.EachIntegration(ctx, func(in crossroads.Integration) error {
-		m := fresh[maphash.String(d.seed, subjectOf(in))%shardCount]
-		k := key{subjectOf(in), in.Participant}
-		m[k] = append(m[k], in)
-		return nil
-	})
-	if err != nil {
+	fresh := newDirectory(nil)
+	fresh.names = d.names
+	fresh.seed = d.seed
+	if err := fresh.load(ctx, d.store); err != nil {
 		return fmt.Errorf("reload integrations: %w", err)
 	}
 	for i := range d.shards {
 		d.shards[i].mu.Lock()
-		d.shards[i].m = fresh[i]
+		d.shards[i].t = fresh.shards[i].t
+		d.shards[i].m = fresh.shards[i].m
 		d.shards[i].mu.Unlock()
 	}
 	d.changes = last
@@ -345,8 +463,29 @@ func (d *Directory) Authorisation(id string) (*crossroads.Authorisation, bool) {
 func (d *Directory) Integrations(subject, participant string) []crossroads.Integration {
 	s := d.shard(subject)
 	s.mu.RLock()
-	v := s.m[key{subject, participant}]
-	s.mu.RUnlock()
+	defer s.mu.RUnlock()
+	var v []crossroads.Integration
+	if len(s.m) > 0 {
+		v = s.m[key{subject, participant}]
+	}
+	if s.t.n == 0 {
+		return v
+	}
+	k, ok := compactKey(subject)
+	if !ok {
+		return v
+	}
+	t := d.names.cur.Load()
+	part, ok := t.parts[participant]
+	if !ok {
+		return v
+	}
+	v = slices.Clip(v) // never append into the exact map's slice
+	for i := s.t.start(home(k, part)); s.t.slots[i].part != 0; i = s.t.next(i) {
+		if c := &s.t.slots[i]; c.part == part && c.key() == k {
+			v = append(v, t.integration(c, subject))
+		}
+	}
 	return v
 }
 

@@ -266,7 +266,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.Signer, err = pki.NewSigner(h.Cert); err != nil {
 		return nil, err
 	}
-	if h.Directory, err = directory.Open(ctx, h.Registers); err != nil {
+	if h.Directory, err = openDirectory(ctx, h); err != nil { // directorysnapshot.go
 		return nil, err
 	}
 	acfg := audit.Config{Dir: auditDir, Store: h.audits, Origin: cfg.LogOrigin, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,

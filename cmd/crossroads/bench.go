@@ -33,13 +33,18 @@ func runBench(ctx context.Context, args []string) error {
 		nodes       = fs.String("nodes", "", "multi-node mode: node counts to measure in one run, e.g. 1,2,3 ('serve' processes behind HAProxy; needs --database-url and --log-database)")
 		dbURL       = fs.String("database-url", "", "multi-node mode: a fresh PostgreSQL database")
 		logDB       = fs.String("log-database", "", "multi-node mode: MariaDB/MySQL DSN of the shared log")
+		separate    = fs.Bool("separate", false, "run the hub as a process of its own, pinned to core 0 (taskset), the generator and provider on the other cores")
+		hubChild    = fs.Bool("hub-child", false, "internal: the hub process of --separate (talks JSON lines on stdin/stdout)")
 	)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: crossroads bench [flags]\n\nStarts the demo network in this process (hub on 127.0.0.1, data in a temporary directory),\na bare TLS reverse proxy to the same population register with the same certificates, and\nruns the same mix against hub, bare proxy and provider: closed loop, then open loop.\nThe generator shares the machine with the hub.")
+		fmt.Fprintln(fs.Output(), "usage: crossroads bench [flags]\n\nStarts the demo network in this process (hub on 127.0.0.1, data in a temporary directory),\na bare TLS reverse proxy to the same population register with the same certificates, and\nruns the same mix against hub, bare proxy and provider: closed loop, then open loop.\nThe generator shares the machine with the hub; with --separate, the hub (and the bare proxy)\nrun as a process of their own, pinned to core 0, the generator and provider on the others.")
 		fs.PrintDefaults()
 	}
 	if err := parseConfig(fs, args); err != nil {
 		return err
+	}
+	if *hubChild {
+		return bench.ServeHub(ctx, bench.Options{People: *people, Logger: newLogger(*level)}, os.Stdin, os.Stdout)
 	}
 	if *nodes != "" {
 		return runBenchNodes(ctx, *nodes, *dbURL, *logDB, min(*concurrency, 32), min(*people, 2000), *warmup, *duration, *out)
@@ -47,7 +52,7 @@ func runBench(ctx context.Context, args []string) error {
 	res, err := bench.Run(ctx, bench.Options{
 		Duration: *duration, Warmup: *warmup, Concurrency: *concurrency, Rate: *rate,
 		People: *people, Subjects: min(*subjects, max(*people-1, 1)), Denied: *denied, CPUProfile: *cpuprofile,
-		SkipOpen: *skipOpen, SkipClosed: *skipClosed,
+		SkipOpen: *skipOpen, SkipClosed: *skipClosed, Separate: *separate,
 		Command:  "crossroads " + strings.Join(os.Args[1:], " "),
 		Progress: os.Stderr, Logger: newLogger(*level),
 	})
