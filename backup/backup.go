@@ -115,10 +115,27 @@ const (
 	keysDir       = "keys" // hub.KeysDir
 )
 
+// featureDBs are the embedded databases of the hub's features (mutation
+// push, batch consultation, the federation gateway, secure processing):
+// present only once the feature has run, snapshotted like the registers.
+var featureDBs = []string{"push.db", "batch.db", "efgs.db", "spe.db"}
+
+// sqliteDBs are the embedded databases of the data directory dir: the
+// registers, the audit records and the features' that exist.
+func sqliteDBs(dir string) []string {
+	dbs := []string{registersFile, auditDB}
+	for _, db := range featureDBs {
+		if _, err := os.Stat(filepath.Join(dir, db)); err == nil {
+			dbs = append(dbs, db)
+		}
+	}
+	return dbs
+}
+
 // skipped reports whether a data-directory path (slash-separated,
 // relative) is taken by a database snapshot rather than copied as a file.
 func skipped(rel string) bool {
-	for _, db := range []string{registersFile, auditDB} {
+	for _, db := range append([]string{registersFile, auditDB}, featureDBs...) {
 		if rel == db || rel == db+"-wal" || rel == db+"-shm" || rel == db+"-journal" {
 			return true
 		}
@@ -163,7 +180,7 @@ func Backup(ctx context.Context, src Source, out string) (*Manifest, error) {
 	}
 	// 2. The stores.
 	if m.Store == "sqlite" {
-		for _, db := range []string{registersFile, auditDB} {
+		for _, db := range sqliteDBs(src.DataDir) {
 			if err := vacuumInto(ctx, filepath.Join(src.DataDir, db), filepath.Join(out, filepath.Base(db))); err != nil {
 				return nil, err
 			}

@@ -104,7 +104,7 @@ func Restore(ctx context.Context, dir string, dst Source) (*Manifest, error) {
 		return nil, fmt.Errorf("restore: the restored log has %d leaves, the manifest says %d", logSize, m.LogSize)
 	}
 	if m.Store == "sqlite" {
-		for _, db := range []string{registersFile, auditDB} {
+		for _, db := range sqliteDBs(dir) {
 			if err := copyFile(filepath.Join(dir, filepath.Base(db)), filepath.Join(dst.DataDir, db)); err != nil {
 				return nil, err
 			}
