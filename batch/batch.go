@@ -40,6 +40,7 @@ import (
 	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/exchange"
 	"github.com/crossroads-hub/crossroads/httpapi"
+	"github.com/crossroads-hub/crossroads/internal/httpjson"
 	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/problem"
 )
@@ -414,17 +415,8 @@ func validUUID(s string) bool {
 	return err == nil && len(s) == 36
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		problem.Error(w, http.StatusInternalServerError, "internal-error", "")
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
+// writeJSON answers status with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
 // poke wakes the dispatcher.
 func (s *Service) poke() {

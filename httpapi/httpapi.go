@@ -8,7 +8,6 @@ package httpapi
 import (
 	"context"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/directory"
+	"github.com/crossroads-hub/crossroads/internal/httpjson"
 	"github.com/crossroads-hub/crossroads/limit"
 	"github.com/crossroads-hub/crossroads/personid"
 	"github.com/crossroads-hub/crossroads/pki"
@@ -275,14 +275,5 @@ func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	w.Write(openAPI)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		problem.Error(w, http.StatusInternalServerError, "internal-error", "")
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
+// writeJSON answers status with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/audit"
+	"github.com/crossroads-hub/crossroads/internal/httpjson"
 	"github.com/crossroads-hub/crossroads/minimise"
 	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/crossroads-hub/crossroads/problem"
@@ -290,14 +291,5 @@ func newID() string {
 	return id.String()
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		problem.Error(w, http.StatusInternalServerError, "internal-error", "")
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
+// writeJSON answers status with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }

@@ -12,6 +12,7 @@ import (
 	expslog "golang.org/x/exp/slog"
 
 	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/internal/httpjson"
 	"github.com/crossroads-hub/crossroads/limit"
 	"github.com/crossroads-hub/crossroads/problem"
 )
@@ -160,17 +161,8 @@ func (s *Service) enter(roles []string, fn func(http.ResponseWriter, *http.Reque
 	})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		problem.Error(w, http.StatusInternalServerError, "internal-error", "")
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
+// writeJSON answers status with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
 func refuseDownload(w http.ResponseWriter, r *http.Request, m *member) {
 	problem.Error(w, http.StatusForbidden, crossroads.ReasonRoleNotPermitted, "raw data never leaves the workspace: only released results can be downloaded (EHDSR-12)")
