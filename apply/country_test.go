@@ -9,8 +9,9 @@ import (
 	"github.com/crossroads-hub/crossroads/personid"
 )
 
-// A national backend names exactly one valid country; no other kind names
-// one; two backends never share a country (issue 11, seed 004 members).
+// A national backend names at most one valid country (none: a peer hub
+// that is no member of the federation gateway); no other kind names one;
+// two backends never share a country (issue 11, seed 004 members).
 func TestValidateCountry(t *testing.T) {
 	backend := func(n *crossroads.Network, i int, c string) {
 		n.Participants[i].Kind, n.Participants[i].Country = crossroads.KindNationalBackend, c
@@ -19,7 +20,6 @@ func TestValidateCountry(t *testing.T) {
 		mutate     func(n *crossroads.Network)
 		path, want string
 	}{
-		"backend without country": {func(n *crossroads.Network) { backend(n, 0, "") }, "participants[0].country", "needs its country"},
 		"lower-case country":      {func(n *crossroads.Network) { backend(n, 0, "be") }, "participants[0].country", "needs its country"},
 		"three letters":           {func(n *crossroads.Network) { backend(n, 0, "BEL") }, "participants[0].country", "needs its country"},
 		"shared country": {func(n *crossroads.Network) {
@@ -36,5 +36,15 @@ func TestValidateCountry(t *testing.T) {
 				t.Fatalf("Validate = %v, want %s: %s", err, tc.path, tc.want)
 			}
 		})
+	}
+}
+
+// A national backend without a country (a secure-processing peer hub) is
+// valid; the federation gateway refuses it (efgs/TestAuthentication).
+func TestBackendWithoutCountry(t *testing.T) {
+	n := sample(t)
+	n.Participants[0].Kind, n.Participants[0].Country = crossroads.KindNationalBackend, ""
+	if err := apply.Validate(n, nil, personid.INSZ{}); err != nil {
+		t.Fatalf("a backend without a country: %v", err)
 	}
 }

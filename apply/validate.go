@@ -188,9 +188,12 @@ func Check(n *crossroads.Network, current *crossroads.Network, kinds personid.Ki
 		case p.Enterprise != "":
 			ps.add(path+".enterprise", "only participants of kind %s name an enterprise", crossroads.KindEnterpriseRepresentative)
 		}
-		// A national backend names its country (the federation gateway's
-		// origin of its keys), one backend per country; no other kind does.
+		// A national backend of the federation gateway names its country
+		// (the origin of its keys), one backend per country; a peer hub of
+		// another profile (secure processing) names none, and the gateway
+		// refuses it. No other kind names a country.
 		switch {
+		case p.Kind == crossroads.KindNationalBackend && p.Country == "":
 		case p.Kind == crossroads.KindNationalBackend:
 			if !validCountry(p.Country) {
 				ps.add(path+".country", "a national backend needs its country code (ISO 3166-1 alpha-2, upper case)")
