@@ -144,9 +144,11 @@ func (h History) Check(r Rules, cand Release) []Finding {
 		case sameGroup && sameFilters:
 			out = append(out, repeatFindings(r, old.ID, old, cand)...)
 		case sameGroup && !sameFilters:
-			if cond, ok := narrower(cand.Filters, old.Filters); ok {
+			// A condition on a grouping column isolates no one: each cell
+			// is then wholly in or wholly out of the narrower population.
+			if cond, col, ok := narrower(cand.Filters, old.Filters); ok && indexOf(cand.Group, col) < 0 {
 				out = append(out, filterFindings(r, old.ID, old, cand, cond)...)
-			} else if cond, ok := narrower(old.Filters, cand.Filters); ok {
+			} else if cond, col, ok := narrower(old.Filters, cand.Filters); ok && indexOf(cand.Group, col) < 0 {
 				out = append(out, filterFindings(r, old.ID, cand, old, cond)...)
 			}
 		case sameFilters && !sameGroup:
@@ -262,8 +264,8 @@ func marginFindings(r Rules, id string, coarse, fine Release) []Finding {
 }
 
 // narrower reports whether filter set a selects a subset of b's rows by
-// exactly one condition, and names it.
-func narrower(a, b []aggregate.Filter) (string, bool) {
+// exactly one condition, and names it and its column.
+func narrower(a, b []aggregate.Filter) (string, string, bool) {
 	inB := map[string]bool{}
 	for _, f := range b {
 		inB[f.String()] = true
@@ -283,11 +285,11 @@ func narrower(a, b []aggregate.Filter) (string, bool) {
 	}
 	switch {
 	case len(onlyA) == 1 && len(onlyB) == 0:
-		return onlyA[0].String(), true
+		return onlyA[0].String(), onlyA[0].Column, true
 	case len(onlyA) == 1 && len(onlyB) == 1 && implies(onlyA[0], onlyB[0]):
-		return onlyA[0].String() + " (rather than " + onlyB[0].String() + ")", true
+		return onlyA[0].String() + " (rather than " + onlyB[0].String() + ")", onlyA[0].Column, true
 	}
-	return "", false
+	return "", "", false
 }
 
 // implies reports whether every row meeting f meets g (canonical filters).

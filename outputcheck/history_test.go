@@ -257,3 +257,22 @@ func TestFindingsBounded(t *testing.T) {
 		t.Errorf("%d findings, want %d", len(f), MaxFindings)
 	}
 }
+
+// A condition on a grouping column isolates no one: after count by region
+// of everyone but the West, count by region of everyone differs from it by
+// the whole West cell (released in neither as a difference) and by 0 in
+// the East by construction. Not a finding (the false positive spe saw).
+func TestDifferencingConditionOnAGroupColumn(t *testing.T) {
+	var h History
+	notWest := aggregate.Filter{Column: "region", Op: aggregate.Ne, Value: "West"}
+	if res := release(t, &h, "r1", withFilters(byRegion, notWest)); res.Refused {
+		t.Fatalf("r1 refused: %+v", res)
+	}
+	if res := release(t, &h, "r2", byRegion); res.Refused || len(res.Differencing) != 0 {
+		t.Fatalf("count by region after count by region without the West: %+v", res.Differencing)
+	}
+	// A condition on another column still is one (TestDifferencingExtraFilter).
+	if res := release(t, &h, "r3", withFilters(byRegion, adults)); !res.Refused {
+		t.Errorf("adults by region after everyone by region not refused: %+v", res)
+	}
+}
