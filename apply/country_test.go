@@ -20,8 +20,8 @@ func TestValidateCountry(t *testing.T) {
 		mutate     func(n *crossroads.Network)
 		path, want string
 	}{
-		"lower-case country":      {func(n *crossroads.Network) { backend(n, 0, "be") }, "participants[0].country", "needs its country"},
-		"three letters":           {func(n *crossroads.Network) { backend(n, 0, "BEL") }, "participants[0].country", "needs its country"},
+		"lower-case country": {func(n *crossroads.Network) { backend(n, 0, "be") }, "participants[0].country", "needs its country"},
+		"three letters":      {func(n *crossroads.Network) { backend(n, 0, "BEL") }, "participants[0].country", "needs its country"},
 		"shared country": {func(n *crossroads.Network) {
 			backend(n, 0, "BE")
 			backend(n, 1, "BE")
