@@ -350,12 +350,15 @@ func kindOf(k string) string {
 // changed. Integrations are not refreshed: they follow writes made through
 // this directory (see docs/architecture.md).
 func (d *Directory) Refresh(ctx context.Context) (bool, error) {
+	// Read under the write lock: a snapshot read before a write through
+	// this directory and installed after it would undo that write in
+	// memory until the next refresh.
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
 	n, err := d.store.Registers(ctx)
 	if err != nil {
 		return false, fmt.Errorf("refresh registers: %w", err)
 	}
-	d.writeMu.Lock()
-	defer d.writeMu.Unlock()
 	if reflect.DeepEqual(normalise(n), normalise(d.regs.Load().net)) {
 		return false, nil
 	}

@@ -181,7 +181,7 @@ func Scenario(ctx context.Context, ra, rb *demo.Running) ([]Step, *World) {
 	}
 	err = wa.SetPermit(ctx, p)
 	st, reason, _ = wa.Call(ctx, Researcher, http.MethodGet, "", nil, nil)
-	add("the permit expires: the researcher is refused", err == nil && st == http.StatusForbidden && reason == string(crossroads.ReasonPermitNotActive), "HTTP %d %s", st, reason)
+	add("the permit expires: the researcher is refused", err == nil && st == http.StatusForbidden && reason == string(crossroads.ReasonPermitNotActive), "HTTP %d %s", st, errOr(err, reason))
 	_, st, _ = wa.Upload(ctx, HolderA, DatasetA, Admissions(5, 20, false, false))
 	add("… and so is a data holder's upload", st == http.StatusForbidden, "HTTP %d", st)
 	var ws spe.WorkspaceView
