@@ -23,6 +23,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,6 +69,10 @@ type Options struct {
 	// CPUProfile, if set, receives a CPU profile of the whole process taken
 	// during the closed-loop hub run.
 	CPUProfile string
+	// OpenCPUProfile and Trace, if set, receive a CPU profile and an
+	// execution trace (runtime/trace) of the whole process taken during
+	// the open-loop hub run: where the tail at ordinary load comes from.
+	OpenCPUProfile, Trace string
 	// SkipOpen skips the open-loop runs; SkipClosed the closed-loop ones.
 	SkipOpen, SkipClosed bool
 	// Separate runs the hub (and the bare proxy) as a process of its own,
@@ -439,8 +444,8 @@ func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix [
 			return nil, err
 		}
 		var stopProfile func() error
-		if target == load.TargetHub && mode == load.ModeClosed && opts.CPUProfile != "" {
-			if stopProfile, err = startProfile(opts.CPUProfile); err != nil {
+		if target == load.TargetHub {
+			if stopProfile, err = startProfiles(opts, mode); err != nil {
 				return nil, err
 			}
 		}
@@ -506,6 +511,57 @@ func Allowed(r *load.Report) float64 {
 		return 0
 	}
 	return float64(r.Status[http.StatusOK]) / r.Elapsed.Seconds()
+}
+
+// startProfiles starts the profiles asked for a mode's hub run; the
+// function returned stops them.
+func startProfiles(o Options, mode load.Mode) (func() error, error) {
+	cpu, tr := o.CPUProfile, ""
+	if mode == load.ModeOpen {
+		cpu, tr = o.OpenCPUProfile, o.Trace
+	}
+	var stops []func() error
+	stop := func() error {
+		var errs []error
+		for _, f := range stops {
+			errs = append(errs, f())
+		}
+		return errors.Join(errs...)
+	}
+	if cpu != "" {
+		f, err := startProfile(cpu)
+		if err != nil {
+			return nil, err
+		}
+		stops = append(stops, f)
+	}
+	if tr != "" {
+		f, err := startTrace(tr)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		stops = append(stops, f)
+	}
+	return stop, nil
+}
+
+func startTrace(path string) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: trace: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bench: trace: %w", err)
+	}
+	return func() error {
+		trace.Stop()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("bench: trace: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 func startProfile(path string) (func() error, error) {

@@ -26,6 +26,8 @@ func runBench(ctx context.Context, args []string) error {
 		subjects    = fs.Int("subjects", 2000, "how many of the people the mix asks about (spread over the population)")
 		denied      = fs.Float64("denied", 0.1, "share of the mix the hub denies (uncovered purpose), in [0, 1)")
 		cpuprofile  = fs.String("cpuprofile", "", "write a CPU profile of the whole process during the closed-loop hub run to this file")
+		openProfile = fs.String("open-cpuprofile", "", "write a CPU profile of the whole process during the open-loop hub run to this file")
+		traceFile   = fs.String("trace", "", "write an execution trace (go tool trace) of the whole process during the open-loop hub run to this file")
 		out         = fs.String("out", "", "also write the markdown to this file")
 		skipOpen    = fs.Bool("skip-open", false, "skip the open-loop runs")
 		skipClosed  = fs.Bool("skip-closed", false, "skip the closed-loop runs")
@@ -52,6 +54,7 @@ func runBench(ctx context.Context, args []string) error {
 	res, err := bench.Run(ctx, bench.Options{
 		Duration: *duration, Warmup: *warmup, Concurrency: *concurrency, Rate: *rate,
 		People: *people, Subjects: min(*subjects, max(*people-1, 1)), Denied: *denied, CPUProfile: *cpuprofile,
+		OpenCPUProfile: *openProfile, Trace: *traceFile,
 		SkipOpen: *skipOpen, SkipClosed: *skipClosed, Separate: *separate,
 		Command:  "crossroads " + strings.Join(os.Args[1:], " "),
 		Progress: os.Stderr, Logger: newLogger(*level),
