@@ -116,17 +116,21 @@ type Trail struct {
 	wit *witnessing // nil without witnesses
 
 	batches, written atomic.Int64 // group commits and the records they wrote
+	commitLatency    latencyHist  // of the store's group-commit writes
 }
 
 // Stats are counters of the trail's group commits.
 type Stats struct {
 	Batches int64 // store transactions
 	Records int64 // records made durable
+	// Commit is the distribution of the store's group-commit durations
+	// (transaction and fsync), since the trail opened.
+	Commit Latency
 }
 
 // Stats returns the group-commit counters (for metrics).
 func (t *Trail) Stats() Stats {
-	return Stats{Batches: t.batches.Load(), Records: t.written.Load()}
+	return Stats{Batches: t.batches.Load(), Records: t.written.Load(), Commit: t.commitLatency.snapshot()}
 }
 
 var _ crossroads.AuditLog = (*Trail)(nil)
@@ -449,7 +453,9 @@ func (t *Trail) writer() {
 		for _, p := range batch {
 			rows = append(rows, p.row)
 		}
+		began := time.Now()
 		err := t.store.InsertBatch(context.Background(), rows)
+		t.commitLatency.observe(time.Since(began))
 		if err != nil {
 			t.log.Error("audit store write failed", "records", len(rows), "err", err)
 			err = fmt.Errorf("audit: store: %w", err)

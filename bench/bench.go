@@ -33,6 +33,7 @@ import (
 
 	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/apply"
+	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/demo"
 	"github.com/crossroads-hub/crossroads/exchange"
 	"github.com/crossroads-hub/crossroads/load"
@@ -178,13 +179,16 @@ func (s *setup) stop() {
 
 // auditStats returns the hub's group-commit counters and, in separate
 // mode, the hub process's CPU time.
-func (s *setup) auditStats() (records, batches int64, cpu time.Duration, err error) {
+func (s *setup) auditStats() (st audit.Stats, cpu time.Duration, err error) {
 	if s.child != nil {
 		a, err := s.child.call(childCommand{Op: "stats"})
-		return a.Records, a.Batches, a.CPU, err
+		st = audit.Stats{Records: a.Records, Batches: a.Batches}
+		if a.Commit != nil {
+			st.Commit = *a.Commit
+		}
+		return st, a.CPU, err
 	}
-	st := s.run.Hub.Trail.Stats()
-	return st.Records, st.Batches, 0, nil
+	return s.run.Hub.Trail.Stats(), 0, nil
 }
 
 // baseline is baselineMix, done by the hub process in separate mode (it
@@ -453,20 +457,20 @@ func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix [
 		cpu := measureCPU(opts.Warmup)
 		// The hub process's counters are read at the start of the measured
 		// window (after the warm-up) and at its end.
-		var records0, batches0 int64
+		var stats0 audit.Stats
 		var hubCPU0 time.Duration
 		var statsErr error
 		var statsMu sync.Mutex
 		statsTimer := time.AfterFunc(opts.Warmup, func() {
-			r, b, c, err := s.auditStats()
+			st, c, err := s.auditStats()
 			statsMu.Lock()
-			records0, batches0, hubCPU0, statsErr = r, b, c, err
+			stats0, hubCPU0, statsErr = st, c, err
 			statsMu.Unlock()
 		})
 		rep, err := load.Run(ctx, cfg)
 		cpuUsed := cpu()
 		statsTimer.Stop()
-		records1, batches1, hubCPU1, err1 := s.auditStats()
+		stats1, hubCPU1, err1 := s.auditStats()
 		statsMu.Lock()
 		if err == nil {
 			err = errors.Join(statsErr, err1)
@@ -492,9 +496,11 @@ func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix [
 		if d := res.HubCPUPerRequest[mode][target]; d > 0 {
 			fmt.Fprintf(opts.Progress, "bench: %-6s %-10s CPU of the hub process: %s/req\n", mode, target, d.Round(time.Microsecond))
 		}
-		if commits := batches1 - batches0; target == load.TargetHub && commits > 0 {
-			fmt.Fprintf(opts.Progress, "bench: %-6s %-10s audit: %d records in %d group commits (%.1f per commit)\n",
-				mode, target, records1-records0, commits, float64(records1-records0)/float64(commits))
+		if commits := stats1.Batches - stats0.Batches; target == load.TargetHub && commits > 0 {
+			lat := stats1.Commit.Sub(stats0.Commit)
+			fmt.Fprintf(opts.Progress, "bench: %-6s %-10s audit: %d records in %d group commits (%.1f per commit); commit durations (transaction and fsync) p50 %s p99 %s p99.9 %s max %s\n",
+				mode, target, stats1.Records-stats0.Records, commits, float64(stats1.Records-stats0.Records)/float64(commits),
+				lat.Quantile(0.5).Round(time.Microsecond), lat.Quantile(0.99).Round(time.Microsecond), lat.Quantile(0.999).Round(time.Microsecond), lat.Quantile(1).Round(time.Microsecond))
 		}
 		if rep.Unexpected > 0 {
 			fmt.Fprintf(opts.Progress, "bench: %s %s: unexpected answers; status %v, reasons %v\n", mode, target, rep.Status, rep.Reasons)

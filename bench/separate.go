@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/crossroads-hub/crossroads/audit"
 	"github.com/crossroads-hub/crossroads/demo"
 	"github.com/crossroads-hub/crossroads/load"
 	"github.com/crossroads-hub/crossroads/pki"
@@ -60,6 +61,7 @@ type childAnswer struct {
 	Records  int64          `json:"records,omitempty"`
 	Batches  int64          `json:"batches,omitempty"`
 	CPU      time.Duration  `json:"cpu,omitempty"`
+	Commit   *audit.Latency `json:"commit,omitempty"`
 }
 
 // ServeHub is the hub side of separate mode ('crossroads bench
@@ -105,7 +107,7 @@ func ServeHub(ctx context.Context, opts Options, in io.Reader, out io.Writer) er
 			}
 		case "stats":
 			st := s.run.Hub.Trail.Stats()
-			ans.Records, ans.Batches, ans.CPU = st.Records, st.Batches, processCPU()
+			ans.Records, ans.Batches, ans.CPU, ans.Commit = st.Records, st.Batches, processCPU(), &st.Commit
 		default:
 			ans.Error = "unknown command " + strconv.Quote(cmd.Op)
 		}

@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/trace"
 	"strconv"
 	"sync"
 	"time"
@@ -303,7 +304,9 @@ func (p *Pipeline) Do(ctx context.Context, req Request) (Result, error) {
 	}
 
 	// forward
+	end := region(ctx, "exchange.forward")
 	resp, cleanup, r := p.forward(ctx, s)
+	end()
 	if r != nil {
 		return p.failed(ctx, s, r)
 	}
@@ -322,6 +325,7 @@ func (p *Pipeline) Do(ctx context.Context, req Request) (Result, error) {
 	s.rec.Status, s.rec.ContentType = resp.StatusCode, ctype
 
 	// seal
+	end = region(ctx, "exchange.seal")
 	s.rec.ResponseDigest = pki.Digest(out)
 	seal, err := p.cfg.Signer.Sign(pki.SealClaims{
 		ExchangeID: s.rec.ExchangeID, Requester: s.rec.Requester, Service: s.rec.Service,
@@ -335,6 +339,8 @@ func (p *Pipeline) Do(ctx context.Context, req Request) (Result, error) {
 		s.rec.Status, s.rec.ContentType = 0, ""
 		return p.failed(ctx, s, refuse(http.StatusInternalServerError, "seal-failed", ""))
 	}
+
+	end()
 
 	// audit, then release
 	s.rec.Outcome, s.rec.Reason = crossroads.OutcomeAllowed, crossroads.ReasonAllowed
@@ -366,6 +372,17 @@ func (p *Pipeline) decide(s *state, now time.Time) crossroads.Decision {
 	return d
 }
 
+// region marks a phase of an exchange in an execution trace (go tool
+// trace: user-defined regions), when one is being taken.
+func region(ctx context.Context, name string) func() {
+	if !trace.IsEnabled() {
+		return noRegion
+	}
+	return trace.StartRegion(ctx, name).End
+}
+
+func noRegion() {}
+
 func peerCert(cs *tls.ConnectionState) *x509.Certificate {
 	if cs == nil || len(cs.PeerCertificates) == 0 {
 		return nil
@@ -387,7 +404,9 @@ func (p *Pipeline) audit(ctx context.Context, s *state) (crossroads.Receipt, boo
 	// The record is written even if the client has gone away.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.AuditTimeout)
 	defer cancel()
+	end := region(ctx, "exchange.audit")
 	receipt, err := p.cfg.Audit.Commit(ctx, &s.rec)
+	end()
 	if err != nil {
 		p.cfg.Metrics.auditFailures.Inc()
 		p.cfg.Logger.Error("audit record not durable; refusing", "exchange", s.rec.ExchangeID, "err", err)

@@ -32,7 +32,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			req.Service = rest
 		}
 	}
+	end := region(r.Context(), "exchange")
 	res, _ := h.p.Do(r.Context(), req)
+	end()
 	hdr := w.Header()
 	for k, v := range res.Header {
 		hdr[k] = v
