@@ -107,10 +107,20 @@ type Trail struct {
 	dkMu sync.RWMutex
 	dks  map[string]cipher.AEAD
 
-	mu         sync.RWMutex // guards closed and sends on queue
-	closed     bool
-	queue      chan *pending
-	writerDone chan struct{}
+	// The group commit (see lead): mu guards closed, queue and busy.
+	mu      sync.Mutex
+	closed  bool
+	queue   []*pending     // records waiting for the next leader
+	busy    bool           // a leader is writing
+	leaders sync.WaitGroup // the leader at work, if any
+	full    chan struct{}  // the queue reached lingerUntil
+	// The leader's own state: one leader at a time.
+	batch    []*pending
+	rows     []*Row
+	rate     float64 // records/s, measured over windows of 100 ms
+	window   time.Time
+	inWindow int
+	linger   *time.Timer
 
 	lg  *merkleLog
 	wit *witnessing // nil without witnesses
@@ -172,13 +182,13 @@ func Open(ctx context.Context, cfg Config) (*Trail, error) {
 		cfg.tempMinAge = tempMinAge
 	}
 	t := &Trail{
-		cfg:        cfg,
-		store:      cfg.Store,
-		keys:       cfg.KeyProvider,
-		log:        cfg.Logger.With("component", "audit"),
-		dks:        map[string]cipher.AEAD{},
-		queue:      make(chan *pending, cfg.MaxBatch),
-		writerDone: make(chan struct{}),
+		cfg:    cfg,
+		store:  cfg.Store,
+		keys:   cfg.KeyProvider,
+		log:    cfg.Logger.With("component", "audit"),
+		dks:    map[string]cipher.AEAD{},
+		full:   make(chan struct{}, 1),
+		window: time.Now(),
 	}
 	if t.keys == nil {
 		fk, err := OpenFileKeys(filepath.Join(cfg.Dir, "audit-keys"))
@@ -218,7 +228,8 @@ func Open(ctx context.Context, cfg Config) (*Trail, error) {
 	if t.wit != nil {
 		go t.wit.run(max(cfg.MaxMergeDelay/4, 50*time.Millisecond))
 	}
-	go t.writer()
+	t.linger = time.NewTimer(time.Hour)
+	t.linger.Stop()
 	return t, nil
 }
 
@@ -246,22 +257,33 @@ func (t *Trail) Commit(ctx context.Context, rec *crossroads.AuditRecord) (crossr
 		return crossroads.Receipt{}, err
 	}
 	p := &pending{row: row, done: make(chan error, 1)}
-	t.mu.RLock()
+	t.mu.Lock()
 	if t.closed {
-		t.mu.RUnlock()
+		t.mu.Unlock()
 		return crossroads.Receipt{}, ErrClosed
 	}
-	select {
-	case t.queue <- p:
-		t.mu.RUnlock()
-	case <-ctx.Done():
-		t.mu.RUnlock()
-		return crossroads.Receipt{}, fmt.Errorf("audit: commit: %w", ctx.Err())
-	}
-	select {
-	case err = <-p.done:
-	case <-ctx.Done():
-		return crossroads.Receipt{}, fmt.Errorf("audit: commit: %w", ctx.Err())
+	t.queue = append(t.queue, p)
+	if t.busy {
+		if len(t.queue) == lingerUntil {
+			select {
+			case t.full <- struct{}{}:
+			default:
+			}
+		}
+		t.mu.Unlock()
+		select {
+		case err = <-p.done:
+		case <-ctx.Done():
+			return crossroads.Receipt{}, fmt.Errorf("audit: commit: %w", ctx.Err())
+		}
+	} else {
+		// No commit is being written: this caller writes its own record
+		// (and whatever joins it), with no goroutine to wake either way.
+		t.busy = true
+		t.leaders.Add(1)
+		t.mu.Unlock()
+		t.lead()
+		err = <-p.done
 	}
 	if err != nil {
 		return crossroads.Receipt{}, err
@@ -401,80 +423,83 @@ func (t *Trail) periodKEK(ctx context.Context, per string) (id string, created b
 	return id, true, nil
 }
 
-// writer is the single group-commit goroutine: it takes every queued
-// record, writes them in one transaction and wakes their callers.
-func (t *Trail) writer() {
-	defer close(t.writerDone)
-	batch := make([]*pending, 0, t.cfg.MaxBatch)
-	rows := make([]*Row, 0, t.cfg.MaxBatch)
-	// The arrival rate, measured over windows of 100 ms, tells load; it
-	// does not depend on lingering (batch sizes would: waiting makes them
-	// grow, which would keep the writer waiting at any load).
-	var rate float64
-	window, inWindow := time.Now(), 0
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
-	for p := range t.queue {
-		batch = append(batch[:0], p)
-		t.fill(&batch)
-		// Under load, wait a moment for more records: a transaction costs
-		// nearly the same CPU for 1 record as for 16 (the same index pages
-		// are rewritten, one WAL fsync), so fuller batches cut the cost
-		// per record when CPU is what limits. Below lingerRate there is no
-		// wait, and no added latency.
-		if until := min(lingerUntil, t.cfg.MaxBatch); rate >= lingerRate && len(batch) < until {
-			linger.Reset(lingerFor)
-		wait:
-			for len(batch) < until {
-				select {
-				case p, ok := <-t.queue:
-					if !ok {
-						break wait
-					}
-					batch = append(batch, p)
-				case <-linger.C:
-					break wait
-				}
+// lead writes one group commit: every queued record (up to MaxBatch) in
+// one store transaction, then wakes their callers. The leader is the
+// caller that found no commit in progress (at ordinary load, each caller
+// writes its own record, and nothing waits on another goroutine); records
+// arriving meanwhile queue, and when the leader is done a new goroutine
+// leads them, so no caller waits longer than its own commit and the one
+// before it.
+func (t *Trail) lead() {
+	defer t.leaders.Done()
+	t.mu.Lock()
+	t.batch = t.take(t.batch[:0])
+	t.mu.Unlock()
+	// Under load, wait a moment for more records: a transaction costs
+	// nearly the same CPU for 1 record as for 16 (the same index pages
+	// are rewritten, one WAL fsync), so fuller batches cut the cost per
+	// record. Below lingerRate there is no wait, and no added latency.
+	// The rate, measured over windows of 100 ms, tells load; it does not
+	// depend on lingering (batch sizes would: waiting makes them grow).
+	if until := min(lingerUntil, t.cfg.MaxBatch); t.rate >= lingerRate && len(t.batch) < until {
+		select {
+		case <-t.full: // a stale signal
+		default:
+		}
+		t.linger.Reset(lingerFor)
+		select {
+		case <-t.full:
+		case <-t.linger.C:
+		}
+		if !t.linger.Stop() {
+			select {
+			case <-t.linger.C:
+			default:
 			}
-			if !linger.Stop() {
-				select {
-				case <-linger.C:
-				default:
-				}
-			}
-			t.fill(&batch)
 		}
-		inWindow += len(batch)
-		if d := time.Since(window); d >= 100*time.Millisecond {
-			rate = float64(inWindow) / d.Seconds()
-			window, inWindow = time.Now(), 0
-		}
-		rows = rows[:0]
-		for _, p := range batch {
-			rows = append(rows, p.row)
-		}
-		began := time.Now()
-		err := t.store.InsertBatch(context.Background(), rows)
-		t.commitLatency.observe(time.Since(began))
-		if err != nil {
-			t.log.Error("audit store write failed", "records", len(rows), "err", err)
-			err = fmt.Errorf("audit: store: %w", err)
-		}
-		if err == nil {
-			t.batches.Add(1)
-			t.written.Add(int64(len(rows)))
-			t.receipts(batch)
-		}
-		for _, p := range batch {
-			p.done <- err
-		}
-		if err == nil {
-			t.lg.added(len(rows))
-		}
+		t.mu.Lock()
+		t.batch = t.take(t.batch)
+		t.mu.Unlock()
 	}
+	batch := t.batch
+	t.inWindow += len(batch)
+	if d := time.Since(t.window); d >= 100*time.Millisecond {
+		t.rate = float64(t.inWindow) / d.Seconds()
+		t.window, t.inWindow = time.Now(), 0
+	}
+	t.rows = t.rows[:0]
+	for _, p := range batch {
+		t.rows = append(t.rows, p.row)
+	}
+	began := time.Now()
+	err := t.store.InsertBatch(context.Background(), t.rows)
+	t.commitLatency.observe(time.Since(began))
+	if err != nil {
+		t.log.Error("audit store write failed", "records", len(t.rows), "err", err)
+		err = fmt.Errorf("audit: store: %w", err)
+	}
+	if err == nil {
+		t.batches.Add(1)
+		t.written.Add(int64(len(t.rows)))
+		t.receipts(batch)
+		t.lg.added(len(t.rows))
+	}
+	for _, p := range batch {
+		p.done <- err
+	}
+	clear(t.rows)
+	clear(t.batch)
+	t.mu.Lock()
+	if len(t.queue) > 0 {
+		t.leaders.Add(1)
+		go t.lead()
+	} else {
+		t.busy = false
+	}
+	t.mu.Unlock()
 }
 
-// Group-commit lingering (see writer). From 500 records/s, a transaction
+// Group-commit lingering (see lead). From 500 records/s, a transaction
 // with its fsync (≈ 0.3 ms on a virtio disk, and ≈ 250 µs of CPU for a
 // single record in SQLite, for its seven B-trees and one write syscall
 // per page) costs more than the wait: at 1,000/s without lingering each
@@ -483,24 +508,19 @@ func (t *Trail) writer() {
 // 3 per commit and 0.82 ms, with the p99 unchanged (docs/performance.md).
 // Below 500/s there is no wait, and no added latency.
 const (
-	lingerRate  = 500                     // records/s from which the writer waits
+	lingerRate  = 500                     // records/s from which the leader waits
 	lingerUntil = 32                      // stop waiting at this many records
 	lingerFor   = 1500 * time.Microsecond // and after this long at most
 )
 
-// fill adds every record already queued, up to MaxBatch.
-func (t *Trail) fill(batch *[]*pending) {
-	for len(*batch) < t.cfg.MaxBatch {
-		select {
-		case p, ok := <-t.queue:
-			if !ok {
-				return
-			}
-			*batch = append(*batch, p)
-		default:
-			return
-		}
-	}
+// take moves queued records to batch, up to MaxBatch; t.mu is held.
+func (t *Trail) take(batch []*pending) []*pending {
+	n := min(len(t.queue), t.cfg.MaxBatch-len(batch))
+	batch = append(batch, t.queue[:n]...)
+	rest := copy(t.queue, t.queue[n:])
+	clear(t.queue[rest:])
+	t.queue = t.queue[:rest]
+	return batch
 }
 
 // receipts signs, once, the receipts of a durable batch (see receipt.go).
@@ -541,9 +561,8 @@ func (t *Trail) Close(ctx context.Context) error {
 		return nil
 	}
 	t.closed = true
-	close(t.queue)
 	t.mu.Unlock()
-	<-t.writerDone
+	t.leaders.Wait() // the queued records are written
 	err := t.lg.close(ctx)
 	if t.wit != nil {
 		t.wit.close(ctx)
