@@ -264,8 +264,12 @@ func TestSealRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	single := parseSeal(t, one)
-	// Another batch of the same size.
-	other := parseSeal(t, sealTogether(t, q, sealsFor(5, body))[0])
+	// Another batch of the same size (of other claims).
+	others := sealsFor(5, body)
+	for i := range others {
+		others[i].ExchangeID += "-other"
+	}
+	other := parseSeal(t, sealTogether(t, q, others)[0])
 	if other.jws == jws || other.batch.Size != 5 {
 		t.Fatal("not another batch of five")
 	}
