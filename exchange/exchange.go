@@ -75,14 +75,11 @@ type Config struct {
 	Directory Directory
 	// Kinds are the schemes of the network's subject kinds (the hub wires
 	// personid.DefaultKinds(scheme)); nil: DefaultKinds(Scheme).
-	Kinds  personid.Kinds
-	Scheme personid.Scheme // the person scheme, when Kinds is nil
-	Audit  crossroads.AuditLog
-	Signer *pki.Signer // signs forwarded requests
-	// Sealer seals responses, one signature per group of concurrent
-	// seals (share one between the hub's pipelines); nil: a SealSigner
-	// over Signer.
-	Sealer      *pki.SealSigner
+	Kinds       personid.Kinds
+	Scheme      personid.Scheme // the person scheme, when Kinds is nil
+	Audit       crossroads.AuditLog
+	Signer      *pki.Signer       // signs forwarded requests
+	Sealer      *pki.SealSigner   // seals responses, one signature per group of concurrent seals (nil: over Signer)
 	Transport   http.RoundTripper // mTLS to providers with the hub's certificate
 	Revocations *pki.Revocations  // checked on every request, not only at handshake
 	Metrics     *Metrics

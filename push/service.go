@@ -39,9 +39,7 @@ type Config struct {
 	Store     Store
 	Audit     crossroads.AuditLog
 	Signer    *pki.Signer
-	// Sealer seals deliveries, one signature per group of concurrent
-	// seals (the hub shares its pipeline's); nil: a SealSigner over Signer.
-	Sealer *pki.SealSigner
+	Sealer    *pki.SealSigner // seals deliveries, one signature per group of concurrent seals (nil: over Signer)
 	// Transport reaches subscribers' endpoints: mTLS with the hub's
 	// certificate, accepting only the network CA's certificate of the
 	// participant named by crossroads.WithProvider (upstream.Transport).
