@@ -164,7 +164,7 @@ func (t *table) place(in slot) {
 
 func (t *table) resize(size int) {
 	old := t.slots
-	t.slots = make([]slot, size)
+	t.slots = newSlots(size)
 	for _, s := range old {
 		if s.part != 0 {
 			t.place(s)

@@ -247,7 +247,7 @@ func readSnapshot(data []byte) (*snapshot, error) {
 		if n >= size && size > 0 || n > size {
 			return nil, fmt.Errorf("%w: shard %d overfull", errSnapshot, i)
 		}
-		t := table{slots: make([]slot, size)}
+		t := table{slots: newSlots(size)}
 		for j := range t.slots {
 			c := slot{lo: r.u32(), hi: r.u32(), part: r.u16(), capacity: r.u16(), from: r.u16(), to: r.u16()}
 			if c.part == 0 {

@@ -174,6 +174,7 @@ func status(c *command, err error) int {
 func main() {
 	if len(os.Args) > 1 && !isHelp(os.Args[1]) && !wantsHelp(os.Args[1:]) {
 		tuneGC()
+		tuneProcs()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:])

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package directory
+
+func newSlots(n int) []slot { return make([]slot, n) }
