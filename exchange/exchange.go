@@ -78,7 +78,8 @@ type Config struct {
 	Kinds       personid.Kinds
 	Scheme      personid.Scheme // the person scheme, when Kinds is nil
 	Audit       crossroads.AuditLog
-	Signer      *pki.Signer       // seals responses and signs forwarded requests
+	Signer      *pki.Signer       // signs forwarded requests
+	Sealer      *pki.SealSigner   // seals responses, one signature per group of concurrent seals (nil: over Signer)
 	Transport   http.RoundTripper // mTLS to providers with the hub's certificate
 	Revocations *pki.Revocations  // checked on every request, not only at handshake
 	Metrics     *Metrics
@@ -142,6 +143,9 @@ func NewPipeline(cfg Config) *Pipeline {
 	}
 	if cfg.Kinds == nil {
 		cfg.Kinds = personid.DefaultKinds(cfg.Scheme)
+	}
+	if cfg.Sealer == nil && cfg.Signer != nil {
+		cfg.Sealer = pki.NewSealSigner(cfg.Signer)
 	}
 	return &Pipeline{
 		cfg: cfg,
@@ -327,7 +331,10 @@ func (p *Pipeline) Do(ctx context.Context, req Request) (Result, error) {
 	// seal
 	end = region(ctx, "exchange.seal")
 	s.rec.ResponseDigest = pki.Digest(out)
-	seal, err := p.cfg.Signer.Sign(pki.SealClaims{
+	// Once the provider has answered, the exchange is sealed and recorded
+	// even if the client has gone away (as audit does); a wait for a
+	// signature in progress is short.
+	seal, err := p.cfg.Sealer.Seal(context.WithoutCancel(ctx), pki.SealClaims{
 		ExchangeID: s.rec.ExchangeID, Requester: s.rec.Requester, Service: s.rec.Service,
 		Operation: s.rec.Operation, Method: s.rec.Method, Target: s.target,
 		SubjectKind: s.rec.SubjectKind, Subject: s.rec.Subject, Purpose: s.rec.Purpose,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -541,4 +542,55 @@ func TestRecordedTargetCapped(t *testing.T) {
 	if len(rec.Target) != exchange.MaxRecordedTarget {
 		t.Fatalf("recorded target of %d bytes", len(rec.Target))
 	}
+}
+
+// TestConcurrentExchangeSeals: the pipeline seals through the hub's
+// SealSigner (v2 seals, counted), concurrent exchanges each get a seal
+// that verifies on its own, with no more signatures than seals.
+func TestConcurrentExchangeSeals(t *testing.T) {
+	r := start(t)
+	ctx := context.Background()
+	c := demo.Companies(demo.DemoCompanies)[1]
+	seals0, sigs0 := r.Hub.Sealer.Counts()
+	const n = 24
+	var wg sync.WaitGroup
+	jws := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			resp, b, err := r.Clients.Exchange(ctx, demo.ONEM, demo.ServiceEnterprise, "enterprises/"+c.Number, "employer-check", "")
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("%d %s", resp.StatusCode, b)
+			}
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			tok := resp.Header.Get(pki.HeaderSeal)
+			seal, err := pki.VerifySeal(tok, b, r.Hub.CA.Pool(), time.Now())
+			if err == nil && seal.ExchangeID != resp.Header.Get(pki.HeaderExchangeID) {
+				err = fmt.Errorf("seal names exchange %s", seal.ExchangeID)
+			}
+			if err == nil && strings.Count(tok, pki.SealSeparator) != 2 {
+				err = fmt.Errorf("not a v2 seal: %.40s…", tok)
+			}
+			jws[i], _, _ = strings.Cut(tok, pki.SealSeparator)
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	distinct := map[string]bool{}
+	for _, j := range jws {
+		distinct[j] = true
+	}
+	seals, sigs := r.Hub.Sealer.Counts()
+	if seals-seals0 < n || sigs-sigs0 > seals-seals0 || uint64(len(distinct)) > sigs-sigs0 {
+		t.Fatalf("%d seals, %d signatures, %d distinct signatures for %d exchanges", seals-seals0, sigs-sigs0, len(distinct), n)
+	}
+	t.Logf("%d exchanges sealed with %d signatures", n, len(distinct))
 }

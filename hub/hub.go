@@ -151,6 +151,7 @@ type Hub struct {
 	Revs      *pki.Revocations
 	Tracker   *pki.ConnTracker
 	Signer    *pki.Signer
+	Sealer    *pki.SealSigner // seals of exchanges and push deliveries: one signature per group of concurrent seals
 	Cert      tls.Certificate
 	Registry  *prometheus.Registry
 	API       *httpapi.API
@@ -266,6 +267,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if h.Signer, err = pki.NewSigner(h.Cert); err != nil {
 		return nil, err
 	}
+	h.Sealer = pki.NewSealSigner(h.Signer)
 	if h.Directory, err = openDirectory(ctx, h); err != nil { // directorysnapshot.go
 		return nil, err
 	}
@@ -301,6 +303,12 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "crossroads_audit_records_total", Help: "Audit records made durable (records / commits = mean batch size).",
 		}, func() float64 { return float64(h.Trail.Stats().Records) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "crossroads_seal_signatures_total", Help: "ES256 signatures made for response seals.",
+		}, func() float64 { _, n := h.Sealer.Counts(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "crossroads_seals_total", Help: "Response seals made (seals / signatures = mean seal batch size).",
+		}, func() float64 { n, _ := h.Sealer.Counts(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "crossroads_audit_log_integrating", Help: "1 while this node integrates records into the Merkle log (on a shared log: holds the integrator lease).",
 		}, func() float64 {
@@ -319,7 +327,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	transport := h.Upstream
 	h.Limiter = limit.New(limit.Config{Default: cfg.DefaultLimits, MaxInFlight: cfg.MaxInFlight})
 	ex := exchange.New(exchange.Config{
-		Directory: h.Directory, Kinds: personid.DefaultKinds(h.Scheme), Audit: h.Trail, Signer: h.Signer, Transport: transport,
+		Directory: h.Directory, Kinds: personid.DefaultKinds(h.Scheme), Audit: h.Trail, Signer: h.Signer, Sealer: h.Sealer, Transport: transport,
 		Revocations: h.Revs, Metrics: metrics, Logger: cfg.Logger, Limiter: h.Limiter,
 		ProviderTimeout: cfg.ProviderTimeout, MaxRequestBody: cfg.MaxRequestBody,
 	})

@@ -42,7 +42,7 @@ func openPush(ctx context.Context, h *Hub) ([]httpapi.Route, error) {
 	}
 	o := h.cfg.Push
 	p := push.New(push.Config{
-		Directory: h.Directory, Kinds: personid.DefaultKinds(h.Scheme), Store: st, Audit: h.Trail, Signer: h.Signer,
+		Directory: h.Directory, Kinds: personid.DefaultKinds(h.Scheme), Store: st, Audit: h.Trail, Signer: h.Signer, Sealer: h.Sealer,
 		Transport: h.Upstream, Registerer: h.Registry, Logger: h.log,
 		Workers: o.Workers, SendTimeout: o.SendTimeout, MinBackoff: o.MinBackoff, MaxBackoff: o.MaxBackoff, Horizon: o.Horizon, Poll: o.Poll,
 	})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -279,10 +280,18 @@ func VerifyHubRequest(r *http.Request, body []byte, roots *x509.CertPool, now ti
 // VerifySeal is for requesters: it verifies a Crossroads-Seal token against
 // roots at now (pass the seal's own time to check an archived seal after the
 // hub certificate expired), that the hub made it and that its response
-// digest is the digest of body.
+// digest is the digest of body. It accepts v2 seals (a batch JWS, the claims
+// and their inclusion proof: see SealSigner) and v1 seals (a compact JWS
+// over the claims, Signer.Sign).
 func VerifySeal(token string, body []byte, roots *x509.CertPool, now time.Time) (SealClaims, error) {
 	var c SealClaims
-	signer, err := Verify(token, roots, now, &c)
+	var signer string
+	var err error
+	if strings.Contains(token, SealSeparator) {
+		signer, err = verifySealBatch(token, roots, now, &c)
+	} else {
+		signer, err = Verify(token, roots, now, &c)
+	}
 	if err != nil {
 		return SealClaims{}, fmt.Errorf("pki: verify seal: %w", err)
 	}

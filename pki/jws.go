@@ -40,9 +40,9 @@ const MaxTokenLen = 64 << 10
 // kind (a seal) can never pass as another (a request signature).
 type typedClaims interface{ jwsType() string }
 
-// Token types ("typ" header).
+// Token types ("typ" header); TypeSealBatch is in sealbatch.go.
 const (
-	TypeSeal    = "crossroads-seal+jws"
+	TypeSeal    = "crossroads-seal+jws" // a v1 seal: SealClaims
 	TypeRequest = "crossroads-request+jws"
 )
 
@@ -108,7 +108,7 @@ func NewSigner(cert tls.Certificate) (*Signer, error) {
 		x5c[i] = base64.StdEncoding.EncodeToString(der)
 	}
 	st := &signerState{participant: id, leaf: leaf, key: key, headers: make(map[string]string)}
-	for _, typ := range []string{"", TypeSeal, TypeRequest} {
+	for _, typ := range []string{"", TypeSeal, TypeSealBatch, TypeRequest} {
 		opts := (&jose.SignerOptions{}).WithHeader("x5c", x5c)
 		if typ != "" {
 			opts = opts.WithType(jose.ContentType(typ))

@@ -156,7 +156,7 @@ func TestSignVerifyConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-func decodeSegment(t *testing.T, tok string, i int) []byte {
+func decodeSegment(t testing.TB, tok string, i int) []byte {
 	t.Helper()
 	b, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[i])
 	if err != nil {

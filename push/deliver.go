@@ -210,7 +210,7 @@ func (p *Push) seal(ctx context.Context, e Entry, sub *crossroads.Subscription, 
 	id := newID()
 	target := "/v1/subscriptions/" + sub.ID + "/events/" + strconv.FormatInt(e.Seq, 10)
 	digest := pki.Digest(body)
-	seal, err := p.cfg.Signer.Sign(pki.SealClaims{
+	seal, err := p.cfg.Sealer.Seal(ctx, pki.SealClaims{
 		ExchangeID: id, Requester: sub.Subscriber, Service: svc.ID, Operation: op.ID, Method: http.MethodPost, Target: target,
 		SubjectKind: pub.SubjectKind, Subject: pub.Subject, Purpose: sub.Purpose, AuthorisationID: a.ID,
 		RequestDigest: pub.Digest, Status: http.StatusOK, ContentType: "application/json", ResponseDigest: digest, Time: now.UTC(),

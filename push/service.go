@@ -39,6 +39,7 @@ type Config struct {
 	Store     Store
 	Audit     crossroads.AuditLog
 	Signer    *pki.Signer
+	Sealer    *pki.SealSigner // seals deliveries, one signature per group of concurrent seals (nil: over Signer)
 	// Transport reaches subscribers' endpoints: mTLS with the hub's
 	// certificate, accepting only the network CA's certificate of the
 	// participant named by crossroads.WithProvider (upstream.Transport).
@@ -86,6 +87,9 @@ func New(cfg Config) *Push {
 	}
 	if cfg.Node == "" {
 		cfg.Node = uuid.NewString()
+	}
+	if cfg.Sealer == nil && cfg.Signer != nil {
+		cfg.Sealer = pki.NewSealSigner(cfg.Signer)
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 8
