@@ -441,6 +441,9 @@ var (
 	// ErrStale: the registers are no longer at the version a write was
 	// validated against (it also matches ErrConflict). Read and retry.
 	ErrStale = fmt.Errorf("%w: the registers have changed", ErrConflict)
+	// ErrNotSealed: an audit record is durable but the seal of what its
+	// exchange would release could not be signed; nothing is released.
+	ErrNotSealed = errors.New("record durable, seal not signed")
 )
 
 // Certificate is a certificate issued by the network CA to a participant.

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/crossroads-hub/crossroads"
+	"github.com/crossroads-hub/crossroads/pki"
 	"github.com/transparency-dev/tessera"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -79,6 +80,12 @@ type Config struct {
 	// Log is the Merkle log's storage (default: Tessera's POSIX driver in
 	// Dir/log).
 	Log *LogStorage
+	// Sealer, when set, signs the seals that CommitSealed's callers ask
+	// for, once per group commit (the hub's pki.SealSigner): at
+	// saturation a dozen records share a commit, so a dozen seals share
+	// one ES256 signature.
+	Sealer Sealer
+
 	// Lease, when set, elects the one node that integrates records into a
 	// log shared by several nodes (Log must have a Reader): a node
 	// integrates only while it holds the lease, and stops as soon as it
@@ -149,7 +156,18 @@ type pending struct {
 	row     *Row
 	receipt string // set by the writer once the row is durable
 	done    chan error
+
+	seal    *pki.SealClaims // CommitSealed: the seal asked for
+	sealed  string          // and made, once the row is durable
+	sealErr error
 }
+
+// Sealer signs a group's seals with one signature (pki.SealSigner).
+type Sealer interface {
+	SealGroup(claims []*pki.SealClaims) ([]string, error)
+}
+
+
 
 // Open opens the trail: keys, store, Merkle log (reconciling it with the
 // store after a crash) and the background writer and integrator.
@@ -244,8 +262,28 @@ func (t *Trail) VerifierKey() string { return t.vkey }
 // record is durable; on error nothing may be released. A zero rec.Time is
 // taken as now.
 func (t *Trail) Commit(ctx context.Context, rec *crossroads.AuditRecord) (crossroads.Receipt, error) {
+	r, _, err := t.commit(ctx, rec, nil)
+	return r, err
+}
+
+// CommitSealed is Commit, and also returns the seal of claims (the
+// response the record's exchange releases), signed by Config.Sealer
+// together with the other seals of the record's group commit. If the seal
+// cannot be signed, the record is durable, the receipt is returned and err
+// is crossroads.ErrNotSealed.
+func (t *Trail) CommitSealed(ctx context.Context, rec *crossroads.AuditRecord, claims *pki.SealClaims) (crossroads.Receipt, string, error) {
+	if t.cfg.Sealer == nil {
+		return crossroads.Receipt{}, "", errors.New("audit: CommitSealed needs Config.Sealer")
+	}
+	return t.commit(ctx, rec, claims)
+}
+
+// SealsInCommit tells whether CommitSealed signs seals (Config.Sealer).
+func (t *Trail) SealsInCommit() bool { return t.cfg.Sealer != nil }
+
+func (t *Trail) commit(ctx context.Context, rec *crossroads.AuditRecord, seal *pki.SealClaims) (crossroads.Receipt, string, error) {
 	if rec == nil || rec.ExchangeID == "" || rec.Requester == "" || rec.Outcome == "" {
-		return crossroads.Receipt{}, fmt.Errorf("audit: record needs exchange id, requester and outcome: %w", crossroads.ErrInvalid)
+		return crossroads.Receipt{}, "", fmt.Errorf("audit: record needs exchange id, requester and outcome: %w", crossroads.ErrInvalid)
 	}
 	r := *rec
 	if r.Time.IsZero() {
@@ -254,13 +292,13 @@ func (t *Trail) Commit(ctx context.Context, rec *crossroads.AuditRecord) (crossr
 	r.Time = r.Time.UTC()
 	row, err := t.seal(ctx, &r)
 	if err != nil {
-		return crossroads.Receipt{}, err
+		return crossroads.Receipt{}, "", err
 	}
-	p := &pending{row: row, done: make(chan error, 1)}
+	p := &pending{row: row, done: make(chan error, 1), seal: seal}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		return crossroads.Receipt{}, ErrClosed
+		return crossroads.Receipt{}, "", ErrClosed
 	}
 	t.queue = append(t.queue, p)
 	if t.busy {
@@ -274,7 +312,7 @@ func (t *Trail) Commit(ctx context.Context, rec *crossroads.AuditRecord) (crossr
 		select {
 		case err = <-p.done:
 		case <-ctx.Done():
-			return crossroads.Receipt{}, fmt.Errorf("audit: commit: %w", ctx.Err())
+			return crossroads.Receipt{}, "", fmt.Errorf("audit: commit: %w", ctx.Err())
 		}
 	} else {
 		// No commit is being written: this caller writes its own record
@@ -286,12 +324,16 @@ func (t *Trail) Commit(ctx context.Context, rec *crossroads.AuditRecord) (crossr
 		err = <-p.done
 	}
 	if err != nil {
-		return crossroads.Receipt{}, err
+		return crossroads.Receipt{}, "", err
 	}
 	if row.Seq == 0 {
-		return crossroads.Receipt{}, fmt.Errorf("audit: exchange already recorded: %w", crossroads.ErrConflict)
+		return crossroads.Receipt{}, "", fmt.Errorf("audit: exchange already recorded: %w", crossroads.ErrConflict)
 	}
-	return crossroads.Receipt{ExchangeID: r.ExchangeID, Token: p.receipt}, nil
+	receipt := crossroads.Receipt{ExchangeID: r.ExchangeID, Token: p.receipt}
+	if p.sealErr != nil {
+		return receipt, "", fmt.Errorf("audit: %w: %w", crossroads.ErrNotSealed, p.sealErr)
+	}
+	return receipt, p.sealed, nil
 }
 
 // seal turns a record into a storable row: canonical bytes, commitment,
@@ -482,6 +524,7 @@ func (t *Trail) lead() {
 		t.batches.Add(1)
 		t.written.Add(int64(len(t.rows)))
 		t.receipts(batch)
+		t.seals(batch)
 		t.lg.added(len(t.rows))
 	}
 	for _, p := range batch {
@@ -521,6 +564,32 @@ func (t *Trail) take(batch []*pending) []*pending {
 	clear(t.queue[rest:])
 	t.queue = t.queue[:rest]
 	return batch
+}
+
+// seals signs, once, the seals asked for in a durable batch.
+func (t *Trail) seals(batch []*pending) {
+	var claims []*pki.SealClaims
+	var owners []*pending
+	for _, p := range batch {
+		if p.seal != nil && p.row.Seq != 0 {
+			claims = append(claims, p.seal)
+			owners = append(owners, p)
+		}
+	}
+	if len(claims) == 0 {
+		return
+	}
+	seals, err := t.cfg.Sealer.SealGroup(claims)
+	if err != nil {
+		t.log.Error("audit: seals of a group commit", "records", len(claims), "err", err)
+	}
+	for i, p := range owners {
+		if err != nil {
+			p.sealErr = err
+			continue
+		}
+		p.sealed = seals[i]
+	}
 }
 
 // receipts signs, once, the receipts of a durable batch (see receipt.go).

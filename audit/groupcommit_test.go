@@ -7,7 +7,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/crossroads-hub/crossroads"
 	"github.com/crossroads-hub/crossroads/audit"
+	"github.com/crossroads-hub/crossroads/pki"
 )
 
 // Concurrent callers share group commits: the caller that finds no commit
@@ -85,5 +87,83 @@ func TestCloseWhileCommitting(t *testing.T) {
 	}
 	if int64(accepted) != durable {
 		t.Errorf("%d receipts, %d records durable when Close returned", accepted, durable)
+	}
+}
+
+type failingSealer struct{}
+
+func (failingSealer) SealGroup([]*pki.SealClaims) ([]string, error) {
+	return nil, errors.New("the HSM is gone")
+}
+
+// countingSealer signs nothing real: it counts the groups it is asked for.
+type countingSealer struct {
+	mu     sync.Mutex
+	groups int
+}
+
+func (c *countingSealer) SealGroup(cs []*pki.SealClaims) ([]string, error) {
+	c.mu.Lock()
+	c.groups++
+	c.mu.Unlock()
+	out := make([]string, len(cs))
+	for i, cl := range cs {
+		out[i] = "seal-of-" + cl.ExchangeID
+	}
+	return out, nil
+}
+
+// The seals of one group commit are signed together, each caller gets its
+// own.
+func TestCommitSealedOneGroupPerCommit(t *testing.T) {
+	cs := &countingSealer{}
+	e := open(t, t.TempDir(), func(c *audit.Config) { c.Sealer = cs })
+	var wg sync.WaitGroup
+	const n = 256
+	for w := range 32 {
+		wg.Go(func() {
+			for i := w; i < n; i += 32 {
+				rec := testRecord(i)
+				_, seal, err := e.trail.CommitSealed(context.Background(), rec, &pki.SealClaims{ExchangeID: rec.ExchangeID})
+				if err != nil || seal != "seal-of-"+rec.ExchangeID {
+					t.Errorf("record %d: seal %q, err %v", i, seal, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if b := e.trail.Stats().Batches; int64(cs.groups) != b {
+		t.Errorf("%d seal groups for %d group commits", cs.groups, b)
+	}
+	if cs.groups >= n/2 {
+		t.Errorf("%d seal groups for %d records from 32 callers", cs.groups, n)
+	}
+	// A plain Commit asks for no seal.
+	if _, err := e.trail.Commit(context.Background(), testRecord(n)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A seal that cannot be signed leaves the record durable, with its
+// receipt, and says so: the caller releases nothing.
+func TestCommitSealedSealFails(t *testing.T) {
+	e := open(t, t.TempDir(), func(c *audit.Config) { c.Sealer = failingSealer{} })
+	rec := testRecord(1)
+	r, seal, err := e.trail.CommitSealed(context.Background(), rec, &pki.SealClaims{ExchangeID: rec.ExchangeID})
+	if !errors.Is(err, crossroads.ErrNotSealed) || seal != "" {
+		t.Fatalf("seal %q, err %v; want ErrNotSealed", seal, err)
+	}
+	if r.Token == "" {
+		t.Error("no receipt for a durable record")
+	}
+	if _, err := e.store.Get(context.Background(), rec.ExchangeID); err != nil {
+		t.Errorf("the record is not durable: %v", err)
+	}
+}
+
+func TestCommitSealedNeedsSealer(t *testing.T) {
+	e := open(t, t.TempDir())
+	if _, _, err := e.trail.CommitSealed(context.Background(), testRecord(1), &pki.SealClaims{}); err == nil {
+		t.Fatal("CommitSealed without a Sealer succeeded")
 	}
 }

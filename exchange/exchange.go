@@ -329,32 +329,53 @@ func (p *Pipeline) Do(ctx context.Context, req Request) (Result, error) {
 	s.rec.Status, s.rec.ContentType = resp.StatusCode, ctype
 
 	// seal
-	end = region(ctx, "exchange.seal")
 	s.rec.ResponseDigest = pki.Digest(out)
-	// Once the provider has answered, the exchange is sealed and recorded
-	// even if the client has gone away (as audit does); a wait for a
-	// signature in progress is short.
-	seal, err := p.cfg.Sealer.Seal(context.WithoutCancel(ctx), pki.SealClaims{
+	claims := &pki.SealClaims{
 		ExchangeID: s.rec.ExchangeID, Requester: s.rec.Requester, Service: s.rec.Service,
 		Operation: s.rec.Operation, Method: s.rec.Method, Target: s.target,
 		SubjectKind: s.rec.SubjectKind, Subject: s.rec.Subject, Purpose: s.rec.Purpose,
 		AuthorisationID: s.rec.AuthorisationID, RequestDigest: s.rec.RequestDigest,
 		Status: s.rec.Status, ContentType: ctype, ResponseDigest: s.rec.ResponseDigest, Time: s.rec.Time,
-	})
-	if err != nil {
-		p.cfg.Logger.Error("seal response", "exchange", s.rec.ExchangeID, "err", err)
-		s.rec.Status, s.rec.ContentType = 0, ""
-		return p.failed(ctx, s, refuse(http.StatusInternalServerError, "seal-failed", ""))
 	}
-
-	end()
-
-	// audit, then release
 	s.rec.Outcome, s.rec.Reason = crossroads.OutcomeAllowed, crossroads.ReasonAllowed
-	receipt, ok := p.audit(ctx, s)
-	if !ok {
-		p.cfg.Metrics.observe(s, crossroads.OutcomeFailed, crossroads.ReasonAuditUnavailable, p.cfg.Now())
-		return p.problem(s, refuse(http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "the exchange could not be recorded; nothing was released"), crossroads.OutcomeFailed), ErrNotRecorded
+	var seal string
+	var receipt crossroads.Receipt
+	if sl, ok := p.cfg.Audit.(SealingLog); ok && sl.SealsInCommit() {
+		// audit and seal: the seal is signed with the other seals of the
+		// record's group commit, once the record is durable.
+		var err error
+		receipt, seal, err = p.auditSealed(ctx, s, sl, claims)
+		if errors.Is(err, crossroads.ErrNotSealed) {
+			p.cfg.Logger.Error("seal response", "exchange", s.rec.ExchangeID, "err", err)
+			p.cfg.Metrics.observe(s, crossroads.OutcomeFailed, "seal-failed", p.cfg.Now())
+			s.hdr.Set(HeaderReceipt, receipt.Token)
+			return p.problem(s, refuse(http.StatusInternalServerError, "seal-failed", ""), crossroads.OutcomeFailed), nil
+		}
+		if err != nil {
+			p.cfg.Metrics.observe(s, crossroads.OutcomeFailed, crossroads.ReasonAuditUnavailable, p.cfg.Now())
+			return p.problem(s, refuse(http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "the exchange could not be recorded; nothing was released"), crossroads.OutcomeFailed), ErrNotRecorded
+		}
+	} else {
+		end = region(ctx, "exchange.seal")
+		// Once the provider has answered, the exchange is sealed and
+		// recorded even if the client has gone away (as audit does); a
+		// wait for a signature in progress is short.
+		var err error
+		seal, err = p.cfg.Sealer.Seal(context.WithoutCancel(ctx), *claims)
+		end()
+		if err != nil {
+			p.cfg.Logger.Error("seal response", "exchange", s.rec.ExchangeID, "err", err)
+			s.rec.Status, s.rec.ContentType = 0, ""
+			return p.failed(ctx, s, refuse(http.StatusInternalServerError, "seal-failed", ""))
+		}
+
+		// audit, then release
+		var ok bool
+		receipt, ok = p.audit(ctx, s)
+		if !ok {
+			p.cfg.Metrics.observe(s, crossroads.OutcomeFailed, crossroads.ReasonAuditUnavailable, p.cfg.Now())
+			return p.problem(s, refuse(http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "the exchange could not be recorded; nothing was released"), crossroads.OutcomeFailed), ErrNotRecorded
+		}
 	}
 	s.hdr.Set(HeaderSeal, seal)
 	s.hdr.Set(HeaderReceipt, receipt.Token)
@@ -420,6 +441,30 @@ func (p *Pipeline) audit(ctx context.Context, s *state) (crossroads.Receipt, boo
 		return receipt, false
 	}
 	return receipt, true
+}
+
+// SealingLog is an audit log that signs the seals of its group commit's
+// records together, once they are durable (audit.Trail with a Sealer):
+// the pipeline hands it the seal's claims with the record.
+type SealingLog interface {
+	CommitSealed(ctx context.Context, rec *crossroads.AuditRecord, claims *pki.SealClaims) (crossroads.Receipt, string, error)
+	SealsInCommit() bool
+}
+
+// auditSealed commits the record and returns its receipt and seal; err
+// wraps crossroads.ErrNotSealed when the record is durable but unsealed.
+func (p *Pipeline) auditSealed(ctx context.Context, s *state, sl SealingLog, claims *pki.SealClaims) (crossroads.Receipt, string, error) {
+	s.rec.LatencyMicros = p.cfg.Now().Sub(s.start).Microseconds()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.AuditTimeout)
+	defer cancel()
+	end := region(ctx, "exchange.audit")
+	receipt, seal, err := sl.CommitSealed(ctx, &s.rec, claims)
+	end()
+	if err != nil && !errors.Is(err, crossroads.ErrNotSealed) {
+		p.cfg.Metrics.auditFailures.Inc()
+		p.cfg.Logger.Error("audit record not durable; refusing", "exchange", s.rec.ExchangeID, "err", err)
+	}
+	return receipt, seal, err
 }
 
 // deny audits a refusal and answers with problem details.

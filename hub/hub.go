@@ -272,7 +272,7 @@ func Open(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, err
 	}
 	acfg := audit.Config{Dir: auditDir, Store: h.audits, Origin: cfg.LogOrigin, MaxMergeDelay: cfg.MaxMergeDelay, Logger: cfg.Logger,
-		KeyProvider: h.Keys, NoteSigner: string(noteKey.Key),
+		KeyProvider: h.Keys, NoteSigner: string(noteKey.Key), Sealer: h.Sealer,
 		Witnesses: cfg.Witnesses, Quorum: cfg.WitnessQuorum, WitnessHTTP: h.witnessClient()}
 	if err := h.openSharedLog(ctx, &acfg); err != nil {
 		return nil, err

@@ -778,3 +778,40 @@ func calibrateWork() {
 		workRounds = int(float64(n) * float64(250*time.Microsecond) / float64(time.Since(start)))
 	})
 }
+
+func TestSealGroupOneSignature(t *testing.T) {
+	ca := testCA(t)
+	q := NewSealSigner(testSigner(t, ca, HubParticipant))
+	roots := ca.Pool()
+	claims := make([]*SealClaims, 12)
+	bodies := make([][]byte, len(claims))
+	for i := range claims {
+		bodies[i] = []byte(fmt.Sprintf(`{"n":%d}`, i))
+		c := sealsFor(i+1, bodies[i])[i]
+		claims[i] = &c
+	}
+	seals, err := q.SealGroup(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, sigs := q.Counts(); sigs != 1 {
+		t.Errorf("%d signatures for a group of %d, want 1", sigs, len(claims))
+	}
+	jws := map[string]bool{}
+	for i, tok := range seals {
+		c, err := VerifySeal(tok, bodies[i], roots, time.Now())
+		if err != nil {
+			t.Fatalf("seal %d: %v", i, err)
+		}
+		if c.ExchangeID != claims[i].ExchangeID {
+			t.Errorf("seal %d names exchange %s, want %s", i, c.ExchangeID, claims[i].ExchangeID)
+		}
+		jws[strings.Split(tok, SealSeparator)[0]] = true
+		if _, err := VerifySeal(tok, bodies[(i+1)%len(bodies)], roots, time.Now()); err == nil {
+			t.Errorf("seal %d verifies over another response", i)
+		}
+	}
+	if len(jws) != 1 {
+		t.Errorf("%d distinct signatures in the group", len(jws))
+	}
+}
