@@ -86,7 +86,9 @@ type Store interface {
 	// transaction.
 	MarkIntegrated(ctx context.Context, marks []Mark) error
 	// Rows lists rows with Seq > afterSeq in ascending Seq order, at most
-	// limit; only those not yet integrated when unintegrated is set.
+	// limit; only those not yet integrated when unintegrated is set, and
+	// then a store may fill only what integration needs: Seq, ExchangeID,
+	// Time, Leaf, Log (and Index -1).
 	Rows(ctx context.Context, afterSeq int64, limit int, unintegrated bool) ([]Row, error)
 	// MaxIndex returns the highest log index recorded, -1 when none.
 	MaxIndex(ctx context.Context) (int64, error)
