@@ -179,16 +179,24 @@ func (s *setup) stop() {
 
 // auditStats returns the hub's group-commit counters and, in separate
 // mode, the hub process's CPU time.
-func (s *setup) auditStats() (st audit.Stats, cpu time.Duration, err error) {
+func (s *setup) auditStats() (st hubStats, cpu time.Duration, err error) {
 	if s.child != nil {
 		a, err := s.child.call(childCommand{Op: "stats"})
-		st = audit.Stats{Records: a.Records, Batches: a.Batches}
+		st = hubStats{Stats: audit.Stats{Records: a.Records, Batches: a.Batches}, seals: a.Seals, sealSigs: a.SealSigs}
 		if a.Commit != nil {
 			st.Commit = *a.Commit
 		}
 		return st, a.CPU, err
 	}
-	return s.run.Hub.Trail.Stats(), 0, nil
+	st.Stats = s.run.Hub.Trail.Stats()
+	st.seals, st.sealSigs = s.run.Hub.Sealer.Counts()
+	return st, 0, nil
+}
+
+// hubStats are the hub's counters read around a measured window.
+type hubStats struct {
+	audit.Stats
+	seals, sealSigs uint64 // seals made, and the signatures made for them
 }
 
 // baseline is baselineMix, done by the hub process in separate mode (it
@@ -457,7 +465,7 @@ func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix [
 		cpu := measureCPU(opts.Warmup)
 		// The hub process's counters are read at the start of the measured
 		// window (after the warm-up) and at its end.
-		var stats0 audit.Stats
+		var stats0 hubStats
 		var hubCPU0 time.Duration
 		var statsErr error
 		var statsMu sync.Mutex
@@ -498,9 +506,10 @@ func (s *setup) compare(ctx context.Context, opts Options, mode load.Mode, mix [
 		}
 		if commits := stats1.Batches - stats0.Batches; target == load.TargetHub && commits > 0 {
 			lat := stats1.Commit.Sub(stats0.Commit)
-			fmt.Fprintf(opts.Progress, "bench: %-6s %-10s audit: %d records in %d group commits (%.1f per commit); commit durations (transaction and fsync) p50 %s p99 %s p99.9 %s max %s\n",
+			fmt.Fprintf(opts.Progress, "bench: %-6s %-10s audit: %d records in %d group commits (%.1f per commit); commit durations (transaction and fsync) p50 %s p99 %s p99.9 %s max %s; %d seals, %d signatures\n",
 				mode, target, stats1.Records-stats0.Records, commits, float64(stats1.Records-stats0.Records)/float64(commits),
-				lat.Quantile(0.5).Round(time.Microsecond), lat.Quantile(0.99).Round(time.Microsecond), lat.Quantile(0.999).Round(time.Microsecond), lat.Quantile(1).Round(time.Microsecond))
+				lat.Quantile(0.5).Round(time.Microsecond), lat.Quantile(0.99).Round(time.Microsecond), lat.Quantile(0.999).Round(time.Microsecond), lat.Quantile(1).Round(time.Microsecond),
+				stats1.seals-stats0.seals, stats1.sealSigs-stats0.sealSigs)
 		}
 		if rep.Unexpected > 0 {
 			fmt.Fprintf(opts.Progress, "bench: %s %s: unexpected answers; status %v, reasons %v\n", mode, target, rep.Status, rep.Reasons)

@@ -62,6 +62,8 @@ type childAnswer struct {
 	Batches  int64          `json:"batches,omitempty"`
 	CPU      time.Duration  `json:"cpu,omitempty"`
 	Commit   *audit.Latency `json:"commit,omitempty"`
+	Seals    uint64         `json:"seals,omitempty"`
+	SealSigs uint64         `json:"seal_signatures,omitempty"`
 }
 
 // ServeHub is the hub side of separate mode ('crossroads bench
@@ -108,6 +110,7 @@ func ServeHub(ctx context.Context, opts Options, in io.Reader, out io.Writer) er
 		case "stats":
 			st := s.run.Hub.Trail.Stats()
 			ans.Records, ans.Batches, ans.CPU, ans.Commit = st.Records, st.Batches, processCPU(), &st.Commit
+			ans.Seals, ans.SealSigs = s.run.Hub.Sealer.Counts()
 		default:
 			ans.Error = "unknown command " + strconv.Quote(cmd.Op)
 		}
