@@ -215,7 +215,8 @@ func Run(ctx context.Context, t Target) (*Report, error) {
 	r.integrations(ctx)
 	r.push(ctx) // push.go
 	r.crossSite(ctx)
-	r.spe(ctx) // spe.go
+	r.spe(ctx)   // spe.go
+	r.seals(ctx) // seals.go
 	r.slowloris(ctx)
 	if t.Provider != "" {
 		r.provider(ctx)
