@@ -121,8 +121,7 @@ type Trail struct {
 	busy    bool           // a leader is writing
 	leaders sync.WaitGroup // the leader at work, if any
 	full    chan struct{}  // the queue reached lingerUntil
-	// The leader's own state: one leader at a time.
-	batch    []*pending
+	// The writing leader's own state: one leader writes at a time.
 	rows     []*Row
 	rate     float64 // records/s, measured over windows of 100 ms
 	window   time.Time
