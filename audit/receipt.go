@@ -12,6 +12,8 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/crossroads-hub/crossroads/internal/batchtree"
 )
 
 // receiptContext separates receipt signatures from checkpoint signatures
@@ -69,7 +71,7 @@ func signReceipts(s note.Signer, claims []*ReceiptClaims) ([]string, error) {
 		leaves[i] = rfc6962.DefaultHasher.HashLeaf(b)
 	}
 	paths := make([][][]byte, n)
-	root := tree(leaves, paths)
+	root := batchtree.Root(leaves, paths)
 	sig, err := s.Sign(receiptMessage(uint64(n), root))
 	if err != nil {
 		return nil, fmt.Errorf("audit: sign receipts: %w", err)
@@ -92,37 +94,6 @@ func signReceipts(s note.Signer, claims []*ReceiptClaims) ([]string, error) {
 
 func receiptMessage(size uint64, root []byte) []byte {
 	return []byte(receiptContext + strconv.FormatUint(size, 10) + "\n" + base64.StdEncoding.EncodeToString(root) + "\n")
-}
-
-// tree returns the RFC 6962 Merkle tree hash of leaf hashes and appends to
-// paths[i] the inclusion proof of leaf i (§2.1.1), in one pass: every
-// subtree hash is computed once, so the whole batch costs O(n log n).
-func tree(leaves [][]byte, paths [][][]byte) []byte {
-	switch len(leaves) {
-	case 0:
-		return rfc6962.DefaultHasher.EmptyRoot()
-	case 1:
-		return leaves[0]
-	}
-	k := split(len(leaves))
-	left := tree(leaves[:k], paths[:k])
-	right := tree(leaves[k:], paths[k:])
-	for i := range paths[:k] {
-		paths[i] = append(paths[i], right)
-	}
-	for i := range paths[k:] {
-		paths[k+i] = append(paths[k+i], left)
-	}
-	return rfc6962.DefaultHasher.HashChildren(left, right)
-}
-
-// split is the largest power of two smaller than n (n > 1).
-func split(n int) int {
-	k := 1
-	for k<<1 < n {
-		k <<= 1
-	}
-	return k
 }
 
 // VerifyReceipt checks a receipt token against the log's note verifier key

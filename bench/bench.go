@@ -544,14 +544,14 @@ func startProfiles(o Options, mode load.Mode) (func() error, error) {
 		return errors.Join(errs...)
 	}
 	if cpu != "" {
-		f, err := startProfile(cpu)
+		f, err := startToFile("cpu profile", cpu, pprof.StartCPUProfile, pprof.StopCPUProfile)
 		if err != nil {
 			return nil, err
 		}
 		stops = append(stops, f)
 	}
 	if tr != "" {
-		f, err := startTrace(tr)
+		f, err := startToFile("trace", tr, trace.Start, trace.Stop)
 		if err != nil {
 			stop()
 			return nil, err
@@ -561,37 +561,21 @@ func startProfiles(o Options, mode load.Mode) (func() error, error) {
 	return stop, nil
 }
 
-func startTrace(path string) (func() error, error) {
+// startToFile starts a profile (what) writing to a new file at path; the
+// function returned stops it and closes the file.
+func startToFile(what, path string, start func(io.Writer) error, stop func()) (func() error, error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("bench: trace: %w", err)
+		return nil, fmt.Errorf("bench: %s: %w", what, err)
 	}
-	if err := trace.Start(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("bench: trace: %w", err)
+		return nil, fmt.Errorf("bench: %s: %w", what, err)
 	}
 	return func() error {
-		trace.Stop()
+		stop()
 		if err := f.Close(); err != nil {
-			return fmt.Errorf("bench: trace: %w", err)
-		}
-		return nil
-	}, nil
-}
-
-func startProfile(path string) (func() error, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("bench: cpu profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("bench: cpu profile: %w", err)
-	}
-	return func() error {
-		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("bench: cpu profile: %w", err)
+			return fmt.Errorf("bench: %s: %w", what, err)
 		}
 		return nil
 	}, nil

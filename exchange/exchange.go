@@ -79,7 +79,7 @@ type Config struct {
 	Scheme      personid.Scheme // the person scheme, when Kinds is nil
 	Audit       crossroads.AuditLog
 	Signer      *pki.Signer       // signs forwarded requests
-	Sealer      *pki.SealSigner   // seals responses, one signature per group of concurrent seals (nil: over Signer)
+	Sealer      *pki.SealSigner   // seals responses when Audit does not seal in its commits (a SealingLog); nil: over Signer
 	Transport   http.RoundTripper // mTLS to providers with the hub's certificate
 	Revocations *pki.Revocations  // checked on every request, not only at handshake
 	Metrics     *Metrics
@@ -107,6 +107,7 @@ type Pipeline struct {
 	matchers operation.Cache
 	grants   sync.Map // grantKey → *grantEntry
 	abuse    *abuseWindows
+	sealing  SealingLog // cfg.Audit, when it signs seals in its commits
 }
 
 // NewPipeline returns the pipeline.
@@ -147,7 +148,7 @@ func NewPipeline(cfg Config) *Pipeline {
 	if cfg.Sealer == nil && cfg.Signer != nil {
 		cfg.Sealer = pki.NewSealSigner(cfg.Signer)
 	}
-	return &Pipeline{
+	p := &Pipeline{
 		cfg: cfg,
 		client: &http.Client{
 			Transport: cfg.Transport,
@@ -157,6 +158,10 @@ func NewPipeline(cfg Config) *Pipeline {
 		},
 		abuse: newAbuseWindows(cfg.AbuseWindow, cfg.MaxAbuseActors),
 	}
+	if sl, ok := cfg.Audit.(SealingLog); ok && sl.SealsInCommit() {
+		p.sealing = sl
+	}
+	return p
 }
 
 // Request is one exchange as a transport adapter hands it to the pipeline.
@@ -338,24 +343,12 @@ func (p *Pipeline) Do(ctx context.Context, req Request) (Result, error) {
 		Status: s.rec.Status, ContentType: ctype, ResponseDigest: s.rec.ResponseDigest, Time: s.rec.Time,
 	}
 	s.rec.Outcome, s.rec.Reason = crossroads.OutcomeAllowed, crossroads.ReasonAllowed
+	// The seal is signed with the other seals of the record's group
+	// commit once the record is durable (a SealingLog), or here, first.
 	var seal string
-	var receipt crossroads.Receipt
-	if sl, ok := p.cfg.Audit.(SealingLog); ok && sl.SealsInCommit() {
-		// audit and seal: the seal is signed with the other seals of the
-		// record's group commit, once the record is durable.
-		var err error
-		receipt, seal, err = p.auditSealed(ctx, s, sl, claims)
-		if errors.Is(err, crossroads.ErrNotSealed) {
-			p.cfg.Logger.Error("seal response", "exchange", s.rec.ExchangeID, "err", err)
-			p.cfg.Metrics.observe(s, crossroads.OutcomeFailed, "seal-failed", p.cfg.Now())
-			s.hdr.Set(HeaderReceipt, receipt.Token)
-			return p.problem(s, refuse(http.StatusInternalServerError, "seal-failed", ""), crossroads.OutcomeFailed), nil
-		}
-		if err != nil {
-			p.cfg.Metrics.observe(s, crossroads.OutcomeFailed, crossroads.ReasonAuditUnavailable, p.cfg.Now())
-			return p.problem(s, refuse(http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "the exchange could not be recorded; nothing was released"), crossroads.OutcomeFailed), ErrNotRecorded
-		}
-	} else {
+	inCommit := claims
+	if p.sealing == nil {
+		inCommit = nil
 		end = region(ctx, "exchange.seal")
 		// Once the provider has answered, the exchange is sealed and
 		// recorded even if the client has gone away (as audit does); a
@@ -368,14 +361,22 @@ func (p *Pipeline) Do(ctx context.Context, req Request) (Result, error) {
 			s.rec.Status, s.rec.ContentType = 0, ""
 			return p.failed(ctx, s, refuse(http.StatusInternalServerError, "seal-failed", ""))
 		}
+	}
 
-		// audit, then release
-		var ok bool
-		receipt, ok = p.audit(ctx, s)
-		if !ok {
-			p.cfg.Metrics.observe(s, crossroads.OutcomeFailed, crossroads.ReasonAuditUnavailable, p.cfg.Now())
-			return p.problem(s, refuse(http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "the exchange could not be recorded; nothing was released"), crossroads.OutcomeFailed), ErrNotRecorded
-		}
+	// audit, then release
+	receipt, sealed, err := p.commit(ctx, s, inCommit)
+	switch {
+	case errors.Is(err, crossroads.ErrNotSealed):
+		p.cfg.Logger.Error("seal response", "exchange", s.rec.ExchangeID, "err", err)
+		p.cfg.Metrics.observe(s, crossroads.OutcomeFailed, "seal-failed", p.cfg.Now())
+		s.hdr.Set(HeaderReceipt, receipt.Token)
+		return p.problem(s, refuse(http.StatusInternalServerError, "seal-failed", ""), crossroads.OutcomeFailed), nil
+	case err != nil:
+		p.cfg.Metrics.observe(s, crossroads.OutcomeFailed, crossroads.ReasonAuditUnavailable, p.cfg.Now())
+		return p.problem(s, refuse(http.StatusServiceUnavailable, crossroads.ReasonAuditUnavailable, "the exchange could not be recorded; nothing was released"), crossroads.OutcomeFailed), ErrNotRecorded
+	}
+	if inCommit != nil {
+		seal = sealed
 	}
 	s.hdr.Set(HeaderSeal, seal)
 	s.hdr.Set(HeaderReceipt, receipt.Token)
@@ -428,19 +429,8 @@ func newExchangeID() string {
 
 // audit commits the record; false when it is not durable.
 func (p *Pipeline) audit(ctx context.Context, s *state) (crossroads.Receipt, bool) {
-	s.rec.LatencyMicros = p.cfg.Now().Sub(s.start).Microseconds()
-	// The record is written even if the client has gone away.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.AuditTimeout)
-	defer cancel()
-	end := region(ctx, "exchange.audit")
-	receipt, err := p.cfg.Audit.Commit(ctx, &s.rec)
-	end()
-	if err != nil {
-		p.cfg.Metrics.auditFailures.Inc()
-		p.cfg.Logger.Error("audit record not durable; refusing", "exchange", s.rec.ExchangeID, "err", err)
-		return receipt, false
-	}
-	return receipt, true
+	receipt, _, err := p.commit(ctx, s, nil)
+	return receipt, err == nil
 }
 
 // SealingLog is an audit log that signs the seals of its group commit's
@@ -451,14 +441,20 @@ type SealingLog interface {
 	SealsInCommit() bool
 }
 
-// auditSealed commits the record and returns its receipt and seal; err
-// wraps crossroads.ErrNotSealed when the record is durable but unsealed.
-func (p *Pipeline) auditSealed(ctx context.Context, s *state, sl SealingLog, claims *pki.SealClaims) (crossroads.Receipt, string, error) {
+// commit makes the record durable and returns its receipt, and, when
+// claims is set, its seal signed in the commit (then err wraps
+// crossroads.ErrNotSealed when the record is durable but unsealed).
+func (p *Pipeline) commit(ctx context.Context, s *state, claims *pki.SealClaims) (receipt crossroads.Receipt, seal string, err error) {
 	s.rec.LatencyMicros = p.cfg.Now().Sub(s.start).Microseconds()
+	// The record is written even if the client has gone away.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.AuditTimeout)
 	defer cancel()
 	end := region(ctx, "exchange.audit")
-	receipt, seal, err := sl.CommitSealed(ctx, &s.rec, claims)
+	if claims != nil {
+		receipt, seal, err = p.sealing.CommitSealed(ctx, &s.rec, claims)
+	} else {
+		receipt, err = p.cfg.Audit.Commit(ctx, &s.rec)
+	}
 	end()
 	if err != nil && !errors.Is(err, crossroads.ErrNotSealed) {
 		p.cfg.Metrics.auditFailures.Inc()

@@ -16,6 +16,8 @@ import (
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/crossroads-hub/crossroads/internal/batchtree"
 )
 
 // A seal of version 2 is one header value of three parts joined by "~"
@@ -115,6 +117,15 @@ type sealReq struct {
 	err   error
 }
 
+// newSealReq is the leaf of claims: their JSON and its RFC 6962 hash.
+func newSealReq(claims *SealClaims) (*sealReq, error) {
+	b, err := json.Marshal(claims)
+	if err != nil {
+		return nil, fmt.Errorf("pki: seal: marshal claims: %w", err)
+	}
+	return &sealReq{claims: b, leaf: rfc6962.DefaultHasher.HashLeaf(b)}, nil
+}
+
 // Seal returns the v2 seal of claims. If ctx is done while the caller
 // waits for a signature not yet begun, Seal returns ctx.Err() and the
 // others are unaffected; once its claims are being signed (at most one
@@ -123,11 +134,10 @@ func (q *SealSigner) Seal(ctx context.Context, claims SealClaims) (string, error
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	b, err := json.Marshal(claims)
+	r, err := newSealReq(&claims)
 	if err != nil {
-		return "", fmt.Errorf("pki: seal: marshal claims: %w", err)
+		return "", err
 	}
-	r := &sealReq{claims: b, leaf: rfc6962.DefaultHasher.HashLeaf(b)}
 	q.mu.Lock()
 	if !q.busy {
 		q.busy = true
@@ -198,13 +208,13 @@ func (q *SealSigner) sign(batch []*sealReq) {
 		leaves[i] = r.leaf
 	}
 	paths := make([][][]byte, n)
-	if d := pathLen(n); d > 0 {
+	if d := batchtree.PathLen(n); d > 0 {
 		all := make([][]byte, n*d)
 		for i := range paths {
 			paths[i] = all[i*d : i*d : (i+1)*d]
 		}
 	}
-	root := merkleTree(leaves, paths)
+	root := batchtree.Root(leaves, paths)
 	payload := make([]byte, 0, 64)
 	payload = append(payload, `{"v":2,"size":`...)
 	payload = strconv.AppendInt(payload, int64(n), 10)
@@ -251,40 +261,6 @@ func (r *sealReq) token() (string, error) {
 	buf = enc.AppendEncode(buf, proof)
 	// buf is never written again: the token shares its bytes (as sign's).
 	return unsafe.String(unsafe.SliceData(buf), len(buf)), nil
-}
-
-// merkleTree returns the RFC 6962 tree hash of leaf hashes and appends to
-// paths[i] the inclusion proof of leaf i (§2.1.1), every subtree hash
-// computed once.
-func merkleTree(leaves [][]byte, paths [][][]byte) []byte {
-	switch len(leaves) {
-	case 0:
-		return rfc6962.DefaultHasher.EmptyRoot()
-	case 1:
-		return leaves[0]
-	}
-	k := 1 // the largest power of two smaller than len(leaves)
-	for k<<1 < len(leaves) {
-		k <<= 1
-	}
-	left := merkleTree(leaves[:k], paths[:k])
-	right := merkleTree(leaves[k:], paths[k:])
-	for i := range paths[:k] {
-		paths[i] = append(paths[i], right)
-	}
-	for i := range paths[k:] {
-		paths[k+i] = append(paths[k+i], left)
-	}
-	return rfc6962.DefaultHasher.HashChildren(left, right)
-}
-
-// pathLen is the longest inclusion path in a tree of n leaves: ⌈log2 n⌉.
-func pathLen(n int) int {
-	d := 0
-	for 1<<d < n {
-		d++
-	}
-	return d
 }
 
 // verifySealBatch checks a v2 seal: the JWS (signature, chain, typ), that
@@ -345,11 +321,11 @@ func (q *SealSigner) SealGroup(claims []*SealClaims) ([]string, error) {
 		n := min(len(claims), MaxSealBatch)
 		batch := make([]*sealReq, n)
 		for i, c := range claims[:n] {
-			b, err := json.Marshal(c)
+			r, err := newSealReq(c)
 			if err != nil {
-				return nil, fmt.Errorf("pki: seal: marshal claims: %w", err)
+				return nil, err
 			}
-			batch[i] = &sealReq{claims: b, leaf: rfc6962.DefaultHasher.HashLeaf(b)}
+			batch[i] = r
 		}
 		q.sign(batch)
 		for _, r := range batch {

@@ -594,25 +594,6 @@ func TestSealInterop(t *testing.T) {
 	}
 }
 
-func TestMerkleTree(t *testing.T) {
-	for n := 1; n <= 17; n++ {
-		leaves := make([][]byte, n)
-		for i := range leaves {
-			leaves[i] = rfc6962.DefaultHasher.HashLeaf([]byte{byte(i)})
-		}
-		paths := make([][][]byte, n)
-		root := merkleTree(leaves, paths)
-		for i := range leaves {
-			if len(paths[i]) > pathLen(n) {
-				t.Fatalf("n=%d: path of %d longer than %d", n, len(paths[i]), pathLen(n))
-			}
-			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(i), uint64(n), leaves[i], paths[i], root); err != nil {
-				t.Fatalf("n=%d i=%d: %v", n, i, err)
-			}
-		}
-	}
-}
-
 func FuzzVerifySeal(f *testing.F) {
 	ca := testCA(f)
 	pool := ca.Pool()
