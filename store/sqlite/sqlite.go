@@ -109,6 +109,12 @@ func openDB(ctx context.Context, file, schema string) (*conn, error) {
 	return c, nil
 }
 
+// checkpointDue tells whether a checkpoint is due, since the last one
+// and with a WAL of walSize bytes.
+func checkpointDue(since time.Duration, walSize int64) bool {
+	return since >= checkpointEvery || walSize >= checkpointAt
+}
+
 // checkpoints runs passive WAL checkpoints until close.
 func (c *conn) checkpoints() {
 	defer close(c.cpDone)
@@ -120,10 +126,12 @@ func (c *conn) checkpoints() {
 		case <-c.stopCP:
 			return
 		case <-t.C:
-			if time.Since(last) < checkpointEvery {
-				if st, err := os.Stat(c.wal); err != nil || st.Size() < checkpointAt {
-					continue
-				}
+			var size int64
+			if st, err := os.Stat(c.wal); err == nil {
+				size = st.Size()
+			}
+			if !checkpointDue(time.Since(last), size) {
+				continue
 			}
 			last = time.Now()
 			if _, err := c.cp.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
